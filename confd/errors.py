@@ -1,0 +1,27 @@
+"""The errors confd reports. Each message names the file, line, key or plugin at fault."""
+
+from __future__ import annotations
+
+
+class ConfdError(Exception):
+    """Base of every error confd reports to the user (shown without a traceback)."""
+
+
+class ConfigError(ConfdError):
+    """Bad settings, a bad confd.toml, or a bad template resource file."""
+
+
+class TemplateError(ConfdError):
+    """A template failed to load or render (syntax error, missing key, ...)."""
+
+
+class BackendError(ConfdError):
+    """A database backend failed (settings, connection, request)."""
+
+
+class PluginError(BackendError):
+    """A database plugin failed to start, hand-shake, or answer."""
+
+
+class SyncError(ConfdError):
+    """Writing a destination, or its check or reload command, failed."""

@@ -1,0 +1,88 @@
+"""The backend registry: names of built-in databases and where their code lives.
+
+Entries are import paths, loaded only when a backend is selected, so choosing
+`env` never imports an etcd, Consul, Redis or gRPC client.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from confd.errors import BackendError
+from plugin_sdk.database import Database, DatabaseError
+
+BUILTINS: dict[str, str] = {
+    "env": "builtin.env:EnvDatabase",
+    "file": "builtin.file:FileDatabase",
+    "etcd": "builtin.etcd:EtcdDatabase",
+    "consul": "builtin.consul:ConsulDatabase",
+    "redis": "builtin.redis:RedisDatabase",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered backend: its name and `module:Class` import path."""
+
+    name: str
+    target: str
+
+    def load(self) -> type[Database]:
+        """Import and return the backend class."""
+        module_name, _, attr = self.target.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+            cls = getattr(module, attr)
+        except ImportError as exc:
+            raise BackendError(
+                f"backend {self.name!r}: cannot import {self.target} ({exc})"
+            ) from exc
+        if not (isinstance(cls, type) and issubclass(cls, Database)):
+            raise BackendError(f"backend {self.name!r}: {self.target} is not a Database")
+        return cls
+
+
+class Registry:
+    """An instance-scoped map of backend names to built-in implementations."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, target: str) -> None:
+        """Add a backend; a name registered twice is an error."""
+        if name in self._entries:
+            raise BackendError(f"backend {name!r} is registered twice")
+        self._entries[name] = Entry(name, target)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(sorted(self._entries.values(), key=lambda e: e.name))
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise BackendError(
+                f"unknown backend {name!r} (built-in: {', '.join(sorted(self._entries))})"
+            ) from None
+
+    def create(self, name: str, config: Mapping[str, str]) -> Database:
+        """Instantiate and configure built-in `name`; setting errors become `BackendError`."""
+        database = self.get(name).load()()
+        try:
+            database.configure(config)
+        except DatabaseError as exc:
+            raise BackendError(str(exc)) from exc
+        return database
+
+
+def default_registry() -> Registry:
+    """A registry holding every built-in backend."""
+    registry = Registry()
+    for name, target in BUILTINS.items():
+        registry.register(name, target)
+    return registry

@@ -1,0 +1,148 @@
+"""The `Database` contract every backend implements, built-in or plugin.
+
+Backends import only this module (and their own client library), never the
+daemon: the same class can be served in process or over the plugin protocol.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+__all__ = [
+    "Database",
+    "DatabaseError",
+    "Setting",
+    "WatchUnsupported",
+    "parse_settings",
+    "select_prefix",
+]
+
+
+class DatabaseError(Exception):
+    """A backend failed: bad settings, unreachable server, refused request.
+
+    Messages are written for the person running confd and never contain key
+    values or secrets.
+    """
+
+
+class WatchUnsupported(DatabaseError):
+    """Raised by `watch_prefix` of a backend that can only be polled."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting a backend accepts: shown by `confd backends`, checked by `configure`."""
+
+    name: str
+    type: type = str  # str, int, float, bool or list (comma-separated)
+    default: Any = None
+    help: str = ""
+    secret: bool = False  # never logged or shown
+    required: bool = False
+
+
+_TRUE = {"1", "t", "true", "y", "yes", "on"}
+_FALSE = {"0", "f", "false", "n", "no", "off", ""}
+
+
+def _convert(backend: str, setting: Setting, raw: str) -> Any:
+    kind = setting.type
+    try:
+        if kind is bool:
+            low = raw.strip().lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError(raw)
+        if kind is list:
+            return [part.strip() for part in raw.split(",") if part.strip()]
+        if kind is int:
+            return int(raw.strip())
+        if kind is float:
+            return float(raw.strip())
+        return raw
+    except ValueError:
+        shown = "<hidden>" if setting.secret else repr(raw)
+        raise DatabaseError(
+            f"backend {backend!r}: setting {setting.name!r} must be {kind.__name__}, got {shown}"
+        ) from None
+
+
+def parse_settings(
+    backend: str, declared: Sequence[Setting], config: Mapping[str, str]
+) -> dict[str, Any]:
+    """Validate `config` against `declared` settings and return typed values with defaults.
+
+    Unknown names and badly typed values raise `DatabaseError` naming the backend and setting.
+    """
+    by_name = {s.name: s for s in declared}
+    unknown = sorted(set(config) - set(by_name))
+    if unknown:
+        known = ", ".join(sorted(by_name)) or "none"
+        raise DatabaseError(
+            f"backend {backend!r} has no setting {', '.join(map(repr, unknown))} (settings: {known})"
+        )
+    values: dict[str, Any] = {}
+    for setting in declared:
+        if setting.name in config:
+            values[setting.name] = _convert(backend, setting, config[setting.name])
+        elif setting.required:
+            raise DatabaseError(f"backend {backend!r}: setting {setting.name!r} is required")
+        else:
+            values[setting.name] = setting.default
+    return values
+
+
+def select_prefix(key: str, requested: str) -> bool:
+    """True when `key` is `requested` or lies below it (`/app` holds `/app/x`, not `/apple`)."""
+    if requested in ("", "/"):
+        return True
+    base = requested.rstrip("/")
+    return key == base or key.startswith(base + "/")
+
+
+class Database(ABC):
+    """A key/value store confd reads from.
+
+    Keys are absolute, `/`-separated paths (`/app/db/host`); values are strings.
+    Subclasses set `name`, declare `settings`, and set `can_watch` when
+    `watch_prefix` is implemented natively.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    can_watch: ClassVar[bool] = False
+
+    def configure(self, config: Mapping[str, str]) -> None:
+        """Validate and apply settings; raise `DatabaseError` for unknown or bad ones.
+
+        The default stores typed values in `self.options`.
+        """
+        self.options: dict[str, Any] = parse_settings(self.name, self.settings, config)
+
+    @abstractmethod
+    def get_values(self, keys: Sequence[str]) -> dict[str, str]:
+        """Every key equal to, or below, each requested key, with its value."""
+
+    def watch_prefix(
+        self, prefix: str, keys: Sequence[str], stop: threading.Event
+    ) -> Iterator[Collection[str] | None]:
+        """Block, and yield once per change under `prefix`.
+
+        Each item is the collection of changed keys when the backend knows them, else
+        None ("something under the prefix changed"). The iterator must return soon
+        (within about a second) after `stop` is set. Backends that can only be polled
+        raise `WatchUnsupported`, and the daemon polls them instead.
+        """
+        raise WatchUnsupported(f"backend {self.name!r} cannot watch; it is polled instead")
+        yield None  # pragma: no cover - makes this a generator
+
+    def close(self) -> None:
+        """Release connections; also unblocks running watches."""
