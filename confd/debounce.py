@@ -1,0 +1,126 @@
+"""Debounce and throttle: when a requested re-render is due.
+
+A burst of changes produces one render: each request pushes the render `min` seconds out, but
+never beyond `max` after the first request of the burst. `not_before` throttles a resource whose
+last reload was too recent (`min_reload_interval`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from confd.errors import ConfigError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|us|µs|ns|h|m|s)?")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """Seconds in `text`: a plain number of seconds (`2.5`) or Go style (`500ms`, `1m30s`)."""
+    raw = text.strip()
+    if not raw:
+        raise ConfigError(f"{what}: empty duration")
+    total, pos = 0.0, 0
+    while pos < len(raw):
+        match = _DURATION_PART.match(raw, pos)
+        if not match or (match.group(2) is None and (pos or match.end() != len(raw))):
+            raise ConfigError(f"{what}: bad duration {raw!r} (use seconds, or e.g. 500ms, 2s, 1m)")
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+        pos = match.end()
+    return total
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A debounce window: render `min` s after the last change, at most `max` s after the first."""
+
+    min: float
+    max: float
+
+    def __post_init__(self) -> None:
+        if self.min < 0 or self.max < self.min:
+            raise ConfigError(f"wait: need 0 <= min <= max, got {self.min}:{self.max}")
+
+
+def parse_wait(text: str, what: str = "wait") -> Wait | None:
+    """Parse `"min:max"` (or a single `"min"`, meaning max = 4 x min); empty or `"0"` means none."""
+    raw = text.strip()
+    if not raw:
+        return None
+    low, sep, high = raw.partition(":")
+    minimum = parse_duration(low, what)
+    maximum = parse_duration(high, what) if sep else minimum * 4
+    if minimum == 0 and maximum == 0:
+        return None
+    return Wait(minimum, maximum)
+
+
+@dataclass
+class _Pending:
+    first: float
+    due: float
+
+
+class Schedule:
+    """A thread-safe set of pending renders keyed by resource, each with the time it is due.
+
+    `request` adds or extends an entry; `take` blocks until entries are due and removes them.
+    Without a wait a request is due at once, so a native watch costs no sleep.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._pending: dict[Hashable, _Pending] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def request(self, key: Hashable, wait: Wait | None = None, not_before: float = 0.0) -> None:
+        """Ask for `key` to be rendered, debounced by `wait`, and not before `not_before`."""
+        with self._cond:
+            now = self._clock()
+            entry = self._pending.get(key)
+            if entry is None:
+                due = now + wait.min if wait else now
+                self._pending[key] = _Pending(first=now, due=max(due, not_before))
+            elif wait:
+                entry.due = max(min(now + wait.min, entry.first + wait.max), not_before)
+            else:
+                entry.due = max(min(entry.due, now), not_before)
+            self._cond.notify_all()
+
+    def take(self) -> list[Hashable]:
+        """Block until at least one entry is due and return (and remove) every due entry.
+
+        Returns an empty list once `close()` was called.
+        """
+        with self._cond:
+            while not self._closed:
+                now = self._clock()
+                due = [key for key, entry in self._pending.items() if entry.due <= now]
+                if due:
+                    for key in due:
+                        del self._pending[key]
+                    return due
+                soonest = min((entry.due for entry in self._pending.values()), default=None)
+                self._cond.wait(None if soonest is None else max(soonest - now, 0.0))
+            return []
+
+    def discard(self, key: Hashable) -> None:
+        """Forget a pending request (its resource was removed)."""
+        with self._cond:
+            self._pending.pop(key, None)
+
+    def pending(self) -> int:
+        """How many renders are waiting."""
+        with self._cond:
+            return len(self._pending)
+
+    def close(self) -> None:
+        """Wake every `take` and make it return empty: no new render starts."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
