@@ -1,0 +1,285 @@
+"""Template resources: the `[template]` tables in `<confdir>/conf.d/*.toml`, parsed and checked.
+
+The format is Go confd's (src, dest, keys, prefix, mode, uid, gid, check_cmd, reload_cmd) plus
+owner/group names, command timeouts, a per-resource `[backend]` table, `wait` and
+`min_reload_interval`. Every problem is a `ConfigError` naming the file (and key).
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confd.debounce import Wait, parse_duration, parse_wait
+from confd.errors import ConfigError
+from confd.log import get_logger
+from confd.settings import toml_value_to_str
+
+__all__ = [
+    "BackendRef",
+    "TemplateResource",
+    "DEFAULT_CHECK_TIMEOUT",
+    "DEFAULT_RELOAD_TIMEOUT",
+    "join_key",
+    "store_key",
+    "load_resource",
+    "load_resources",
+]
+
+log = get_logger("resource")
+
+DEFAULT_CHECK_TIMEOUT = 30.0
+DEFAULT_RELOAD_TIMEOUT = 60.0
+
+_TEMPLATE_KEYS = {
+    "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
+    "check_cmd", "reload_cmd", "check_cmd_timeout", "reload_cmd_timeout",
+    "wait", "min_reload_interval",
+}
+_TOP_KEYS = {"template", "backend"}
+
+
+def join_key(*parts: str) -> str:
+    """Go's `path.Join("/", parts...)`: one absolute, clean `/`-separated key."""
+    out: list[str] = []
+    for part in parts:
+        for piece in part.split("/"):
+            if piece in ("", "."):
+                continue
+            if piece == "..":
+                if out:
+                    out.pop()
+            else:
+                out.append(piece)
+    return "/" + "/".join(out)
+
+
+def store_key(key: str, prefix: str) -> str:
+    """The key a template sees: Go confd's `path.Join("/", strings.TrimPrefix(key, prefix))`."""
+    return join_key(key.removeprefix(prefix))
+
+
+@dataclass(frozen=True)
+class BackendRef:
+    """A resource's own backend: `name` plus settings, as in a `[backends.NAME]` table."""
+
+    name: str
+    settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TemplateResource:
+    """One parsed resource file: what to render, where to, with which owner, mode and commands.
+
+    `mode`, `uid` and `gid` are None when unset: the destination keeps its own (new: 0644,
+    the running user). `prefix` already joins the global prefix with the resource's.
+    """
+
+    path: Path
+    src: str
+    src_path: Path
+    dest: Path
+    keys: tuple[str, ...] = ()
+    prefix: str = "/"
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    check_cmd: str = ""
+    reload_cmd: str = ""
+    check_cmd_timeout: float = DEFAULT_CHECK_TIMEOUT
+    reload_cmd_timeout: float = DEFAULT_RELOAD_TIMEOUT
+    backend: BackendRef | None = None
+    wait: Wait | None = None
+    min_reload_interval: float = 0.0
+
+    @property
+    def name(self) -> str:
+        """The resource file's name, as logs and errors show it."""
+        return self.path.name
+
+    def backend_keys(self) -> list[str]:
+        """The keys asked of the database: each resource key joined under the prefix."""
+        return [join_key(self.prefix, key) for key in self.keys]
+
+    def to_store(self, values: Mapping[str, str]) -> dict[str, str]:
+        """Database keys re-rooted at `/` with the prefix stripped, as templates see them."""
+        return {store_key(key, self.prefix): value for key, value in values.items()}
+
+
+def _string(path: Path, table: Mapping[str, Any], key: str, *, required: bool = False) -> str:
+    value = table.get(key, "")
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: template {key} must be a string, got {type(value).__name__}")
+    if required and not value.strip():
+        raise ConfigError(f"{path}: template {key} is required")
+    return value
+
+
+def _mode(path: Path, raw: Any) -> int | None:
+    """`"644"`, `"0644"`, `"0o644"` and a bare TOML `644` all mean octal 644."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise ConfigError(f"{path}: template mode must be an octal string like \"0644\"")
+    text = str(raw).strip().lower().removeprefix("0o")
+    if not re.fullmatch(r"[0-7]{1,5}", text) or int(text, 8) > 0o7777:
+        raise ConfigError(f"{path}: template mode {raw!r} is not an octal file mode like 0644")
+    return int(text, 8)
+
+
+def _ident(path: Path, table: Mapping[str, Any], key: str) -> int | None:
+    raw = table.get(key)
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise ConfigError(f"{path}: template {key} must be a non-negative integer")
+    return raw
+
+
+def _owner(path: Path, table: Mapping[str, Any], uid: int | None) -> int | None:
+    name = _string(path, table, "owner")
+    if not name:
+        return uid
+    try:
+        found = pwd.getpwnam(name).pw_uid
+    except KeyError:
+        raise ConfigError(f"{path}: template owner {name!r} is not a user on this host") from None
+    if uid is not None and uid != found:
+        raise ConfigError(f"{path}: template owner {name!r} (uid {found}) disagrees with uid {uid}")
+    return found
+
+
+def _group(path: Path, table: Mapping[str, Any], gid: int | None) -> int | None:
+    name = _string(path, table, "group")
+    if not name:
+        return gid
+    try:
+        found = grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise ConfigError(f"{path}: template group {name!r} is not a group on this host") from None
+    if gid is not None and gid != found:
+        raise ConfigError(f"{path}: template group {name!r} (gid {found}) disagrees with gid {gid}")
+    return found
+
+
+def _seconds(path: Path, table: Mapping[str, Any], key: str, default: float) -> float:
+    raw = table.get(key)
+    if raw is None:
+        return default
+    if isinstance(raw, bool):
+        raise ConfigError(f"{path}: template {key} must be seconds or a duration like \"30s\"")
+    if isinstance(raw, int | float):
+        seconds = float(raw)
+    elif isinstance(raw, str):
+        seconds = parse_duration(raw, f"{path}: template {key}")
+    else:
+        raise ConfigError(f"{path}: template {key} must be seconds or a duration like \"30s\"")
+    if seconds < 0:
+        raise ConfigError(f"{path}: template {key} must not be negative")
+    return seconds
+
+
+def _keys(path: Path, raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(k, str) for k in raw):
+        raise ConfigError(f"{path}: template keys must be a list of strings")
+    return tuple(raw)
+
+
+def _src(path: Path, templates_dir: Path, src: str) -> Path:
+    base = templates_dir.resolve()
+    resolved = (base / src).resolve()
+    if not resolved.is_relative_to(base):
+        raise ConfigError(f"{path}: template src {src!r} points outside {templates_dir}")
+    if not resolved.is_file():
+        raise ConfigError(f"{path}: template src {src!r} does not exist in {templates_dir}")
+    return resolved
+
+
+def _backend(path: Path, raw: Any) -> BackendRef | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [backend] must be a table")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: [backend] needs name = \"<backend>\"")
+    settings = {
+        k.replace("-", "_"): toml_value_to_str(v) for k, v in raw.items() if k != "name"
+    }
+    return BackendRef(name, settings)
+
+
+def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> TemplateResource:
+    """Parse one resource file; `prefix` is the global one (joined before the resource's)."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read resource file: {exc.strerror}") from None
+    for key in sorted(set(data) - _TOP_KEYS):
+        log.warning("%s: unknown key %r ignored", path, key)
+    table = data.get("template")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: missing [template] table")
+    for key in sorted(set(table) - _TEMPLATE_KEYS):
+        log.warning("%s: unknown key %r in [template] ignored", path, key)
+
+    src = _string(path, table, "src", required=True)
+    dest = _string(path, table, "dest", required=True)
+    wait_raw = table.get("wait")
+    if wait_raw is not None and not isinstance(wait_raw, str):
+        raise ConfigError(f"{path}: template wait must be a string like \"2s:10s\"")
+    uid = _owner(path, table, _ident(path, table, "uid"))
+    gid = _group(path, table, _ident(path, table, "gid"))
+    return TemplateResource(
+        path=path,
+        src=src,
+        src_path=_src(path, templates_dir, src),
+        dest=Path(os.path.abspath(dest)),
+        keys=_keys(path, table.get("keys")),
+        prefix=join_key(prefix, _string(path, table, "prefix")),
+        mode=_mode(path, table.get("mode")),
+        uid=uid,
+        gid=gid,
+        check_cmd=_string(path, table, "check_cmd"),
+        reload_cmd=_string(path, table, "reload_cmd"),
+        check_cmd_timeout=_seconds(path, table, "check_cmd_timeout", DEFAULT_CHECK_TIMEOUT),
+        reload_cmd_timeout=_seconds(path, table, "reload_cmd_timeout", DEFAULT_RELOAD_TIMEOUT),
+        backend=_backend(path, data.get("backend")),
+        wait=parse_wait(wait_raw, f"{path}: template wait") if wait_raw else None,
+        min_reload_interval=_seconds(path, table, "min_reload_interval", 0.0),
+    )
+
+
+def load_resources(
+    confdir: Path, *, prefix: str = ""
+) -> tuple[list[TemplateResource], list[ConfigError]]:
+    """Every `conf.d/*.toml` in name order; bad files are returned as errors, the rest load.
+
+    A missing confdir or conf.d is itself an error (raised): nothing to do is not success.
+    """
+    resources_dir = confdir / "conf.d"
+    if not confdir.is_dir():
+        raise ConfigError(f"confdir {confdir} does not exist")
+    if not resources_dir.is_dir():
+        raise ConfigError(f"confdir {confdir} has no conf.d directory of template resources")
+    resources: list[TemplateResource] = []
+    errors: list[ConfigError] = []
+    for path in sorted(resources_dir.glob("*.toml")):
+        try:
+            resources.append(load_resource(path, confdir / "templates", prefix=prefix))
+        except ConfigError as exc:
+            errors.append(exc)
+    return resources, errors
+

@@ -1,0 +1,274 @@
+"""Bring a destination file in line with freshly rendered content, safely.
+
+Stage beside the destination, fsync, compare bytes + mode + uid + gid; only on a real
+difference run check_cmd on the stage file, rename it over the destination, fsync the
+directory, then run reload_cmd. The destination is never partly written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import enum
+import errno
+import hashlib
+import os
+import re
+import shlex
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from confd.errors import SyncError
+from confd.log import get_logger
+
+__all__ = ["SyncOptions", "Target", "SyncResult", "sync_file", "run_command", "render_command"]
+
+log = get_logger("sync")
+
+_COMMAND_VAR = re.compile(r"\{\{\s*\.(src|dest)\s*\}\}")
+
+
+def render_command(command: str, *, src: str, dest: str) -> str:
+    """Substitute confd's `{{.src}}` / `{{.dest}}` (any spacing) in a shell command, quoted."""
+    values = {"src": shlex.quote(src), "dest": shlex.quote(dest)}
+    return _COMMAND_VAR.sub(lambda m: values[m.group(1)], command)
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """Run-wide switches: --noop, --sync-only, --keep-stage-file."""
+
+    noop: bool = False
+    sync_only: bool = False
+    keep_stage_file: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a rendered file lands. None mode/uid/gid keep the destination's own.
+
+    `check_cmd` and `reload_cmd` are shell commands with confd's `{{.src}}` and `{{.dest}}`:
+    for the check, src is the stage file; for the reload, the updated destination.
+    """
+
+    dest: Path
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    check_cmd: str = ""
+    reload_cmd: str = ""
+    check_cmd_timeout: float = 30.0
+    reload_cmd_timeout: float = 60.0
+
+
+class SyncResult(enum.Enum):
+    """What syncing did: replaced the destination, found it in sync, or only showed a diff."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    NOOP = "noop"
+
+
+def run_command(command: str, timeout: float, what: str) -> None:
+    """Run `sh -c command`; a non-zero exit or a timeout is a `SyncError` naming `what`.
+
+    The command gets its own process group so a timeout kills everything it started.
+    """
+    log.debug("Running %s", command)
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout if timeout > 0 else None)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise SyncError(f"{what} timed out after {timeout:g}s: {command}") from None
+    text = output.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        tail = "\n".join(text.splitlines()[-5:])
+        status = (
+            f"killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exit status {proc.returncode}"
+        )
+        raise SyncError(f"{what} failed ({status}): {command}" + (f"\n{tail}" if tail else ""))
+    if text:
+        log.debug("%s output: %s", what, text)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _can_chown(current: os.stat_result, uid: int, gid: int) -> bool:
+    """chown only as root, or when it changes nothing (an unprivileged user cannot give away)."""
+    return os.geteuid() == 0 or (current.st_uid == uid and current.st_gid == gid)
+
+
+def _in_sync(dest: Path, dest_stat: os.stat_result | None, data: bytes, mode: int,
+             uid: int, gid: int) -> bool:
+    """Compare like confd, logging each difference (never the content itself)."""
+    if dest_stat is None:
+        log.info("%s does not exist", dest)
+        return False
+    same = True
+    if dest_stat.st_uid != uid:
+        log.info("%s has UID %d should be %d", dest, dest_stat.st_uid, uid)
+        same = False
+    if dest_stat.st_gid != gid:
+        log.info("%s has GID %d should be %d", dest, dest_stat.st_gid, gid)
+        same = False
+    if stat.S_IMODE(dest_stat.st_mode) != mode:
+        log.info("%s has mode %s should be %s", dest, oct(stat.S_IMODE(dest_stat.st_mode)),
+                 oct(mode))
+        same = False
+    current = dest.read_bytes()
+    if current != data:
+        log.info("%s has md5sum %s should be %s", dest, _md5(current), _md5(data))
+        same = False
+    return same
+
+
+def _wanted(target: Target, current: os.stat_result | None) -> tuple[int, int, int]:
+    """Mode, uid, gid to give the file: the target's, else the destination's, else defaults."""
+    mode = target.mode
+    if mode is None:
+        mode = stat.S_IMODE(current.st_mode) if current else 0o644
+    uid = target.uid
+    if uid is None:
+        uid = current.st_uid if current else os.geteuid()
+    gid = target.gid
+    if gid is None:
+        gid = current.st_gid if current else os.getegid()
+    return mode, uid, gid
+
+
+def _print_diff(dest: Path, exists: bool, data: bytes, out: IO[str]) -> None:
+    old = dest.read_bytes().decode(errors="replace") if exists else ""
+    new = data.decode(errors="replace")
+    diff = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=str(dest) if exists else "/dev/null",
+        tofile=str(dest),
+    )
+    for line in diff:
+        out.write(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    out.flush()
+
+
+def _write_in_place(stage: Path, dest: Path, mode: int, uid: int, gid: int) -> None:
+    """For a bind-mounted destination that cannot be renamed over: rewrite it in place."""
+    data = stage.read_bytes()
+    fd = os.open(dest, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+        if _can_chown(os.fstat(fd), uid, gid):
+            os.fchown(fd, uid, gid)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_file(
+    data: bytes, target: Target, options: SyncOptions = SyncOptions(), *,
+    out: IO[str] | None = None,
+) -> SyncResult:
+    """Make `target.dest` hold `data` with the target's mode and owner; see the module doc.
+
+    Raises `SyncError` (destination untouched) when staging, the check, or the rename fails;
+    a failed reload also raises, after the destination was updated.
+    """
+    dest = target.dest
+    directory = dest.parent
+    if not directory.is_dir():
+        raise SyncError(f"cannot write {dest}: directory {directory} does not exist")
+    try:
+        dest_stat: os.stat_result | None = dest.stat()
+    except FileNotFoundError:
+        dest_stat = None
+    except OSError as exc:
+        raise SyncError(f"cannot stat {dest}: {exc.strerror}") from None
+    mode, uid, gid = _wanted(target, dest_stat)
+
+    try:
+        fd, stage_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=directory)
+    except OSError as exc:
+        raise SyncError(f"cannot create a stage file for {dest} in {directory}: "
+                        f"{exc.strerror}") from None
+    stage = Path(stage_name)
+    renamed = False
+    try:
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fchmod(handle.fileno(), mode)
+                if _can_chown(os.fstat(handle.fileno()), uid, gid):
+                    os.fchown(handle.fileno(), uid, gid)
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise SyncError(f"cannot write stage file {stage} for {dest}: {exc.strerror}") from None
+        staged = stage.stat()
+        uid, gid = staged.st_uid, staged.st_gid  # what we could really give it
+
+        log.debug("Comparing candidate config to %s", dest)
+        if _in_sync(dest, dest_stat, data, mode, uid, gid):
+            log.debug("Target config %s in sync", dest)
+            return SyncResult.UNCHANGED
+        if options.noop:
+            log.warning("Noop mode enabled. %s will not be modified", dest)
+            _print_diff(dest, dest_stat is not None, data, out or sys.stdout)
+            return SyncResult.NOOP
+
+        log.info("Target config %s out of sync", dest)
+        if target.check_cmd and not options.sync_only:
+            command = render_command(target.check_cmd, src=str(stage), dest=str(dest))
+            run_command(command, target.check_cmd_timeout, f"check_cmd for {dest}")
+        log.debug("Overwriting target config %s", dest)
+        try:
+            os.rename(stage, dest)
+            renamed = True
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise SyncError(f"cannot replace {dest}: {exc.strerror}") from None
+            log.debug("Rename failed - %s is likely a mount; writing in place", dest)
+            try:
+                _write_in_place(stage, dest, mode, uid, gid)
+            except OSError as exc2:
+                raise SyncError(f"cannot write {dest} in place: {exc2.strerror}") from None
+        _fsync_dir(directory)
+        if target.reload_cmd and not options.sync_only:
+            command = render_command(target.reload_cmd, src=str(dest), dest=str(dest))
+            run_command(command, target.reload_cmd_timeout, f"reload_cmd for {dest}")
+        log.info("Target config %s has been updated", dest)
+        return SyncResult.CHANGED
+    finally:
+        if not renamed:
+            if options.keep_stage_file:
+                log.info("Keeping staged file: %s", stage)
+            else:
+                stage.unlink(missing_ok=True)
