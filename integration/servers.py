@@ -1,0 +1,191 @@
+"""Real etcd and Redis servers for the tests: free 127.0.0.1 ports, temporary data, always stopped.
+
+On a fresh machine running as root, missing servers are installed from Debian's apt
+(`etcd-server`, `redis-server`); otherwise a missing or failing server is an error that says
+what to install or what the server printed. Nothing here ever skips a test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+__all__ = ["EtcdServer", "RedisServer", "ServerError", "free_port", "require_binary"]
+
+
+class ServerError(RuntimeError):
+    """A test server could not be installed or started."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_binary(name: str, package: str, fallback: str | None = None) -> str:
+    """Path of executable `name`; apt-get installs `package` when missing and running as root."""
+    found = shutil.which(name) or (fallback if fallback and os.path.exists(fallback) else None)
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise ServerError(f"{name} is not installed: run `apt-get install {package}` (as root)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+    ):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ServerError(f"`{' '.join(cmd)}` failed:\n{done.stderr[-2000:]}")
+    found = shutil.which(name) or (fallback if fallback and os.path.exists(fallback) else None)
+    if not found:
+        raise ServerError(f"installed {package} but {name} is still not on PATH")
+    return found
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class _Server:
+    """A server process with a temporary directory, a log file and start/stop/restart."""
+
+    name = "server"
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"confd-test-{self.name}-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.dir / "server.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        return _port_open(self.port)
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start the server and wait until it answers; fail with its log tail if it does not."""
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if self.ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        raise ServerError(f"{self.name} did not start on 127.0.0.1:{self.port}; its log:\n{tail}")
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL) and wait for its port to close."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        """Stop the server and remove its directory."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EtcdServer(_Server):
+    """A single-member etcd 3.x; with `tls` set, clients must present a certificate."""
+
+    name = "etcd"
+
+    def __init__(self, tls: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.binary = require_binary("etcd", "etcd-server", "/usr/bin/etcd")
+        self.peer_port = free_port()
+        self.tls = tls
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def ready(self) -> bool:
+        if not _port_open(self.port):
+            return False
+        if self.tls:
+            return True
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as reply:
+                return b'"true"' in reply.read()
+        except OSError:
+            return False
+
+    def command(self) -> list[str]:
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        cmd = [
+            self.binary,
+            "--name", "confd-test",
+            "--data-dir", str(self.dir / "data"),
+            "--listen-client-urls", self.url,
+            "--advertise-client-urls", self.url,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"confd-test={peer}",
+            "--log-level", "warn",
+            "--logger", "zap",
+        ]  # fmt: skip
+        if self.tls:
+            cmd += [
+                "--cert-file", self.tls["cert"],
+                "--key-file", self.tls["key"],
+                "--trusted-ca-file", self.tls["ca"],
+                "--client-cert-auth",
+            ]  # fmt: skip
+        return cmd
+
+
+class RedisServer(_Server):
+    """A Redis without persistence, on a TCP port and a unix socket."""
+
+    name = "redis"
+
+    def __init__(self, extra: list[str] | None = None) -> None:
+        super().__init__()
+        self.binary = require_binary("redis-server", "redis-server")
+        self.socket = self.dir / "redis.sock"
+        self.extra = extra or []
+
+    def command(self) -> list[str]:
+        return [
+            self.binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.dir),
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            *self.extra,
+        ]  # fmt: skip
