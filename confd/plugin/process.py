@@ -1,0 +1,296 @@
+"""One running plugin process: launch, handshake, connect, health-check, stdio, shutdown.
+
+Restarts are the caller's business (see `client.PluginDatabase`); this class owns exactly one
+child process and cleans up its socket directory.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import queue
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+
+import grpc
+from google.protobuf import empty_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from confd.errors import PluginError
+from confd.plugin.handshake import Handshake, parse_handshake
+from confd.plugin.stderr import relay
+from plugin_sdk import protocol
+from plugin_sdk.mtls import Certificate, der_to_pem, grpc_can_verify, make_certificate
+from plugin_sdk.proto.confd_plugin import (
+    grpc_controller_pb2,
+    grpc_controller_pb2_grpc,
+    grpc_stdio_pb2,
+    grpc_stdio_pb2_grpc,
+)
+
+_TAIL_LINES = 20
+_LINE_LIMIT = 64 * 1024
+SHUTDOWN_GRACE = 2.0
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+]
+
+
+class TlsUnusable(PluginError):
+    """The plugin's AutoMTLS certificate cannot be used by grpcio (a P-521 key)."""
+
+
+class PluginProcess:
+    """A started, hand-shaken plugin with a ready gRPC channel (`channel`)."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        auto_mtls: bool = True,
+        start_timeout: float = 10.0,
+        versions: Sequence[int] = protocol.APP_PROTOCOL_VERSIONS,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.auto_mtls = auto_mtls
+        self.start_timeout = start_timeout
+        self.versions = tuple(versions)
+        self.log = logging.getLogger(f"confd.plugin.{name}")
+        self.handshake: Handshake | None = None
+        self.channel: grpc.Channel | None = None
+        self.stdio_supported: bool | None = None
+        self.tls = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._socket_dir = ""
+        self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        self._threads: list[threading.Thread] = []
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Launch and connect; PluginError naming the plugin, its output and stderr tail."""
+        deadline = time.monotonic() + self.start_timeout
+        self._socket_dir = tempfile.mkdtemp(prefix="confd-plugin-")
+        os.chmod(self._socket_dir, 0o700)
+        cert = make_certificate() if self.auto_mtls else None
+        env = dict(os.environ)
+        env.update(
+            {
+                protocol.MAGIC_COOKIE_KEY: protocol.MAGIC_COOKIE_VALUE,
+                protocol.ENV_PROTOCOL_VERSIONS: ",".join(map(str, self.versions)),
+                protocol.ENV_MIN_PORT: env.get(protocol.ENV_MIN_PORT, "10000"),
+                protocol.ENV_MAX_PORT: env.get(protocol.ENV_MAX_PORT, "25000"),
+                protocol.ENV_UNIX_SOCKET_DIR: self._socket_dir,
+            }
+        )
+        env.pop(protocol.ENV_CLIENT_CERT, None)
+        if cert is not None:
+            env[protocol.ENV_CLIENT_CERT] = cert.cert_pem.decode()
+        try:
+            self._proc = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+        except OSError as exc:
+            self._cleanup_dir()
+            raise PluginError(
+                f"plugin {self.name!r}: cannot start {self.command[0]}: {exc}"
+            ) from exc
+        try:
+            self._connect(deadline, cert)
+        except BaseException:
+            self.stop(graceful=False)
+            raise
+
+    def _connect(self, deadline: float, cert: Certificate | None) -> None:
+        assert self._proc is not None and self._proc.stdout and self._proc.stderr
+        self._spawn(self._read_stderr, self._proc.stderr)
+        lines: queue.Queue[bytes] = queue.Queue()
+        self._spawn(self._read_stdout, self._proc.stdout, lines)
+        try:
+            raw = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise self._failure(
+                f"printed no handshake line within {self.start_timeout:g} s"
+            ) from None
+        if not raw:
+            code = self._wait_exit(1.0)
+            raise self._failure(f"exited with status {code} before its handshake")
+        line = raw.decode("utf-8", "replace")
+        try:
+            self.handshake = parse_handshake(self.name, line, self.versions)
+        except PluginError as exc:
+            raise PluginError(f"{exc}{self._tail_text()}") from None
+        server_cert = self.handshake.server_cert
+        if cert is not None and server_cert is not None and not grpc_can_verify(server_cert):
+            raise TlsUnusable(
+                f"plugin {self.name!r} sent a P-521 AutoMTLS certificate, which grpcio's TLS "
+                "cannot verify"
+            )
+        self.channel = self._dial(cert)
+        try:
+            grpc.channel_ready_future(self.channel).result(
+                timeout=max(0.1, deadline - time.monotonic())
+            )
+        except grpc.FutureTimeoutError:
+            raise self._failure(
+                f"announced {self.handshake.target} but no gRPC connection could be made"
+                + (" (TLS handshake failed?)" if self.tls else "")
+            ) from None
+        self._check_health(deadline)
+        self._start_stdio()
+
+    def _dial(self, cert: Certificate | None) -> grpc.Channel:
+        assert self.handshake is not None
+        server_cert = self.handshake.server_cert
+        if cert is None or server_cert is None:
+            if cert is not None:
+                self.log.debug("plugin %s serves without AutoMTLS; connecting in plaintext",
+                               self.name)
+            return grpc.insecure_channel(self.handshake.target, options=CHANNEL_OPTIONS)
+        self.tls = True
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=der_to_pem(server_cert),
+            private_key=cert.key_pem,
+            certificate_chain=cert.cert_pem,
+        )
+        options = [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", "localhost")]
+        return grpc.secure_channel(self.handshake.target, credentials, options=options)
+
+    def _check_health(self, deadline: float) -> None:
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        try:
+            reply = stub.Check(
+                health_pb2.HealthCheckRequest(service=protocol.HEALTH_SERVICE),
+                timeout=max(0.5, deadline - time.monotonic()),
+            )
+        except grpc.RpcError as exc:
+            raise self._failure(
+                f"failed its health check: {exc.code().name}: {exc.details()}"
+            ) from None
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise self._failure(f"reports health {reply.status}, not SERVING")
+
+    def _start_stdio(self) -> None:
+        stub = grpc_stdio_pb2_grpc.GRPCStdioStub(self.channel)
+        call = stub.StreamStdio(empty_pb2.Empty())
+        self._spawn(self._relay_stdio, call)
+
+    # -- readers ---------------------------------------------------------------------------
+
+    def _spawn(self, target, *args) -> None:
+        thread = threading.Thread(
+            target=target, args=args, name=f"plugin-{self.name}-{target.__name__}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def _read_stderr(self, pipe) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            for raw in iter(lambda: pipe.readline(_LINE_LIMIT), b""):
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                self._tail.append(line[:500])
+                relay(self.log, self.name, line)
+
+    def _read_stdout(self, pipe, lines: queue.Queue[bytes]) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            lines.put(pipe.readline(_LINE_LIMIT))
+            # Later stdout is never parsed: drained so the plugin cannot block on it.
+            for raw in iter(lambda: pipe.readline(_LINE_LIMIT), b""):
+                self.log.debug("plugin %s stdout: %s", self.name,
+                               raw.decode("utf-8", "replace").rstrip())
+            return
+        lines.put(b"")
+
+    def _relay_stdio(self, call) -> None:
+        try:
+            for chunk in call:
+                channel = "stderr" if chunk.channel == grpc_stdio_pb2.StdioData.STDERR else "stdout"
+                for line in chunk.data.decode("utf-8", "replace").splitlines():
+                    self.log.debug("plugin %s %s: %s", self.name, channel, line)
+            self.stdio_supported = True
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self.stdio_supported = False  # go-plugin 1.0.x: no GRPCStdio service
+                self.log.debug("plugin %s has no GRPCStdio service", self.name)
+            else:
+                self.stdio_supported = True
+
+    # -- state and errors ------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stderr_tail(self) -> list[str]:
+        return list(self._tail)
+
+    def _wait_exit(self, timeout: float) -> int | None:
+        assert self._proc is not None
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        for thread in self._threads:
+            if thread.name.endswith("_read_stderr"):
+                thread.join(0.5)
+        return code
+
+    def _tail_text(self) -> str:
+        if self._proc is not None and self._proc.poll() is None:
+            time.sleep(0.05)  # let the stderr reader catch up with what was just written
+        tail = [line for line in self._tail if line.strip()][-8:]
+        return ("; stderr tail:\n  " + "\n  ".join(tail)) if tail else "; stderr was empty"
+
+    def _failure(self, what: str) -> PluginError:
+        return PluginError(f"plugin {self.name!r} ({self.command[-1]}) {what}{self._tail_text()}")
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Shutdown over gRPC, wait up to 2 s for the exit, then kill; always cleans up."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            if graceful and self.channel is not None:
+                with contextlib.suppress(grpc.RpcError):
+                    grpc_controller_pb2_grpc.GRPCControllerStub(self.channel).Shutdown(
+                        grpc_controller_pb2.Empty(), timeout=SHUTDOWN_GRACE
+                    )
+            try:
+                proc.wait(SHUTDOWN_GRACE if graceful else 0.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5.0)
+        elif proc is not None:
+            proc.poll()
+        if self.channel is not None:
+            self.channel.close()
+        for thread in self._threads:
+            thread.join(0.5)
+        if proc is not None:
+            for pipe in (proc.stdout, proc.stderr):
+                with contextlib.suppress(OSError):
+                    pipe and pipe.close()
+        self._cleanup_dir()
+
+    def _cleanup_dir(self) -> None:
+        if self._socket_dir:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = ""
+
