@@ -191,6 +191,15 @@ class Daemon:
         self.notifier.start_watchdog(healthy=self._healthy)
         return True
 
+    @property
+    def pass_failures(self) -> int:
+        """How many targets failed in the last full pass (exec mode starts no program then)."""
+        return self._pass_failed
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
     def serve(self) -> None:
         """Handle SIGHUP, interval ticks and stop requests until a stop."""
         next_pass = time.monotonic() + self.interval
