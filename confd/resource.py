@@ -204,6 +204,20 @@ def _src(path: Path, templates_dir: Path, src: str) -> Path:
     return resolved
 
 
+def _wait(path: Path, raw: Any) -> Wait | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ConfigError(f"{path}: template wait must be a string like \"2s:10s\"")
+    try:
+        return parse_wait(raw, f"{path}: template wait")
+    except ConfigError as exc:
+        message = str(exc)
+        if str(path) not in message:
+            message = f"{path}: template {message}"
+        raise ConfigError(message) from None
+
+
 def _backend(path: Path, raw: Any) -> BackendRef | None:
     if raw is None:
         return None
@@ -238,8 +252,6 @@ def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> Templ
     src = _string(path, table, "src", required=True)
     dest = _string(path, table, "dest", required=True)
     wait_raw = table.get("wait")
-    if wait_raw is not None and not isinstance(wait_raw, str):
-        raise ConfigError(f"{path}: template wait must be a string like \"2s:10s\"")
     uid = _owner(path, table, _ident(path, table, "uid"))
     gid = _group(path, table, _ident(path, table, "gid"))
     return TemplateResource(
@@ -257,7 +269,7 @@ def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> Templ
         check_cmd_timeout=_seconds(path, table, "check_cmd_timeout", DEFAULT_CHECK_TIMEOUT),
         reload_cmd_timeout=_seconds(path, table, "reload_cmd_timeout", DEFAULT_RELOAD_TIMEOUT),
         backend=_backend(path, data.get("backend")),
-        wait=parse_wait(wait_raw, f"{path}: template wait") if wait_raw else None,
+        wait=_wait(path, wait_raw),
         min_reload_interval=_seconds(path, table, "min_reload_interval", 0.0),
     )
 
