@@ -192,6 +192,9 @@ def _watchfiles() -> ModuleType | None:
     except ImportError:
         log.info("file backend: watchfiles is not installed; watching by polling every 0.25 s")
         return None
+    noisy = logging.getLogger("watchfiles")
+    if noisy.level == logging.NOTSET:
+        noisy.setLevel(logging.WARNING)  # it logs every batch of changes at INFO
     return watchfiles
 
 
