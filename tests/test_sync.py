@@ -1,0 +1,194 @@
+"""Syncing a destination: only real changes land, checks guard them, reloads run once."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from confd.errors import SyncError
+from confd.sync import SyncOptions, SyncResult, Target, render_command, sync_file
+
+
+def stage_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    out = tmp_path / "etc dir"  # a space: commands must quote paths
+    out.mkdir()
+    return out / "app.conf"
+
+
+def reload_counter(tmp_path: Path) -> tuple[str, Path]:
+    counter = tmp_path / "reloads"
+    return f"echo reload >> '{counter}'", counter
+
+
+def reloads(counter: Path) -> int:
+    return len(counter.read_text().splitlines()) if counter.exists() else 0
+
+
+def test_new_file_is_written_with_default_mode(dest: Path) -> None:
+    assert sync_file(b"a=1\n", Target(dest)) is SyncResult.CHANGED
+    assert dest.read_bytes() == b"a=1\n"
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o644
+    assert stage_files(dest.parent) == []
+
+
+def test_reload_runs_exactly_once_per_change(dest: Path, tmp_path: Path) -> None:
+    command, counter = reload_counter(tmp_path)
+    target = Target(dest, reload_cmd=command)
+    results = [sync_file(data, target) for data in (b"v1\n", b"v1\n", b"v2\n", b"v2\n")]
+    assert results == [SyncResult.CHANGED, SyncResult.UNCHANGED, SyncResult.CHANGED,
+                       SyncResult.UNCHANGED]
+    assert reloads(counter) == 2
+
+
+def test_nothing_changed_means_no_check_and_no_reload(dest: Path, tmp_path: Path) -> None:
+    dest.write_bytes(b"same\n")
+    dest.chmod(0o644)
+    command, counter = reload_counter(tmp_path)
+    target = Target(dest, check_cmd=command, reload_cmd=command)
+    assert sync_file(b"same\n", target) is SyncResult.UNCHANGED
+    assert reloads(counter) == 0
+
+
+def test_mode_change_alone_is_a_change(dest: Path, tmp_path: Path) -> None:
+    dest.write_bytes(b"same\n")
+    dest.chmod(0o644)
+    command, counter = reload_counter(tmp_path)
+    assert sync_file(b"same\n", Target(dest, mode=0o600, reload_cmd=command)) is SyncResult.CHANGED
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    assert reloads(counter) == 1
+
+
+def test_unset_mode_keeps_the_destinations(dest: Path) -> None:
+    dest.write_bytes(b"old\n")
+    dest.chmod(0o600)
+    sync_file(b"new\n", Target(dest))
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+
+
+def test_owner_is_applied(dest: Path) -> None:
+    assert os.geteuid() == 0, "this test needs root to give a file away"
+    sync_file(b"x\n", Target(dest, uid=65534, gid=65534, mode=0o640))
+    info = dest.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)
+    # and the same content again is in sync (uid/gid compared like bytes)
+    assert sync_file(b"x\n", Target(dest, uid=65534, gid=65534, mode=0o640)) is (
+        SyncResult.UNCHANGED)
+
+
+def test_check_cmd_sees_the_stage_file_quoted(dest: Path, tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    target = Target(dest, check_cmd=f"cat {{{{.src}}}} > '{seen}'; test {{{{ .dest }}}} = '{dest}'")
+    assert sync_file(b"checked\n", target) is SyncResult.CHANGED
+    assert seen.read_bytes() == b"checked\n"
+
+
+def test_check_cmd_failure_keeps_destination(dest: Path, tmp_path: Path) -> None:
+    dest.write_bytes(b"good\n")
+    command, counter = reload_counter(tmp_path)
+    target = Target(dest, check_cmd="echo 'syntax error' >&2; exit 3", reload_cmd=command)
+    with pytest.raises(SyncError, match=r"check_cmd for .*app.conf failed \(exit status 3\)"):
+        sync_file(b"bad\n", target)
+    assert dest.read_bytes() == b"good\n"
+    assert stage_files(dest.parent) == []
+    assert reloads(counter) == 0
+
+
+def test_check_cmd_timeout_keeps_destination(dest: Path) -> None:
+    dest.write_bytes(b"good\n")
+    target = Target(dest, check_cmd="sleep 30", check_cmd_timeout=0.3)
+    with pytest.raises(SyncError, match="timed out after 0.3s"):
+        sync_file(b"bad\n", target)
+    assert dest.read_bytes() == b"good\n"
+    assert stage_files(dest.parent) == []
+
+
+def test_reload_failure_is_reported_after_update(dest: Path) -> None:
+    with pytest.raises(SyncError, match="reload_cmd for .* failed"):
+        sync_file(b"new\n", Target(dest, reload_cmd="exit 1"))
+    assert dest.read_bytes() == b"new\n"
+
+
+def test_noop_writes_nothing_and_prints_a_diff(dest: Path, tmp_path: Path) -> None:
+    dest.write_bytes(b"a\nb\n")
+    command, counter = reload_counter(tmp_path)
+    out = io.StringIO()
+    result = sync_file(b"a\nc\n", Target(dest, reload_cmd=command), SyncOptions(noop=True),
+                       out=out)
+    assert result is SyncResult.NOOP
+    assert dest.read_bytes() == b"a\nb\n"
+    assert out.getvalue().splitlines() == [
+        f"--- {dest}", f"+++ {dest}", "@@ -1,2 +1,2 @@", " a", "-b", "+c"]
+    assert stage_files(dest.parent) == []
+    assert reloads(counter) == 0
+
+
+def test_sync_only_skips_check_and_reload(dest: Path, tmp_path: Path) -> None:
+    command, counter = reload_counter(tmp_path)
+    target = Target(dest, check_cmd="exit 1", reload_cmd=command)
+    assert sync_file(b"x\n", target, SyncOptions(sync_only=True)) is SyncResult.CHANGED
+    assert dest.read_bytes() == b"x\n"
+    assert reloads(counter) == 0
+
+
+def test_keep_stage_file_keeps_it_when_not_installed(dest: Path) -> None:
+    with pytest.raises(SyncError):
+        sync_file(b"x\n", Target(dest, check_cmd="false"), SyncOptions(keep_stage_file=True))
+    kept = stage_files(dest.parent)
+    assert len(kept) == 1 and kept[0].startswith(".app.conf.")
+
+
+def test_missing_destination_directory_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SyncError, match="directory .*nowhere does not exist"):
+        sync_file(b"x\n", Target(tmp_path / "nowhere" / "app.conf"))
+
+
+def test_busy_destination_is_written_in_place(
+    dest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bind-mounted file cannot be renamed over (EBUSY): confd rewrites it in place."""
+    dest.write_bytes(b"old\n")
+    inode = dest.stat().st_ino
+
+    def busy(src: object, dst: object) -> None:
+        raise OSError(errno.EBUSY, "Device or resource busy")
+
+    monkeypatch.setattr(os, "rename", busy)
+    assert sync_file(b"new\n", Target(dest, mode=0o600)) is SyncResult.CHANGED
+    assert dest.read_bytes() == b"new\n"
+    assert dest.stat().st_ino == inode
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o600
+    assert stage_files(dest.parent) == []
+
+
+def test_out_of_sync_is_logged_like_confd(dest: Path, confd_log: io.StringIO) -> None:
+    dest.write_bytes(b"secret-old\n")
+    dest.chmod(0o644)
+    sync_file(b"secret-new\n", Target(dest))
+    log = confd_log.getvalue()
+    assert f"INFO {dest} has md5sum " in log
+    assert f"INFO Target config {dest} out of sync" in log
+    assert f"INFO Target config {dest} has been updated" in log
+    assert "secret" not in log
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("nginx -t -c {{.src}}", "nginx -t -c '/a b/.x.1'"),
+        ("check {{ .src }} {{.dest}}", "check '/a b/.x.1' '/a b/x'"),
+        ("cp {{.src}} {{ .dest}}.bak", "cp '/a b/.x.1' '/a b/x'.bak"),
+        ("no placeholders", "no placeholders"),
+    ],
+)
+def test_command_placeholders_are_shell_quoted(command: str, expected: str) -> None:
+    assert render_command(command, src="/a b/.x.1", dest="/a b/x") == expected
