@@ -244,7 +244,8 @@ def sync_file(
             _print_diff(dest, dest_stat is not None, data, out or sys.stdout)
             return SyncResult.NOOP
 
-        log.info("Target config %s out of sync", dest)
+        fields = {"fields": {"dest": str(dest)}}
+        log.info("Target config %s out of sync", dest, extra=fields)
         if target.check_cmd and not options.sync_only:
             command = render_command(target.check_cmd, src=str(stage), dest=str(dest))
             run_command(command, target.check_cmd_timeout, f"check_cmd for {dest}")
@@ -264,7 +265,7 @@ def sync_file(
         if target.reload_cmd and not options.sync_only:
             command = render_command(target.reload_cmd, src=str(dest), dest=str(dest))
             run_command(command, target.reload_cmd_timeout, f"reload_cmd for {dest}")
-        log.info("Target config %s has been updated", dest)
+        log.info("Target config %s has been updated", dest, extra=fields)
         return SyncResult.CHANGED
     finally:
         if not renamed:

@@ -183,3 +183,33 @@ def test_bad_flag_value_is_a_usage_error(run_confd) -> None:
     result = run_confd("--log-level", "loud", "--onetime")
     assert result.returncode == 2
     assert "loud" in result.stderr
+
+
+def test_interval_mode_renders_until_sigterm(make_confdir, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import CONFD
+
+    confdir = make_confdir(
+        templates={"app.tmpl": 'host={{ getv("/db/host") }}\n'},
+        resources={"app.toml": f'[template]\nsrc = "app.tmpl"\ndest = "{tmp_path}/app.conf"\n'
+                               'keys = ["/db"]\n'},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
+    env["DB_HOST"] = "h"
+    proc = subprocess.Popen([str(CONFD), "--backend", "env", "--interval", "1", "--confdir",
+                             str(confdir)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "app.conf").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "app.conf").read_text() == "host=h\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
