@@ -86,7 +86,8 @@ def parse_settings(
     if unknown:
         known = ", ".join(sorted(by_name)) or "none"
         raise DatabaseError(
-            f"backend {backend!r} has no setting {', '.join(map(repr, unknown))} (settings: {known})"
+            f"backend {backend!r} has no setting {', '.join(map(repr, unknown))}"
+            f" (settings: {known})"
         )
     values: dict[str, Any] = {}
     for setting in declared:
@@ -144,5 +145,5 @@ class Database(ABC):
         raise WatchUnsupported(f"backend {self.name!r} cannot watch; it is polled instead")
         yield None  # pragma: no cover - makes this a generator
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release connections; also unblocks running watches."""
