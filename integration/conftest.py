@@ -1,0 +1,112 @@
+"""Fixtures of the integration suite: real servers (session-scoped), stores, and confd runs.
+
+`store` is parametrized over every backend in `integration.stores.STORES`; `mode` is the second
+dimension (how the backend runs). It holds only "in-process" today; adding "isolated" (the
+`--isolate` flag: the built-in served out of process as a plugin) to `MODES` runs every case
+that way too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from integration.consul_double import ConsulDouble
+from integration.harness import KEYS, Confd
+from integration.servers import EtcdServer, RedisServer
+from integration.stores import (
+    STORES,
+    WATCHABLE,
+    ConsulStore,
+    EnvStore,
+    EtcdStore,
+    FileStore,
+    RedisStore,
+    Store,
+)
+
+MODES = {"in-process": []}  # add "isolated": ["--isolate"] for the out-of-process dimension
+
+
+@pytest.fixture(scope="session")
+def etcd_server() -> Iterator[EtcdServer]:
+    server = EtcdServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def consul_double() -> Iterator[ConsulDouble]:
+    double = ConsulDouble()
+    double.start()
+    try:
+        yield double
+    finally:
+        double.stop()
+
+
+def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """The adapter for backend `name`, starting its session server on first use."""
+    if name == "env":
+        return EnvStore()
+    if name == "file":
+        return FileStore(tmp_path)
+    if name == "etcd":
+        return EtcdStore(request.getfixturevalue("etcd_server"))
+    if name == "consul":
+        return ConsulStore(request.getfixturevalue("consul_double"))
+    if name == "redis":
+        return RedisStore(request.getfixturevalue("redis_server"))
+    raise AssertionError(f"no store adapter for backend {name!r}")
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each backend in turn, holding exactly the shared case keys."""
+    adapter = make_store(request.param, request, tmp_path)
+    adapter.load(KEYS)
+    yield adapter
+    close = getattr(adapter, "close", None)
+    if close:
+        close()
+
+
+@pytest.fixture(params=WATCHABLE)
+def watched_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each backend whose values can change under a running confd, holding the case keys."""
+    adapter = make_store(request.param, request, tmp_path)
+    adapter.load(KEYS)
+    yield adapter
+    close = getattr(adapter, "close", None)
+    if close:
+        close()
+
+
+@pytest.fixture(params=list(MODES))
+def mode(request: pytest.FixtureRequest) -> list[str]:
+    """Extra confd flags of the run mode (see MODES)."""
+    return MODES[request.param]
+
+
+@pytest.fixture
+def confd(tmp_path: Path) -> Iterator[Confd]:
+    runner = Confd(tmp_path)
+    try:
+        yield runner
+    finally:
+        runner.stop()

@@ -1,0 +1,103 @@
+"""The confd side of the integration suite: the shared cases and how confd is run and waited on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from integration.stores import Store
+
+__all__ = ["CASES", "CONFDIR", "EXPECT", "KEYS", "Confd", "read", "wait_for"]
+
+CASES = Path(__file__).parent / "cases"
+CONFDIR = CASES / "confdir"
+EXPECT = CASES / "expect"
+KEYS: dict[str, str] = json.loads((CASES / "keys.json").read_text())
+CONFD = Path(sys.executable).with_name("confd")
+
+
+class Confd:
+    """Runs confd as a user would: the installed console script, in an output directory."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.out = workdir / "out"
+        self.out.mkdir()
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def _env(self, store: Store) -> dict[str, str]:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
+        return {**base, "HOSTNAME": "localhost", **store.env()}
+
+    def command(self, store: Store, extra: Sequence[str]) -> list[str]:
+        if not CONFD.exists():
+            raise AssertionError(f"{CONFD} is missing: run scripts/bootstrap")
+        flags = ["--confdir", str(CONFDIR), "--log-level", "debug"]
+        return [str(CONFD), *flags, *store.args(), *extra]
+
+    def onetime(
+        self, store: Store, extra: Sequence[str] = (), timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(store, ["--onetime", *extra]),
+            cwd=self.out,
+            env=self._env(store),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def watch(self, store: Store, extra: Sequence[str] = ()) -> subprocess.Popen[str]:
+        """Start `confd --watch`; it is stopped when the test ends."""
+        log = open(self.workdir / f"confd-{len(self.processes)}.log", "w")  # noqa: SIM115
+        process = subprocess.Popen(
+            self.command(store, ["--watch", *extra]),
+            cwd=self.out,
+            env=self._env(store),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        log.close()
+        self.processes.append(process)
+        return process
+
+    def log(self, index: int = -1) -> str:
+        logs = sorted(self.workdir.glob("confd-*.log"))
+        return logs[index].read_text(errors="replace") if logs else ""
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float = 20, what: str = "condition"
+) -> None:
+    """Poll `condition` until true; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""

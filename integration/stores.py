@@ -1,0 +1,215 @@
+"""One adapter per backend the suite runs through: fill the store, change it, select it on the CLI.
+
+Every adapter offers `load(data)` (replace the whole store), `set(key, value)`, `delete(key)`,
+`args()` (the confd flags selecting it) and `env()` (variables confd needs). Adding a backend to
+the suite is adding an adapter here and its name to `STORES`.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import grpc
+import redis
+import yaml
+from pyetcd import etcdrpc
+
+from integration.consul_double import ConsulDouble
+from integration.servers import EtcdServer, RedisServer
+
+__all__ = [
+    "SERVERS",
+    "STORES",
+    "WATCHABLE",
+    "ConsulStore",
+    "EnvStore",
+    "EtcdStore",
+    "FileStore",
+    "RedisStore",
+    "Store",
+]
+
+STORES = ["env", "file", "etcd", "consul", "redis"]
+WATCHABLE = ["file", "etcd", "consul", "redis"]  # env: values are fixed when confd starts
+SERVERS = ["etcd", "consul", "redis"]  # stores behind a server that can go down
+
+
+class Store(ABC):
+    """A key/value store confd can read, as the tests see it."""
+
+    name: str
+    watchable = True  # False: values are fixed when confd starts (env)
+
+    @abstractmethod
+    def load(self, data: dict[str, str]) -> None:
+        """Make the store hold exactly `data`."""
+
+    @abstractmethod
+    def set(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def args(self) -> list[str]:
+        """The confd flags that select and reach this store."""
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+
+class EnvStore(Store):
+    """Keys as environment variables of the confd process (`/db/host` is `DB_HOST`)."""
+
+    name = "env"
+    watchable = False
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    @staticmethod
+    def variable(key: str) -> str:
+        return key.strip("/").upper().replace("/", "_")
+
+    def load(self, data: dict[str, str]) -> None:
+        self.data = dict(data)
+
+    def set(self, key: str, value: str) -> None:
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    def args(self) -> list[str]:
+        return ["--backend", "env"]
+
+    def env(self) -> dict[str, str]:
+        return {self.variable(k): v for k, v in self.data.items()}
+
+
+class FileStore(Store):
+    """Keys as a nested YAML document (`/db/host` is `db: {host: ...}`), rewritten atomically."""
+
+    name = "file"
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "store.yaml"
+        self.data: dict[str, str] = {}
+
+    def _write(self) -> None:
+        tree: dict[str, Any] = {}
+        for key, value in sorted(self.data.items()):
+            *parents, leaf = key.strip("/").split("/")
+            node = tree
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        staged = self.path.with_suffix(".tmp")
+        staged.write_text(yaml.safe_dump(tree, default_style='"'))
+        os.replace(staged, self.path)
+
+    def load(self, data: dict[str, str]) -> None:
+        self.data = dict(data)
+        self._write()
+
+    def set(self, key: str, value: str) -> None:
+        self.data[key] = value
+        self._write()
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+        self._write()
+
+    def args(self) -> list[str]:
+        return ["--backend", "file", "--file", str(self.path)]
+
+
+class EtcdStore(Store):
+    """A real etcd server, written through its gRPC KV API."""
+
+    name = "etcd"
+
+    def __init__(self, server: EtcdServer) -> None:
+        self.server = server
+        self._channel: grpc.Channel | None = None
+
+    @property
+    def _kv(self) -> Any:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(f"127.0.0.1:{self.server.port}")
+        return etcdrpc.KVStub(self._channel)
+
+    def load(self, data: dict[str, str]) -> None:
+        self._kv.DeleteRange(etcdrpc.DeleteRangeRequest(key=b"\0", range_end=b"\0"), timeout=10)
+        for key, value in data.items():
+            self.set(key, value)
+
+    def set(self, key: str, value: str) -> None:
+        self._kv.Put(etcdrpc.PutRequest(key=key.encode(), value=value.encode()), timeout=10)
+
+    def delete(self, key: str) -> None:
+        self._kv.DeleteRange(etcdrpc.DeleteRangeRequest(key=key.encode()), timeout=10)
+
+    def args(self) -> list[str]:
+        return ["--backend", "etcd", "--node", self.server.url]
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+
+class ConsulStore(Store):
+    """The Consul KV double; keys are stored without the leading `/`, as Consul clients do."""
+
+    name = "consul"
+
+    def __init__(self, double: ConsulDouble) -> None:
+        self.double = double
+
+    def load(self, data: dict[str, str]) -> None:
+        self.double.clear()
+        for key, value in data.items():
+            self.set(key, value)
+
+    def set(self, key: str, value: str) -> None:
+        self.double.put(key.lstrip("/"), value)
+
+    def delete(self, key: str) -> None:
+        self.double.delete(key.lstrip("/"))
+
+    def args(self) -> list[str]:
+        return ["--backend", "consul", "--node", self.double.address]
+
+
+class RedisStore(Store):
+    """A real Redis server; confd's keys are Redis string keys as-is (`/db/host`)."""
+
+    name = "redis"
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+
+    @property
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.server.port, decode_responses=True, socket_timeout=10)
+
+    def load(self, data: dict[str, str]) -> None:
+        with self.client as client:
+            client.flushdb()
+            if data:
+                client.mset(data)
+
+    def set(self, key: str, value: str) -> None:
+        with self.client as client:
+            client.set(key, value)
+
+    def delete(self, key: str) -> None:
+        with self.client as client:
+            client.delete(key)
+
+    def args(self) -> list[str]:
+        return ["--backend", "redis", "--node", f"127.0.0.1:{self.server.port}"]

@@ -1,0 +1,79 @@
+"""The shared confdir through every backend: onetime output, then changes under `confd --watch`."""
+
+from __future__ import annotations
+
+import pytest
+
+from integration.harness import EXPECT, Confd, read, wait_for
+from integration.stores import Store
+
+# destination file -> expected file (confd's own integration cases, translated to Jinja)
+EXPECTED = {
+    "basic.conf": "basic.conf",
+    "exists-test.conf": "exists-test.conf",
+    "iteration.conf": "iteration.conf",
+    "nested.conf": "nested.conf",
+    "manykeys.conf": "basic.conf",  # 132 keys: more than one etcd transaction holds
+    "prefix-basic.conf": "basic.conf",  # prefix = "/prefix" in the resource
+    "prefix-iteration.conf": "iteration.conf",
+    "boundary.conf": "boundary.conf",  # /app must not read /application
+}
+
+
+@pytest.mark.parametrize("dest", sorted(EXPECTED))
+def test_onetime_output_equals_expected(
+    store: Store, mode: list[str], confd: Confd, dest: str
+) -> None:
+    done = confd.onetime(store, mode)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert read(confd.out / dest) == (EXPECT / EXPECTED[dest]).read_text()
+
+
+def test_onetime_with_cli_prefix_reads_below_it(
+    store: Store, mode: list[str], confd: Confd
+) -> None:
+    # --prefix /prefix is joined before each resource's prefix: basic.toml reads /prefix/database
+    # (the prefix-*.toml resources then look under /prefix/prefix and fail, so the exit is 1).
+    store.set("/prefix/database/host", "10.1.2.3")
+    done = confd.onetime(store, [*mode, "--prefix", "/prefix"])
+    assert "host=10.1.2.3\n" in read(confd.out / "basic.conf"), done.stdout + done.stderr
+
+
+def test_watch_renders_a_changed_value(
+    watched_store: Store, mode: list[str], confd: Confd
+) -> None:
+    process = confd.watch(watched_store, mode)
+    basic = confd.out / "basic.conf"
+    wait_for(lambda: "host=127.0.0.1\n" in read(basic), what=f"first render\n{confd.log()}")
+    watched_store.set("/database/host", "10.9.9.9")
+    wait_for(lambda: "host=10.9.9.9\n" in read(basic), what=f"changed value\n{confd.log()}")
+    assert process.poll() is None, confd.log()
+
+
+def test_watch_drops_a_deleted_key(watched_store: Store, mode: list[str], confd: Confd) -> None:
+    confd.watch(watched_store, mode)
+    iteration = confd.out / "iteration.conf"
+    wait_for(lambda: "10.0.1.11:8080" in read(iteration), what=f"first render\n{confd.log()}")
+    watched_store.delete("/upstream/app2")
+    wait_for(
+        lambda: "10.0.1.11:8080" not in read(iteration) and "10.0.1.10:8080" in read(iteration),
+        what=f"app2 gone from iteration.conf\n{confd.log()}",
+    )
+
+
+def test_watch_keeps_last_good_file_while_a_required_key_is_missing(
+    watched_store: Store, mode: list[str], confd: Confd
+) -> None:
+    process = confd.watch(watched_store, mode)
+    basic = confd.out / "basic.conf"
+    wait_for(lambda: "password=p@sSw0rd\n" in read(basic), what=f"first render\n{confd.log()}")
+    good = read(basic)
+    watched_store.delete("/database/password")
+    wait_for(
+        lambda: "/database/password" in confd.log(),
+        what=f"an error naming the key\n{confd.log()}",
+    )
+    assert read(basic) == good
+    assert process.poll() is None, confd.log()
+    watched_store.set("/database/password", "n3w")
+    wait_for(lambda: "password=n3w\n" in read(basic), what=f"restored key\n{confd.log()}")
