@@ -85,15 +85,19 @@ class Confd:
 
 
 def wait_for(
-    condition: Callable[[], bool], timeout: float = 20, what: str = "condition"
+    condition: Callable[[], bool],
+    what: str,
+    details: Callable[[], str] = str,
+    timeout: float = 20,
 ) -> None:
-    """Poll `condition` until true; fail naming `what` after `timeout` seconds."""
+    """Poll `condition` until true; after `timeout` seconds fail naming `what`, plus `details()`
+    (e.g. confd's log) read at that moment."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{details()}")
 
 
 def read(path: Path) -> str:

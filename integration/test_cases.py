@@ -44,20 +44,20 @@ def test_watch_renders_a_changed_value(
 ) -> None:
     process = confd.watch(watched_store, mode)
     basic = confd.out / "basic.conf"
-    wait_for(lambda: "host=127.0.0.1\n" in read(basic), what=f"first render\n{confd.log()}")
+    wait_for(lambda: "host=127.0.0.1\n" in read(basic), what="first render", details=confd.log)
     watched_store.set("/database/host", "10.9.9.9")
-    wait_for(lambda: "host=10.9.9.9\n" in read(basic), what=f"changed value\n{confd.log()}")
+    wait_for(lambda: "host=10.9.9.9\n" in read(basic), what="changed value", details=confd.log)
     assert process.poll() is None, confd.log()
 
 
 def test_watch_drops_a_deleted_key(watched_store: Store, mode: list[str], confd: Confd) -> None:
     confd.watch(watched_store, mode)
     iteration = confd.out / "iteration.conf"
-    wait_for(lambda: "10.0.1.11:8080" in read(iteration), what=f"first render\n{confd.log()}")
+    wait_for(lambda: "10.0.1.11:8080" in read(iteration), what="first render", details=confd.log)
     watched_store.delete("/upstream/app2")
     wait_for(
         lambda: "10.0.1.11:8080" not in read(iteration) and "10.0.1.10:8080" in read(iteration),
-        what=f"app2 gone from iteration.conf\n{confd.log()}",
+        what="app2 gone from iteration.conf", details=confd.log,
     )
 
 
@@ -66,14 +66,14 @@ def test_watch_keeps_last_good_file_while_a_required_key_is_missing(
 ) -> None:
     process = confd.watch(watched_store, mode)
     basic = confd.out / "basic.conf"
-    wait_for(lambda: "password=p@sSw0rd\n" in read(basic), what=f"first render\n{confd.log()}")
+    wait_for(lambda: "password=p@sSw0rd\n" in read(basic), what="first render", details=confd.log)
     good = read(basic)
     watched_store.delete("/database/password")
     wait_for(
         lambda: "/database/password" in confd.log(),
-        what=f"an error naming the key\n{confd.log()}",
+        what="an error naming the key", details=confd.log,
     )
     assert read(basic) == good
     assert process.poll() is None, confd.log()
     watched_store.set("/database/password", "n3w")
-    wait_for(lambda: "password=n3w\n" in read(basic), what=f"restored key\n{confd.log()}")
+    wait_for(lambda: "password=n3w\n" in read(basic), what="restored key", details=confd.log)
