@@ -10,10 +10,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import signal
 import sys
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,6 +113,14 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--onetime/--no-onetime", default=None, help="run once and exit")
 @click.option("--watch/--no-watch", default=None, help="enable watch support")
 @click.option("--interval", type=int, help="backend polling interval in seconds [default: 600]")
+@click.option("--wait", metavar="MIN:MAX",
+              help="debounce: render MIN after the last change, at most MAX after the first"
+              " (e.g. 500ms:5s) [default: off]")
+@click.option("--failure-mode", type=click.Choice(["best-effort", "fail-fast"]),
+              help="on a render or backend error in watch/interval mode: keep going, or exit 1"
+              " [default: best-effort]")
+@click.option("--metrics-addr", metavar="HOST:PORT",
+              help="serve /metrics, /health and /ready there [default: off]")
 @click.option("--noop/--no-noop", default=None, help="only show pending changes (as a diff)")
 @click.option("--sync-only/--no-sync-only", default=None,
               help="sync without check_cmd and reload_cmd")
@@ -154,11 +160,17 @@ def cli(ctx: click.Context, backend_opts: tuple[str, ...], **flags: Any) -> None
                        _parse_backend_opts(backend_opts))
     _early_logging(ctx.obj.flags)
     if ctx.invoked_subcommand is None:
-        ctx.exit(run_daemon(ctx.obj.settings()))
+        ctx.exit(run_daemon(ctx.obj.settings(), reload_settings=ctx.obj.settings))
 
 
-def run_daemon(settings: Settings, *, out: Any = None) -> int:
-    """Run as the settings say; return the exit status (onetime: 1 when any resource failed)."""
+def run_daemon(
+    settings: Settings, *, out: Any = None, reload_settings: Callable[[], Settings] | None = None
+) -> int:
+    """Run as the settings say; return the exit status (onetime: 1 when any resource failed).
+
+    Without --onetime this is the watch or interval loop (`confd.service`); `reload_settings`
+    re-reads flags, environment and confd.toml on SIGHUP.
+    """
     from confd.backends import DatabasePool
     from confd.processor import Processor, failure_summary
     from confd.render import Renderer
@@ -168,8 +180,10 @@ def run_daemon(settings: Settings, *, out: Any = None) -> int:
     setup_logging(settings.log_level, settings.log_format)
     log.info("Starting confd %s", __version__)
     log.info("Backend set to %s", settings.backend)
-    if settings.watch and not settings.onetime:
-        raise ConfigError("--watch is not available in this build yet; use --interval")
+    if not settings.onetime:
+        from confd.service import run_service
+
+        return run_service(settings, reload_settings or (lambda: settings), out=out)
 
     resources, load_errors = load_resources(Path(settings.confdir), prefix=settings.prefix)
     for error in load_errors:
@@ -185,31 +199,13 @@ def run_daemon(settings: Settings, *, out: Any = None) -> int:
         out=out,
     )
     try:
-        if settings.onetime:
-            summary = failure_summary(processor.run_once(), len(load_errors))
-            if summary:
-                log.error("%s", summary)
-                return 1
-            return 0
-        return _run_interval(processor, settings.interval)
+        summary = failure_summary(processor.run_once(), len(load_errors))
+        if summary:
+            log.error("%s", summary)
+            return 1
+        return 0
     finally:
         pool.close()
-
-
-def _run_interval(processor: Any, interval: int) -> int:
-    """Process every resource each `interval` seconds until SIGTERM or SIGINT."""
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: object) -> None:
-        log.info("Received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    while not stop.is_set():
-        processor.run_once()
-        stop.wait(interval)
-    return 0
 
 
 @cli.command()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO
 
-from confd.daemon import BEST_EFFORT, Daemon
+from confd.daemon import Daemon
 from confd.debounce import Wait, parse_wait
 from confd.metrics import Metrics, MetricsServer
 from confd.settings import Settings
@@ -17,10 +17,7 @@ from confd.targets import loader
 
 
 def _wait(settings: Settings) -> Wait | None:
-    raw = getattr(settings, "wait", None)
-    if isinstance(raw, str):
-        return parse_wait(raw, "--wait")
-    return raw
+    return parse_wait(settings.wait, "--wait") if settings.wait else None
 
 
 def build_daemon(
@@ -36,15 +33,14 @@ def build_daemon(
     """
     metrics = Metrics()
     server = None
-    address = getattr(settings, "metrics_addr", "") or ""
-    if address:
-        server = MetricsServer(metrics, address).start()
+    if settings.metrics_addr:
+        server = MetricsServer(metrics, settings.metrics_addr).start()
     daemon = Daemon(
         loader(reload_settings, out=out),
         watch=settings.watch if watch is None else watch,
         interval=settings.interval,
         wait=_wait(settings),
-        failure_mode=getattr(settings, "failure_mode", BEST_EFFORT) or BEST_EFFORT,
+        failure_mode=settings.failure_mode,
         notifier=Notifier(),
         metrics=metrics,
     )

@@ -37,6 +37,9 @@ DEFAULTS: dict[str, Any] = {
     "onetime": False,
     "watch": False,
     "interval": 600,
+    "wait": "",
+    "failure_mode": "best-effort",
+    "metrics_addr": "",
     "noop": False,
     "sync_only": False,
     "keep_stage_file": False,
@@ -92,6 +95,9 @@ _ENV_NAMES: dict[str, str] = {
     "CONFD_ONETIME": "onetime",
     "CONFD_WATCH": "watch",
     "CONFD_INTERVAL": "interval",
+    "CONFD_WAIT": "wait",
+    "CONFD_FAILURE_MODE": "failure_mode",
+    "CONFD_METRICS_ADDR": "metrics_addr",
     "CONFD_NOOP": "noop",
     "CONFD_SYNC_ONLY": "sync_only",
     "CONFD_KEEP_STAGE_FILE": "keep_stage_file",
@@ -127,6 +133,9 @@ class Settings:
     onetime: bool = False
     watch: bool = False
     interval: int = DEFAULTS["interval"]
+    wait: str = ""  # debounce "min:max" for every resource without its own `wait`
+    failure_mode: str = DEFAULTS["failure_mode"]  # best-effort or fail-fast
+    metrics_addr: str = ""  # HOST:PORT for /metrics, /health, /ready; off when empty
     noop: bool = False
     sync_only: bool = False
     keep_stage_file: bool = False
@@ -296,4 +305,12 @@ def load_settings(
         settings.config_file = str(path)
     if settings.log_format not in ("text", "json"):
         raise ConfigError(f"log format {settings.log_format!r} is not one of text, json")
+    if settings.failure_mode not in ("best-effort", "fail-fast"):
+        raise ConfigError(
+            f"failure mode {settings.failure_mode!r} is not one of best-effort, fail-fast"
+        )
+    if settings.wait:
+        from confd.debounce import parse_wait
+
+        parse_wait(settings.wait, f"wait {settings.wait!r}")
     return settings

@@ -90,3 +90,62 @@ def test_without_notify_socket_nothing_is_sent():
     assert notifier.notify(READY=1) is False
     notifier.start_watchdog()
     notifier.close()
+
+
+def test_daemon_notifies_ready_reloading_and_stopping(tmp_path):
+    """confd --watch under a fake systemd: READY after the first pass, RELOADING/READY around
+    SIGHUP, STOPPING on SIGTERM, and the watchdog fed."""
+    import signal
+
+    from tests.daemon_process import Confdir, ConfdProcess
+
+    confdir = Confdir(tmp_path / "c")
+    confdir.set_values("app:\n  a: one\n")
+    dest = confdir.resource("a", '{{ getv("/app/a") }}\n', ["/app"])
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(15)
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
+    proc = ConfdProcess([*confdir.args(), "--watch"], env=env)
+    try:
+
+        def next_state() -> str:
+            while True:  # skip STATUS-only and WATCHDOG datagrams
+                message = sock.recv(4096).decode()
+                if message.split("\n")[0] in ("READY=1", "RELOADING=1", "STOPPING=1"):
+                    return message
+
+        ready = next_state()
+        assert ready.startswith("READY=1")
+        assert "STATUS=1/1 resources rendered" in ready
+        assert dest.read_text() == "one\n"  # READY only after the first full pass
+        proc.signal(signal.SIGHUP)
+        assert next_state().startswith("RELOADING=1\nMONOTONIC_USEC=")
+        assert next_state().startswith("READY=1")
+        proc.signal(signal.SIGTERM)
+        assert next_state() == "STOPPING=1"
+        assert proc.wait() == 0
+        sock.settimeout(0.1)
+    finally:
+        proc.kill()
+        sock.close()
+
+
+def test_daemon_feeds_the_watchdog(tmp_path):
+    from tests.daemon_process import Confdir, ConfdProcess
+
+    confdir = Confdir(tmp_path / "c")
+    confdir.set_values("app:\n  a: one\n")
+    confdir.resource("a", '{{ getv("/app/a") }}\n', ["/app"])
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify.sock"))
+    sock.settimeout(15)
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "400000"}
+    proc = ConfdProcess([*confdir.args(), "--watch"], env=env)
+    try:
+        watchdogs = 0
+        while watchdogs < 4:
+            watchdogs += sock.recv(4096) == b"WATCHDOG=1"
+    finally:
+        proc.kill()
+        sock.close()
