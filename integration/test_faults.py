@@ -95,3 +95,25 @@ def test_watch_reconnects_after_a_server_restart(
     store.load({**KEYS, "/database/host": "10.7.7.7"})  # Redis keeps no data across restarts
     wait_for(lambda: "host=10.7.7.7\n" in read(basic), "render after restart", confd.log, 40)
     assert process.poll() is None, confd.log()
+
+
+def test_watch_raises_database_error_when_the_server_goes_away(
+    fresh: tuple[Server, Store],
+) -> None:
+    import threading
+
+    from confd.registry import default_registry
+    from plugin_sdk.database import DatabaseError
+
+    server, store = fresh
+    server.start()
+    store.load(KEYS)
+    database = default_registry().create(store.name, {"nodes": address(store)})
+    try:
+        database.get_values(["/database"])
+        changes = database.watch_prefix("/database", ["/database"], threading.Event())
+        threading.Timer(0.3, server.stop).start()
+        with pytest.raises(DatabaseError, match=address(store)):
+            next(changes)
+    finally:
+        database.close()

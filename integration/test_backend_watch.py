@@ -1,0 +1,117 @@
+"""The server backends' own watches, driven directly through the Database contract."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Iterator
+
+import pytest
+
+from integration.harness import KEYS
+from integration.stores import SERVERS, Store
+from plugin_sdk.database import Database, DatabaseError
+
+
+@pytest.fixture(params=SERVERS)
+def served(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[Database, Store]]:
+    """A configured backend and the store it reads, holding the case keys."""
+    from confd.registry import default_registry
+    from integration.conftest import make_store
+
+    store = make_store(request.param, request, tmp_path)
+    store.load(KEYS)
+    node = store.args()[store.args().index("--node") + 1]
+    database = default_registry().create(request.param, {"nodes": node})
+    try:
+        yield database, store
+    finally:
+        database.close()
+        close = getattr(store, "close", None)
+        if close:
+            close()
+
+
+def next_change(changes: Iterator[Collection[str] | None], timeout: float = 10) -> object:
+    """The next item of a watch, read in a thread so a hang fails the test instead."""
+    box: list[object] = []
+    reader = threading.Thread(target=lambda: box.append(next(changes, "ended")), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert box, f"no change reported within {timeout}s"
+    return box[0]
+
+
+def test_watch_reports_a_change_made_between_read_and_watch(served) -> None:
+    database, store = served
+    assert database.get_values(["/upstream"])["/upstream/app1"] == "10.0.1.10:8080"
+    store.set("/upstream/app1", "10.0.1.99:8080")  # after the read, before the watch
+    stop = threading.Event()
+    changes = database.watch_prefix("/upstream", ["/upstream"], stop)
+    assert next_change(changes) == {"/upstream/app1"}
+    stop.set()
+
+
+@pytest.mark.parametrize(
+    ("action", "key"),
+    [("set", "/upstream/app3"), ("set", "/upstream/app1"), ("delete", "/upstream/app2")],
+)
+def test_watch_yields_the_changed_key(served, action: str, key: str) -> None:
+    database, store = served
+    database.get_values(["/upstream"])
+    stop = threading.Event()
+    changes = database.watch_prefix("/upstream", ["/upstream"], stop)
+    change = (lambda: store.set(key, "x")) if action == "set" else (lambda: store.delete(key))
+    threading.Timer(0.3, change).start()
+    assert next_change(changes) == {key}
+    stop.set()
+
+
+def test_watch_ignores_keys_that_only_share_a_string_prefix(served) -> None:
+    database, store = served
+    database.get_values(["/app"])
+    stop = threading.Event()
+    changes = database.watch_prefix("/app", ["/app"], stop)
+    threading.Timer(0.2, store.set, ("/application/name", "elsewhere")).start()
+    threading.Timer(0.6, store.set, ("/app/name", "here")).start()
+    assert next_change(changes) == {"/app/name"}
+    stop.set()
+
+
+def test_watch_returns_soon_after_stop(served) -> None:
+    database, _ = served
+    database.get_values(["/database"])
+    stop = threading.Event()
+    changes = database.watch_prefix("/database", ["/database"], stop)
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    assert next_change(changes) == "ended"
+    assert time.monotonic() - started < 2.0
+
+
+def test_get_values_reads_many_keys_at_once(served) -> None:
+    database, _ = served
+    values = database.get_values(["/database/host", "/database/port"] * 100 + ["/nested"])
+    assert values == {
+        "/database/host": "127.0.0.1",
+        "/database/port": "3306",
+        "/nested/east/app1": "10.0.1.10:8080",
+        "/nested/west/app2": "10.0.1.11:8080",
+    }
+
+
+def test_unknown_setting_is_a_clear_error() -> None:
+    from confd.registry import default_registry
+
+    for name in SERVERS:
+        with pytest.raises(Exception, match=rf"backend '{name}' has no setting 'nodez'"):
+            default_registry().create(name, {"nodez": "x"})
+
+
+def test_database_error_is_what_a_down_server_raises() -> None:
+    from confd.registry import default_registry
+
+    for name in SERVERS:
+        database = default_registry().create(name, {"nodes": "127.0.0.1:1"})
+        with pytest.raises(DatabaseError, match="127.0.0.1:1"):
+            database.get_values(["/x"])
