@@ -239,6 +239,10 @@ def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> Templ
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: invalid TOML: not UTF-8 (byte {exc.start}: {exc.object[exc.start:exc.end]!r})"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read resource file: {exc.strerror}") from None
     for key in sorted(set(data) - _TOP_KEYS):
