@@ -1,0 +1,180 @@
+"""What the benchmarks share: percentiles, a child's wall time and peak RSS, file-replacement
+events (inotify), the machine description, and confd run the way a user runs it.
+
+Benchmarks measure and print; they never fail because a machine is slow.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import platform
+import select
+import statistics
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+VENV_BIN = Path(sys.executable).parent
+CONFD = VENV_BIN / "confd"
+
+
+def summary(samples: Sequence[float], digits: int = 2) -> dict[str, float | int]:
+    """Median, p90, p99, min and max of `samples` (nearest-rank percentiles)."""
+    ordered = sorted(samples)
+
+    def rank(p: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(p * len(ordered) + 0.5) - 1))]
+
+    return {
+        "n": len(ordered),
+        "p50": round(statistics.median(ordered), digits),
+        "p90": round(rank(0.90), digits),
+        "p99": round(rank(0.99), digits),
+        "min": round(ordered[0], digits),
+        "max": round(ordered[-1], digits),
+    }
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of a confd started by a user: no CONFD_* leftovers, bytecode cached."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # pip-installed confd runs from cached bytecode
+    env.update(extra)
+    return env
+
+
+def timed_run(cmd: Sequence[str], **popen: object) -> tuple[float, int, int]:
+    """Run `cmd` to completion: (wall ms, peak RSS KiB of that child, exit status).
+
+    `os.wait4` gives the child's own rusage; RUSAGE_CHILDREN would keep the largest child so far.
+    """
+    started = time.perf_counter()
+    process = subprocess.Popen(cmd, **popen)  # type: ignore[call-overload]
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = (time.perf_counter() - started) * 1000
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss, process.returncode
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """Resident set size now (VmRSS) and its peak (VmHWM) of a running process, in KiB."""
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = int(rest.split()[0])
+    return {"rss": found.get("VmRSS", 0), "peak": found.get("VmHWM", 0)}
+
+
+def machine() -> dict[str, object]:
+    """The machine the figures come from: cores, CPU model, RAM, OS, Python, load."""
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.partition(":")[2].strip()
+            break
+    mem_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kib = int(line.split()[1])
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "ram_gib": round(mem_kib / 1024 / 1024, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def emit(name: str, figures: dict[str, object]) -> None:
+    """Print one benchmark's figures as a single JSON document on stdout."""
+    print(json.dumps({"benchmark": name, **figures}, indent=2))
+
+
+_IN_CLOSE_WRITE = 0x008
+_IN_MOVED_TO = 0x080
+_IN_CREATE = 0x100
+_EVENT = struct.Struct("iIII")
+
+
+class DirectoryEvents:
+    """inotify on one directory: wait for a named file to be replaced, without polling.
+
+    confd writes a stage file and renames it over the destination, so the rename (IN_MOVED_TO)
+    is the moment a reader can see the new content.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self._fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self._fd < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_init1 failed for {directory}")
+        mask = _IN_MOVED_TO | _IN_CLOSE_WRITE | _IN_CREATE
+        if libc.inotify_add_watch(self._fd, str(directory).encode(), mask) < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch failed for {directory}")
+
+    def wait(self, names: set[str], timeout: float) -> str | None:
+        """Block until one of `names` is moved into place or closed after writing; its name."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self._fd], [], [], left)
+            if not ready:
+                return None
+            data = os.read(self._fd, 65536)
+            offset = 0
+            while offset < len(data):
+                _, mask, _, size = _EVENT.unpack_from(data, offset)
+                raw = data[offset + _EVENT.size : offset + _EVENT.size + size]
+                offset += _EVENT.size + size
+                name = raw.rstrip(b"\0").decode()
+                if mask & (_IN_MOVED_TO | _IN_CLOSE_WRITE) and name in names:
+                    return name
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+    """Status and body of a GET (0 and the error text when nothing answers)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, ""
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def prometheus_sum(text: str, metric: str) -> float:
+    """Sum of every sample of `metric` (all label sets) in a Prometheus text exposition."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(metric) and line[len(metric) : len(metric) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_until(condition: object, what: str, timeout: float = 60.0, step: float = 0.02) -> float:
+    """Poll `condition()` until true; seconds it took. Raises naming `what` on timeout."""
+    started = time.monotonic()
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(step)
+    return time.monotonic() - started
