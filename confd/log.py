@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import sys
 import time
 from typing import IO, Any
@@ -39,7 +38,7 @@ class TextFormatter(logging.Formatter):
 
     def __init__(self) -> None:
         super().__init__()
-        self._host = socket.gethostname()
+        self._host = os.uname().nodename  # gethostname() without importing socket
 
     def format(self, record: logging.LogRecord) -> str:
         level = "WARNING" if record.levelno == logging.WARNING else record.levelname

@@ -8,16 +8,13 @@ directory, then run reload_cmd. The destination is never partly written.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import enum
 import errno
 import hashlib
 import os
 import re
-import shlex
 import signal
 import stat
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +33,8 @@ _COMMAND_VAR = re.compile(r"\{\{\s*\.(src|dest)\s*\}\}")
 
 def render_command(command: str, *, src: str, dest: str) -> str:
     """Substitute confd's `{{.src}}` / `{{.dest}}` (any spacing) in a shell command, quoted."""
+    import shlex  # imported here, like subprocess and difflib: start-up loads what it uses
+
     values = {"src": shlex.quote(src), "dest": shlex.quote(dest)}
     return _COMMAND_VAR.sub(lambda m: values[m.group(1)], command)
 
@@ -80,6 +79,8 @@ def run_command(command: str, timeout: float, what: str) -> None:
 
     The command gets its own process group so a timeout kills everything it started.
     """
+    import subprocess
+
     log.debug("Running %s", command)
     proc = subprocess.Popen(
         ["/bin/sh", "-c", command],
@@ -166,6 +167,8 @@ def _wanted(target: Target, current: os.stat_result | None) -> tuple[int, int, i
 def _print_diff(dest: Path, exists: bool, data: bytes, out: IO[str]) -> None:
     old = dest.read_bytes().decode(errors="replace") if exists else ""
     new = data.decode(errors="replace")
+    import difflib
+
     diff = difflib.unified_diff(
         old.splitlines(keepends=True),
         new.splitlines(keepends=True),

@@ -12,7 +12,6 @@ import binascii
 import json
 import os
 import re
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -300,6 +299,8 @@ def sort_kv_by_length(values: Iterable[KVPair]) -> list[KVPair]:
 
 def lookup_ip(name: str) -> list[str]:
     """Sorted unique addresses of host `name`; empty when it does not resolve."""
+    import socket  # only templates that resolve names pay for it
+
     try:
         infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError, ValueError):
