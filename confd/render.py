@@ -24,6 +24,8 @@ from confd.template_funcs import FunctionError, template_functions
 
 __all__ = ["Rendered", "Renderer"]
 
+_MIN_REDACT = 4  # shorter values ("80", "on") are too common to hide without garbling messages
+
 
 @dataclass
 class Rendered:
@@ -62,11 +64,28 @@ class Renderer:
         context.update(template_functions(store.view(reads)))
         try:
             text = template.render(context)
-        except TemplateError:
-            raise
+        except TemplateError as exc:
+            raise TemplateError(self._redact(str(exc), src, store)) from exc
         except Exception as exc:
-            raise TemplateError(self._describe(src, exc)) from exc
+            raise TemplateError(self._redact(self._describe(src, exc), src, store)) from exc
         return Rendered(text, reads)
+
+    def _redact(self, message: str, src: str, store: KVStore) -> str:
+        """Hide store values that an error message quotes (a value used as a dict key, or
+        glued into a key name): values are never logged. Text the template itself spells
+        out stays, so a literal key name is still shown."""
+        where, sep, body = message.partition(": ")
+        if not sep:
+            where, body = "", message
+        try:
+            source = self._env.loader.get_source(self._env, src)[0] if self._env.loader else ""
+        except Exception:  # noqa: BLE001 - the template just failed; show less, not crash
+            source = ""
+        values = {v for v in store.snapshot().values() if len(v) >= _MIN_REDACT}
+        for value in sorted(values, key=len, reverse=True):
+            if value in body and value not in source:
+                body = body.replace(value, "<value hidden>")
+        return f"{where}{sep}{body}"
 
     def _path(self, src: str) -> str:
         return os.path.join(os.fspath(self.templates_dir), src)
