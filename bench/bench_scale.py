@@ -2,8 +2,9 @@
 
 Measures the first full pass (start to `/ready`), then for single-key changes: the time until
 that resource's file is replaced, how many resources were re-rendered (`confd_renders_total`;
-only the dependent one should be), how many watches confd holds on etcd (etcd's own watcher
-gauge; one per distinct prefix is the design), and the daemon's RSS at steady state.
+only the dependent one should be), how many watches confd holds on etcd (etcd's own gauges
+of watch streams and of watched key ranges; one per distinct prefix is the design), and the
+daemon's RSS at steady state.
 
 Run: .venv/bin/python bench/bench_scale.py [--resources 1000] [--keys-per 10] [--prefixes 20]
 """
@@ -75,9 +76,13 @@ class _Etcd:
     def put(self, key: str, value: str) -> None:
         self.kv.Put(self.rpc.PutRequest(key=key.encode(), value=value.encode()), timeout=10)
 
-    def watchers(self) -> int:
+    def watches(self) -> tuple[int, int]:
+        """etcd's gauges: open watch streams (gRPC Watch calls) and watchers (key ranges)."""
         status, text = http_get(f"{self.url}/metrics")
-        return int(prometheus_sum(text, "etcd_debugging_mvcc_watcher_total")) if status else -1
+        if status != 200:
+            return -1, -1
+        return (int(prometheus_sum(text, "etcd_debugging_mvcc_watch_stream_total")),
+                int(prometheus_sum(text, "etcd_debugging_mvcc_watcher_total")))
 
     def close(self) -> None:
         self.channel.close()
@@ -94,7 +99,7 @@ def measure(etcd: _Etcd, args: argparse.Namespace) -> dict[str, object]:
     started = time.perf_counter()
     etcd.put_many(keys)
     load_s = time.perf_counter() - started
-    watchers_before = etcd.watchers()
+    streams_before, watchers_before = etcd.watches()
     with tempfile.TemporaryDirectory(prefix="confd-bench-scale-") as tmp:
         root = Path(tmp)
         out = root / "out"
@@ -116,7 +121,8 @@ def measure(etcd: _Etcd, args: argparse.Namespace) -> dict[str, object]:
             first_pass_s = time.perf_counter() - started
             rendered = len(list(out.glob("r*.conf")))
             time.sleep(1.0)
-            watchers = etcd.watchers() - watchers_before
+            streams, watchers = etcd.watches()
+            streams, watchers = streams - streams_before, watchers - watchers_before
             steady = rss_kib(confd.pid)
             events = DirectoryEvents(out)
             latencies, rerenders, missed = [], [], 0
@@ -155,6 +161,7 @@ def measure(etcd: _Etcd, args: argparse.Namespace) -> dict[str, object]:
         "etcd_load_s": round(load_s, 2),
         "first_pass_s": round(first_pass_s, 2),
         "files_after_first_pass": rendered,
+        "etcd_watch_streams_held": streams,
         "etcd_watchers_held": watchers,
         "one_key_change_ms": summary(latencies) if latencies else None,
         "changes": args.changes,
