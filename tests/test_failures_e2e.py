@@ -1,0 +1,324 @@
+"""Failures as a user of `confd --onetime` meets them, end to end through the real command.
+
+A failing check (or one that hangs) leaves the destination and no stage file, and names the
+resource; a failing reload keeps the new file and the next change reloads again; a read-only
+or full destination filesystem keeps the previous file; misbehaving plugins are named while the
+healthy resources still render; hostile values (10 MB, binary, non-UTF-8, unicode keys, `..`)
+come through real etcd and Redis servers intact.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+from pyetcd import etcdrpc
+
+from integration.servers import EtcdServer, RedisServer
+from tests.plugins import install
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+class Site:
+    """A confdir over the file backend with one healthy resource, and an output directory."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.confdir = base / "confdir"
+        self.out = base / "out"
+        self.values = base / "values.yaml"
+        (self.confdir / "conf.d").mkdir(parents=True)
+        (self.confdir / "templates").mkdir()
+        self.out.mkdir()
+        self.set_values(value="one")
+        self.add("healthy", '{{ getv("/app/healthy") }}\n')
+
+    def set_values(self, **values: str) -> None:
+        lines = ["app:", '  healthy: "fine"'] + [f'  {k}: "{v}"' for k, v in values.items()]
+        self.values.write_text("\n".join(lines) + "\n")
+
+    def add(self, name: str, template: str, dest: Path | None = None, **fields: str) -> Path:
+        dest = dest or self.out / f"{name}.conf"
+        (self.confdir / "templates" / f"{name}.tmpl").write_text(template)
+        lines = ["[template]", f'src = "{name}.tmpl"', f'dest = "{dest}"', 'keys = ["/app"]']
+        lines += [f"{key} = {value}" for key, value in fields.items()]
+        (self.confdir / "conf.d" / f"{name}.toml").write_text("\n".join(lines) + "\n")
+        return dest
+
+    def resource_path(self, name: str) -> str:
+        return str(self.confdir / "conf.d" / f"{name}.toml")
+
+    def run(self, run_confd: Run, *extra: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        args = ["--onetime", "--log-level", "debug", "--backend", "file", "--file",
+                str(self.values), "--confdir", str(self.confdir), *extra]
+        return run_confd(*args, cwd=self.base, timeout=timeout)
+
+    def healthy(self) -> str:
+        return (self.out / "healthy.conf").read_text()
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie nobody reaped yet counts as dead)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def stage_files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path)
+
+
+def no_traceback(result: subprocess.CompletedProcess[str]) -> str:
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    return output
+
+
+# -- check and reload commands -------------------------------------------------------------
+
+
+def test_failing_check_keeps_destination_and_names_the_resource(site: Site, run_confd) -> None:
+    dest = site.add("app", 'v={{ getv("/app/value") }}\n',
+                    check_cmd='"grep -q v=one {{.src}}"')
+    assert site.run(run_confd).returncode == 0
+    site.set_values(value="two")
+    result = site.run(run_confd)
+    output = no_traceback(result)
+    assert result.returncode == 1
+    assert dest.read_text() == "v=one\n"
+    assert f"{site.resource_path('app')}: check_cmd for {dest} failed (exit status 1)" in output
+    assert stage_files(site.out) == []
+    assert site.healthy() == "fine\n"
+
+
+def test_hanging_check_is_killed_at_its_timeout(site: Site, run_confd) -> None:
+    pidfile = site.base / "check.pid"
+    dest = site.add("app", 'v={{ getv("/app/value") }}\n',
+                    check_cmd=f'"sleep 300 & echo $! > {pidfile}; wait"',
+                    check_cmd_timeout='"0.5s"')
+    started = time.monotonic()
+    result = site.run(run_confd)
+    elapsed = time.monotonic() - started
+    output = no_traceback(result)
+    assert result.returncode == 1
+    assert elapsed < 15, f"confd took {elapsed:.1f}s with a 0.5s check timeout"
+    assert f"{site.resource_path('app')}: check_cmd for {dest} timed out after 0.5s" in output
+    assert not dest.exists()
+    assert stage_files(site.out) == []
+    pid = int(pidfile.read_text())
+    assert not running(pid), "the check's child outlived it (its process group was not killed)"
+    assert site.healthy() == "fine\n"
+
+
+def test_failing_reload_keeps_new_file_and_next_change_reloads_again(
+    site: Site, run_confd
+) -> None:
+    reloads = site.base / "reloads"
+    dest = site.add("app", 'v={{ getv("/app/value") }}\n',
+                    reload_cmd=f'"echo reload >> {reloads}; exit 7"')
+    result = site.run(run_confd)
+    output = no_traceback(result)
+    assert result.returncode == 1
+    assert f"{site.resource_path('app')}: reload_cmd for {dest} failed (exit status 7)" in output
+    assert dest.read_text() == "v=one\n"
+    assert reloads.read_text().count("reload") == 1
+    assert site.run(run_confd).returncode == 0  # nothing changed: no reload, no failure
+    assert reloads.read_text().count("reload") == 1
+    site.set_values(value="two")
+    assert site.run(run_confd).returncode == 1
+    assert dest.read_text() == "v=two\n"
+    assert reloads.read_text().count("reload") == 2
+    assert site.healthy() == "fine\n"
+
+
+# -- the destination's filesystem ------------------------------------------------------------
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Mount tmpfs filesystems (`mount("size=64k")`); always unmounted at teardown."""
+    mounted: list[Path] = []
+
+    def mount(options: str) -> Path:
+        directory = tmp_path / f"fs{len(mounted)}"
+        directory.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            pytest.fail(f"this test needs to mount a tmpfs (run as root with CAP_SYS_ADMIN): "
+                        f"mount said: {done.stderr.strip()}")
+        mounted.append(directory)
+        return directory
+
+    yield mount
+    for directory in reversed(mounted):
+        subprocess.run(["umount", "-l", str(directory)], capture_output=True, check=False)
+
+
+def test_read_only_destination_keeps_previous_file(site: Site, run_confd, small_fs) -> None:
+    directory = small_fs("size=1m,mode=0755")
+    dest = site.add("app", 'v={{ getv("/app/value") }}\n', dest=directory / "app.conf")
+    assert site.run(run_confd).returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(directory)], check=True)
+    site.set_values(value="two")
+    result = site.run(run_confd)
+    output = no_traceback(result)
+    assert result.returncode == 1
+    assert f"{site.resource_path('app')}: cannot create a stage file for {dest}" in output
+    assert "Read-only file system" in output
+    assert dest.read_text() == "v=one\n"
+    assert site.healthy() == "fine\n"
+
+
+def test_full_disk_keeps_previous_file_and_frees_the_stage(
+    site: Site, run_confd, small_fs
+) -> None:
+    directory = small_fs("size=64k,mode=0755")
+    dest = site.add("app", '{{ getv("/app/value") }}\n', dest=directory / "app.conf")
+    assert site.run(run_confd).returncode == 0
+    assert dest.read_text() == "one\n"
+    site.set_values(value="x" * 200_000)
+    result = site.run(run_confd)
+    output = no_traceback(result)
+    assert result.returncode == 1
+    assert f"{site.resource_path('app')}: cannot write stage file" in output
+    assert "No space left on device" in output
+    assert dest.read_text() == "one\n"
+    assert stage_files(directory) == []
+    site.set_values(value="small again")
+    assert site.run(run_confd).returncode == 0  # the space was given back
+    assert dest.read_text() == "small again\n"
+
+
+# -- misbehaving plugins next to healthy resources --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("garbage", "printed 'hello, I am definitely a plugin' instead of a handshake line"),
+        ("exit", "exited with status 3 before its handshake"),
+        ("errors", "store is on fire"),
+        ("errors-internal", "GetValues failed"),
+        ("silent", "printed no handshake line within"),
+    ],
+)
+def test_misbehaving_plugin_is_named_and_healthy_resources_render(
+    site: Site, run_confd, mode: str, message: str
+) -> None:
+    plugins = site.base / "plugins"
+    install(plugins, "misbehave.py", "misbehave")
+    dest = site.add("app", "{{ getv('/k') }}\n")
+    with (site.confdir / "conf.d" / "app.toml").open("a") as handle:
+        handle.write('[backend]\nname = "misbehave"\n')
+    started = time.monotonic()
+    result = run_confd(
+        "--onetime", "--backend", "file", "--file", str(site.values), "--confdir",
+        str(site.confdir), "--plugin-dir", str(plugins), env={"MISBEHAVE": mode}, timeout=60,
+    )
+    output = no_traceback(result)
+    assert result.returncode == 1, output
+    assert time.monotonic() - started < 30
+    assert f"{site.resource_path('app')}: plugin 'misbehave'" in output
+    assert message in output
+    assert not dest.exists()
+    assert site.healthy() == "fine\n"
+
+
+# -- hostile values through real servers -------------------------------------------------------
+
+BIG = 10 * 1024 * 1024 + 17
+VALUES: dict[str, bytes] = {
+    "/app/big": b"B" * BIG,
+    "/app/binary": b"\x00\x01\xff\xfe\x80nul",
+    "/app/latin1": "caf\xe9".encode("latin-1"),
+    "/app/ünïcode/ключ": "値 ✓ 🎉".encode(),
+    "/app/dots/../up": b"cleaned",
+    "/app/tmpl": b"{{ 7*7 }}",
+}
+TEMPLATE = (
+    '{{ getv("/app/big") | length }}|{{ getv("/app/big")[:3] }}\n'
+    '{{ getv("/app/binary") }}\n'
+    '{{ getv("/app/latin1") }}\n'
+    '{{ getv("/app/ünïcode/ключ") }}\n'
+    '{{ getv("/app/up") }}|{{ exists("/up") }}\n'
+    '{{ getv("/app/tmpl") }}\n'
+)
+EXPECTED = (
+    f"{BIG}|BBB\n"
+    "\x00\x01\ufffd\ufffd\ufffdnul\n"
+    "caf\ufffd\n"
+    "値 ✓ 🎉\n"
+    "cleaned|False\n"
+    "{{ 7*7 }}\n"
+)
+
+
+class BigEtcdServer(EtcdServer):
+    """etcd accepting requests up to 16 MiB (its default is 1.5 MiB) for the 10 MB value."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--max-request-bytes", str(16 * 1024 * 1024)]
+
+
+@pytest.fixture(scope="module")
+def etcd_values() -> Iterator[list[str]]:
+    server = BigEtcdServer()
+    try:
+        server.start()
+        options = [("grpc.max_send_message_length", 32 << 20)]
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}", options=options) as channel:
+            kv = etcdrpc.KVStub(channel)
+            for key, value in VALUES.items():
+                kv.Put(etcdrpc.PutRequest(key=key.encode(), value=value), timeout=30)
+        yield ["--backend", "etcd", "--node", server.url]
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def redis_values() -> Iterator[list[str]]:
+    server = RedisServer()
+    try:
+        server.start()
+        client = redis.Redis(port=server.port, socket_timeout=30)
+        client.mset(VALUES)
+        client.close()
+        yield ["--backend", "redis", "--node", f"127.0.0.1:{server.port}"]
+    finally:
+        server.cleanup()
+
+
+@pytest.mark.parametrize("backend", ["etcd", "redis"])
+def test_hostile_values_through_real_servers(
+    request: pytest.FixtureRequest, tmp_path: Path, run_confd, backend: str
+) -> None:
+    args = request.getfixturevalue(f"{backend}_values")
+    confdir = tmp_path / "confdir"
+    (confdir / "conf.d").mkdir(parents=True)
+    (confdir / "templates").mkdir()
+    (confdir / "templates" / "v.tmpl").write_text(TEMPLATE)
+    dest = tmp_path / "v.conf"
+    (confdir / "conf.d" / "v.toml").write_text(
+        f'[template]\nsrc = "v.tmpl"\ndest = "{dest}"\nkeys = ["/app"]\n'
+    )
+    started = time.monotonic()
+    result = run_confd("--onetime", *args, "--confdir", str(confdir), timeout=120)
+    output = no_traceback(result)
+    assert result.returncode == 0, output
+    assert dest.read_text(encoding="utf-8") == EXPECTED
+    assert time.monotonic() - started < 30
+    assert "BBBBBBBB" not in output  # the value itself is never logged
