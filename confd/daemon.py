@@ -95,6 +95,7 @@ class Daemon:
         metrics: Metrics | None = None,
         on_change: Callable[[Target], None] | None = None,
         stop_timeout: float = 10.0,
+        baseline_timeout: float = 15.0,
     ) -> None:
         if failure_mode not in FAILURE_MODES:
             raise ConfdError(
@@ -109,6 +110,7 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.on_change = on_change
         self.stop_timeout = stop_timeout
+        self.baseline_timeout = baseline_timeout
         self.exit_code = 0
         self._targets: dict[Hashable, Target] = {}
         self._states: dict[Hashable, _State] = {}
@@ -174,7 +176,7 @@ class Daemon:
             return False
         self._worker = threading.Thread(target=self._work, name="render", daemon=True)
         self._worker.start()
-        self._apply(targets)
+        self._apply(targets)  # watches read their baseline before the first pass renders
         failed = self._full_pass(list(self._targets))
         if self._stop_requested:
             return not failed and not self.exit_code
@@ -266,6 +268,7 @@ class Daemon:
             old_watches = self._watches
             self._watches = {}
             to_stop = []
+            started = []
             for group, members in groups.items():
                 keys = sorted({key for t in members for key in t.keys})
                 watch = old_watches.pop(group, None)
@@ -276,10 +279,19 @@ class Daemon:
                     to_stop.append(watch)
                 if self.watch:
                     self._watches[group] = self._start_watch(group, members[0].database, keys)
+                    started.append(self._watches[group])
             to_stop.extend(old_watches.values())
         for watch in to_stop:
             log.debug("stopping the watch on %s:%s", watch.backend, watch.prefix)
             watch.stop()
+        # A change between a render and its watch's first read would be missed: let new
+        # watches take their baseline snapshot first (bounded, for a backend that hangs).
+        deadline = time.monotonic() + self.baseline_timeout
+        for watch in started:
+            if not watch.synced.wait(max(deadline - time.monotonic(), 0.0)):
+                log.warning("watch on %s:%s is slow to start; rendering anyway",
+                            watch.backend, watch.prefix or "/")
+                break
         return fresh
 
     def _start_watch(
@@ -294,6 +306,7 @@ class Daemon:
             on_change=lambda changed: self._changed(group, changed),
             on_state=self._watch_state,
             poll_interval=self.interval,
+            on_resync=lambda: self._retry_failing(group),
         )
         log.debug("watching %s:%s (%d keys)", backend, prefix or "/", len(keys))
         watch.start()
@@ -347,6 +360,15 @@ class Daemon:
                 state = self._states[target.id]
                 reads = state.reads
                 if reads is None or any(reads.depends_on(key) for key in changed):
+                    self._request(target, state)
+
+    def _retry_failing(self, group: tuple[str, str]) -> None:
+        """The backend answered a full read: render again the targets of `group` that failed
+        (the backend may have been down for their last render)."""
+        with self._lock:
+            for target in self._groups.get(group, ()):
+                state = self._states[target.id]
+                if state.failing and target.id not in self._pass_left:
                     self._request(target, state)
 
     def _request(self, target: Target, state: _State) -> None:

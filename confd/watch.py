@@ -19,8 +19,9 @@ from plugin_sdk.database import Database, WatchUnsupported
 log = get_logger("watch")
 
 # Called with the changed keys; with the backend error (None when it recovered, or
-# WatchUnsupported when the watch falls back to polling).
+# WatchUnsupported when the watch falls back to polling); after every good full read.
 ChangeCallback = Callable[[set[str]], None]
+ResyncCallback = Callable[[], None]
 StateCallback = Callable[["PrefixWatch", Exception | None], None]
 
 
@@ -69,6 +70,7 @@ class PrefixWatch(threading.Thread):
         on_state: StateCallback,
         poll_interval: float,
         backoff: Backoff | None = None,
+        on_resync: ResyncCallback = lambda: None,
     ) -> None:
         super().__init__(name=f"watch {backend}:{prefix or '/'}", daemon=True)
         self.database = database
@@ -80,6 +82,8 @@ class PrefixWatch(threading.Thread):
         self.failing = False
         self._on_change = on_change
         self._on_state = on_state
+        self._on_resync = on_resync
+        self.synced = threading.Event()  # set once the first full read was tried
         self._backoff = backoff or Backoff(initial=0.2, maximum=30.0)
         self._stop_event = threading.Event()
         self._snapshot: dict[str, str] | None = None
@@ -100,7 +104,10 @@ class PrefixWatch(threading.Thread):
         stop = self._stop_event
         while not stop.is_set():
             try:
-                self._resync()
+                try:
+                    self._resync()
+                finally:
+                    self.synced.set()
                 if self.polling:
                     stop.wait(self.poll_interval)
                     continue
@@ -133,6 +140,7 @@ class PrefixWatch(threading.Thread):
             self.failing = False
             self._on_state(self, None)
         self._backoff.reset()
+        self._on_resync()
 
     def _follow(self) -> int:
         """Follow the backend's watch until it ends; returns how many events arrived."""
@@ -142,6 +150,8 @@ class PrefixWatch(threading.Thread):
                 break
             events += 1
             changed = self._changed(item)
+            log.debug("watch %s:%s: %d key(s) reported, %d changed", self.backend,
+                      self.prefix or "/", -1 if item is None else len(item), len(changed))
             if changed:
                 self._on_change(changed)
         return events
