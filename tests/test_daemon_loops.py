@@ -268,3 +268,25 @@ def test_interval_mode_rerenders_and_picks_up_new_resources(running):
     targets.append(renders.target("b", "/app", ["/app/b"]))
     wait_for(lambda: renders.outputs["a"] == "5" and renders.outputs.get("b") == "2")
     assert db.watches_started == 0
+
+
+def test_backend_down_at_start_renders_once_it_answers(running):
+    db = MemoryDatabase({"/app/a": "1"})
+    db.down = True
+    renders = Renders(db)
+    targets = [renders.target("a", "/app", ["/app/a"])]
+    original = targets[0].render
+
+    def render() -> RenderResult:
+        if db.down:
+            return RenderResult(ok=False, error="backend down")
+        return original()
+
+    targets = [
+        Target(id="a", name="a", backend="memory", database=db, prefix="/app",
+               keys=("/app",), render=render)
+    ]
+    running(Daemon(lambda: targets, watch=True, interval=60))
+    assert "a" not in renders.outputs
+    db.down = False
+    wait_for(lambda: renders.outputs.get("a") == "1")
