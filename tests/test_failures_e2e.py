@@ -40,8 +40,11 @@ class Site:
         self.add("healthy", '{{ getv("/app/healthy") }}\n')
 
     def set_values(self, **values: str) -> None:
-        lines = ["app:", '  healthy: "fine"'] + [f'  {k}: "{v}"' for k, v in values.items()]
-        self.values.write_text("\n".join(lines) + "\n")
+        values = {"healthy": "fine", **values}
+        lines = ["app:"] + [f'  {k}: "{v}"' for k, v in values.items()]
+        staged = self.values.with_suffix(".tmp")
+        staged.write_text("\n".join(lines) + "\n")
+        staged.replace(self.values)  # atomically, so a watching confd never reads half a file
 
     def add(self, name: str, template: str, dest: Path | None = None, **fields: str) -> Path:
         dest = dest or self.out / f"{name}.conf"
@@ -322,3 +325,35 @@ def test_hostile_values_through_real_servers(
     assert dest.read_text(encoding="utf-8") == EXPECTED
     assert time.monotonic() - started < 30
     assert "BBBBBBBB" not in output  # the value itself is never logged
+
+
+# -- the watching daemon keeps serving ---------------------------------------------------------
+
+
+def test_watch_keeps_serving_healthy_resources_beside_broken_ones(site: Site) -> None:
+    """Under --watch, a resource with a missing key, one with a template syntax error and one
+    whose check fails never stop the healthy one from following changes; the missing-key one
+    renders as soon as its key appears."""
+    from tests.daemon_process import ConfdProcess, wait_until
+
+    missing = site.add("missing", 'host={{ getv("/app/host") }}\n')
+    site.add("syntax", "{% if %}\n")
+    checked = site.add("checked", 'v={{ getv("/app/value") }}\n', check_cmd='"false"')
+    proc = ConfdProcess(["--watch", "--log-level", "debug", "--backend", "file", "--file",
+                         str(site.values), "--confdir", str(site.confdir)])
+    try:
+        wait_until(lambda: (site.out / "healthy.conf").exists(), 20, lambda: proc.log)
+        for round_ in range(3):
+            site.set_values(value=str(round_), healthy=f"fine-{round_}")
+            wait_until(lambda r=round_: site.healthy() == f"fine-{r}\n", 20,  # type: ignore[misc]
+                       lambda: proc.log)
+        site.set_values(value="3", healthy="fine-3", host="db.example")
+        wait_until(lambda: missing.exists() and missing.read_text() == "host=db.example\n", 20,
+                   lambda: proc.log)
+        assert proc.proc.poll() is None, proc.log
+        assert not checked.exists()
+        assert f"{site.resource_path('syntax')}" in proc.log
+        assert f"{site.confdir / 'templates' / 'syntax.tmpl'}:1: " in proc.log
+        assert "Traceback" not in proc.log
+    finally:
+        proc.kill()
