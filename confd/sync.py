@@ -143,7 +143,10 @@ def _in_sync(dest: Path, dest_stat: os.stat_result | None, data: bytes, mode: in
         log.info("%s has mode %s should be %s", dest, oct(stat.S_IMODE(dest_stat.st_mode)),
                  oct(mode))
         same = False
-    current = dest.read_bytes()
+    try:
+        current = dest.read_bytes()
+    except OSError as exc:
+        raise SyncError(f"cannot read {dest} to compare it: {exc.strerror}") from None
     if current != data:
         log.info("%s has md5sum %s should be %s", dest, _md5(current), _md5(data))
         same = False
@@ -215,6 +218,8 @@ def sync_file(
         dest_stat = None
     except OSError as exc:
         raise SyncError(f"cannot stat {dest}: {exc.strerror}") from None
+    if dest_stat is not None and stat.S_ISDIR(dest_stat.st_mode):
+        raise SyncError(f"cannot write {dest}: it is a directory, not a file")
     mode, uid, gid = _wanted(target, dest_stat)
 
     try:
