@@ -117,6 +117,8 @@ def _string(path: Path, table: Mapping[str, Any], key: str, *, required: bool = 
     value = table.get(key, "")
     if not isinstance(value, str):
         raise ConfigError(f"{path}: template {key} must be a string, got {type(value).__name__}")
+    if "\0" in value:  # no path, user name or shell command can hold one
+        raise ConfigError(f"{path}: template {key} must not contain a NUL character")
     if required and not value.strip():
         raise ConfigError(f"{path}: template {key} is required")
     return value
@@ -195,8 +197,11 @@ def _keys(path: Path, raw: Any) -> tuple[str, ...]:
 
 
 def _src(path: Path, templates_dir: Path, src: str) -> Path:
-    base = templates_dir.resolve()
-    resolved = (base / src).resolve()
+    try:
+        base = templates_dir.resolve()
+        resolved = (base / src).resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        raise ConfigError(f"{path}: template src {src!r} cannot be resolved: {exc}") from None
     if not resolved.is_relative_to(base):
         raise ConfigError(f"{path}: template src {src!r} points outside {templates_dir}")
     if not resolved.is_file():
