@@ -1,0 +1,125 @@
+"""The whole benchmark suite: runs each bench_*.py as its own process (so one's imports and
+memory never colour another's), prints each one's JSON, then a table against the targets of
+issue #6, and writes bench/results.json.
+
+Run: bench/run [--only startup,plugin,watch,scale] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import REPO, machine
+
+BENCH = REPO / "bench"
+# name -> (script, arguments, arguments with --quick)
+SUITE: dict[str, tuple[str, list[str], list[str]]] = {
+    "startup": ("bench_startup.py", ["--runs", "15"], ["--runs", "10"]),
+    "plugin": ("bench_plugin.py", ["--spawns", "10", "--runs", "15"], ["--spawns", "5"]),
+    "watch": ("bench_watch.py", ["--changes", "150"], ["--changes", "100"]),
+    "scale": ("bench_scale.py", ["--changes", "30"], ["--changes", "10"]),
+}
+
+
+def _dig(data: Any, *path: str) -> Any:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+# (benchmark, label, path into its JSON, target, unit); a None target is information only.
+ROWS: list[tuple[str, str, tuple[str, ...], float | None, str]] = [
+    ("startup", "onetime env, wall p50", ("wall_ms", "p50"), 90, "ms"),
+    ("startup", "onetime env, peak RSS p50", ("peak_rss_mib", "p50"), None, "MiB"),
+    ("startup", "floor: import jinja2, click", ("floors_ms", "import_jinja2_click"), None, "ms"),
+    ("startup", "floor: python -c pass", ("floors_ms", "python_-c_pass"), None, "ms"),
+    ("watch", "etcd watch p50", ("stores", "etcd", "latency_ms", "p50"), 4, "ms"),
+    ("watch", "etcd watch p99", ("stores", "etcd", "latency_ms", "p99"), 10, "ms"),
+    ("watch", "etcd put round trip p50", ("stores", "etcd", "put_ms", "p50"), None, "ms"),
+    ("watch", "redis watch p50", ("stores", "redis", "latency_ms", "p50"), None, "ms"),
+    ("watch", "redis watch p99", ("stores", "redis", "latency_ms", "p99"), None, "ms"),
+    ("watch", "etcd plugin watch p50", ("stores", "etcd-plugin", "latency_ms", "p50"), None, "ms"),
+    ("watch", "etcd plugin watch p99", ("stores", "etcd-plugin", "latency_ms", "p99"), None, "ms"),
+    ("scale", "1,000 resources: first pass", ("first_pass_s",), None, "s"),
+    ("scale", "one key change p50", ("one_key_change_ms", "p50"), 50, "ms"),
+    ("scale", "one key change p99", ("one_key_change_ms", "p99"), 50, "ms"),
+    ("scale", "re-rendered per change (max)", ("rerendered_per_change", "max"), 1, ""),
+    ("scale", "etcd watch streams held", ("etcd_watch_streams_held",), None, ""),
+    ("scale", "etcd watchers held", ("etcd_watchers_held",), None, ""),
+    ("scale", "daemon RSS, steady", ("daemon_rss_mib", "after_changes"), 80, "MiB"),
+    ("plugin", "GetValues 10k: plugin/in-process",
+     ("get_values_10000_keys_ms", "ratio_median"), 2, "x"),
+    ("plugin", "GetValues 10k in process", ("get_values_10000_keys_ms", "in_process", "median"),
+     None, "ms"),
+    ("plugin", "GetValues 10k via plugin", ("get_values_10000_keys_ms", "plugin", "median"),
+     None, "ms"),
+    ("plugin", "spawn-to-ready (AutoMTLS)", ("spawn_to_ready_ms", "automtls", "median"), 250,
+     "ms"),
+    ("plugin", "spawn-to-ready (plaintext)", ("spawn_to_ready_ms", "plaintext", "median"), 250,
+     "ms"),
+]
+
+
+def _run(name: str, quick: bool) -> dict[str, Any]:
+    script, full, fast = SUITE[name]
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *(fast if quick else full)],
+        capture_output=True, text=True, check=False, cwd=REPO,
+    )
+    took = round(time.monotonic() - started, 1)
+    if done.returncode != 0:
+        print(f"{name}: exit {done.returncode}\n{done.stderr[-3000:]}", file=sys.stderr)
+        return {"error": f"exit {done.returncode}: {done.stderr.strip()[-500:]}", "took_s": took}
+    print(done.stdout.rstrip(), flush=True)
+    figures = json.loads(done.stdout)
+    figures["took_s"] = took
+    return figures
+
+
+def table(results: dict[str, Any]) -> str:
+    """One line per figure: value, target and whether it was met."""
+    lines = [f"{'figure':40} {'value':>10} {'target':>10}  met", "-" * 67]
+    for bench, label, path, target, unit in ROWS:
+        if bench not in results:
+            continue
+        value = _dig(results[bench], *path)
+        shown = "n/a" if value is None else f"{value:g}{unit}"
+        goal = "" if target is None else f"<={target:g}{unit}"
+        met = "" if target is None or value is None else ("yes" if value <= target else "NO")
+        lines.append(f"{label:40} {shown:>10} {goal:>10}  {met}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", default=",".join(SUITE), help="comma-separated benchmarks")
+    parser.add_argument("--quick", action="store_true", help="fewer runs (a smoke test)")
+    parser.add_argument("--output", default=str(BENCH / "results.json"))
+    args = parser.parse_args()
+    started = time.monotonic()
+    results: dict[str, Any] = {"machine": machine(), "command": "bench/run " + " ".join(
+        sys.argv[1:])}
+    for name in args.only.split(","):
+        if name not in SUITE:
+            raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(SUITE)}")
+        results[name] = _run(name, args.quick)
+    results["total_s"] = round(time.monotonic() - started, 1)
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    info = results["machine"]
+    print(f"\n{info['nproc']} x {info['cpu']}, {info['ram_gib']} GiB, Python {info['python']},"
+          f" load {info['loadavg']}, {info['date']}; {results['total_s']} s")
+    print(table(results))
+    print(f"\nwritten to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
