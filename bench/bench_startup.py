@@ -42,7 +42,6 @@ UNUSED = {
     "http": "metrics endpoint",
     "email": "http/urllib responses",
     "difflib": "--noop diffs",
-    "tomllib": "confd.toml (the example has none)",
     "socket": "network",
     "confd.daemon": "--watch loop",
     "confd.plugin": "plugin host",
