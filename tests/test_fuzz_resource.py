@@ -78,6 +78,7 @@ def confdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "conf.d").mkdir()
     (root / "templates" / "sub").mkdir(parents=True)
     (root / "templates" / "app.tmpl").write_text("x\n")
+    (root / "templates" / "loop.tmpl").symlink_to("loop.tmpl")
     return root
 
 
@@ -132,6 +133,23 @@ def test_fuzz_tables_give_a_resource_or_a_config_error(
 def test_fuzz_valid_skeleton_with_fuzzed_fields(confdir: Path, template: dict[str, Any]) -> None:
     """src and dest are fine, so every other field's validation is what gets exercised."""
     check_resource(parse(confdir, document(template, None).encode()), confdir)
+
+
+_hostile_paths = st.one_of(
+    _paths,
+    st.sampled_from(["loop.tmpl", "sub", "sub/", "app.tmpl/..", "~/x", "\\..\\x", "a\0b"]),
+    st.lists(st.sampled_from(["..", ".", "app.tmpl", "sub", "", "\0", "é", "loop.tmpl"]),
+             max_size=4).map("/".join),
+    _text,
+)
+
+
+@SETTINGS
+@given(src=_hostile_paths, dest=_hostile_paths)
+def test_fuzz_src_and_dest_paths(confdir: Path, src: str, dest: str) -> None:
+    """Only src and dest set, so the path checks themselves are what gets exercised."""
+    text = f"[template]\nsrc = {json.dumps(src)}\ndest = {json.dumps(dest)}\n"
+    check_resource(parse(confdir, text.encode()), confdir)
 
 
 @SETTINGS
