@@ -63,15 +63,35 @@ def _join(base: str, part: str) -> str:
     return "/" + joined.lstrip("/")
 
 
-def flatten(document: Any, base: str = "/", into: dict[str, str] | None = None) -> dict[str, str]:
-    """Flatten a parsed YAML/JSON document into confd keys: `{a: {b: [x]}}` -> `/a/b/0 = x`."""
+MAX_KEYS = 1_000_000  # YAML aliases can expand a small file exponentially ("billion laughs")
+
+
+class DocumentError(ValueError):
+    """A document that cannot be flattened: it contains itself, or expands past `MAX_KEYS`."""
+
+
+def flatten(
+    document: Any, base: str = "/", into: dict[str, str] | None = None,
+    _parents: frozenset[int] = frozenset(),
+) -> dict[str, str]:
+    """Flatten a parsed YAML/JSON document into confd keys: `{a: {b: [x]}}` -> `/a/b/0 = x`.
+
+    `DocumentError` when a YAML alias makes the document contain itself, or when it expands
+    to more than `MAX_KEYS` keys.
+    """
     values: dict[str, str] = {} if into is None else into
+    if isinstance(document, Mapping | list | tuple):
+        if id(document) in _parents:
+            raise DocumentError(f"{base} contains itself (a YAML alias cycle)")
+        _parents = _parents | {id(document)}
+    if len(values) > MAX_KEYS:
+        raise DocumentError(f"more than {MAX_KEYS} keys (YAML aliases expanding?)")
     if isinstance(document, Mapping):
         for key, child in document.items():
-            flatten(child, _join(base, format_scalar(key)), values)
+            flatten(child, _join(base, format_scalar(key)), values, _parents)
     elif isinstance(document, list | tuple):
         for index, child in enumerate(document):
-            flatten(child, _join(base, str(index)), values)
+            flatten(child, _join(base, str(index)), values, _parents)
     elif isinstance(document, set | frozenset):  # YAML !!set: members are keys
         for member in sorted(document, key=format_scalar):
             values[_join(base, format_scalar(member))] = ""
@@ -278,7 +298,10 @@ class FileDatabase(Database):
                         f"file backend: {path}: top level must be a mapping or a list, "
                         f"not a {type(document).__name__}"
                     )
-                flatten(document, "/", values)
+                try:
+                    flatten(document, "/", values)
+                except DocumentError as exc:
+                    raise DatabaseError(f"file backend: {path}: {exc}") from None
         return values
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
