@@ -357,3 +357,34 @@ def test_watch_keeps_serving_healthy_resources_beside_broken_ones(site: Site) ->
         assert "Traceback" not in proc.log
     finally:
         proc.kill()
+
+
+# -- hostile values files -------------------------------------------------------------------------
+
+_LAUGHS = "\n".join(
+    ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ("app: &x [*x]\n", "/app/0 contains itself (a YAML alias cycle)"),
+        (_LAUGHS, "more than 1000000 keys"),
+        ("app: !!python/object:os.system [touch pwned]\n", "invalid YAML"),
+        ("app: [unclosed\n", "invalid YAML"),
+    ],
+    ids=["alias-cycle", "alias-bomb", "python-tag", "syntax"],
+)
+def test_hostile_values_file_is_a_clear_error(
+    site: Site, run_confd, document: str, message: str
+) -> None:
+    site.values.write_text(document)
+    started = time.monotonic()
+    result = site.run(run_confd)
+    output = no_traceback(result)
+    assert result.returncode == 1
+    assert f"file backend: {site.values}" in output and message in output, output
+    assert time.monotonic() - started < 20
+    assert not (site.base / "pwned").exists()
