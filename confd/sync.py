@@ -113,6 +113,14 @@ def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -237,7 +245,6 @@ def sync_file(
                 os.fchmod(handle.fileno(), mode)
                 if _can_chown(os.fstat(handle.fileno()), uid, gid):
                     os.fchown(handle.fileno(), uid, gid)
-                os.fsync(handle.fileno())
         except OSError as exc:
             raise SyncError(f"cannot write stage file {stage} for {dest}: {exc.strerror}") from None
         staged = stage.stat()
@@ -258,6 +265,11 @@ def sync_file(
             command = render_command(target.check_cmd, src=str(stage), dest=str(dest))
             run_command(command, target.check_cmd_timeout, f"check_cmd for {dest}")
         log.debug("Overwriting target config %s", dest)
+        try:
+            # fsync only a stage that will replace dest: an unchanged render costs no disk flush.
+            _fsync_file(stage)
+        except OSError as exc:
+            raise SyncError(f"cannot write stage file {stage} for {dest}: {exc.strerror}") from None
         try:
             os.rename(stage, dest)
             renamed = True
