@@ -15,12 +15,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from confd.debounce import Wait, parse_duration, parse_wait
 from confd.errors import ConfigError
 from confd.log import get_logger
 from confd.settings import toml_value_to_str
+
+if TYPE_CHECKING:  # the debounce module loads only for resources that give durations
+    from confd.debounce import Wait
 
 __all__ = [
     "BackendRef",
@@ -180,6 +182,8 @@ def _seconds(path: Path, table: Mapping[str, Any], key: str, default: float) -> 
     if isinstance(raw, int | float):
         seconds = float(raw)
     elif isinstance(raw, str):
+        from confd.debounce import parse_duration
+
         seconds = parse_duration(raw, f"{path}: template {key}")
     else:
         raise ConfigError(f"{path}: template {key} must be seconds or a duration like \"30s\"")
@@ -214,6 +218,8 @@ def _wait(path: Path, raw: Any) -> Wait | None:
         return None
     if not isinstance(raw, str):
         raise ConfigError(f"{path}: template wait must be a string like \"2s:10s\"")
+    from confd.debounce import parse_wait
+
     try:
         return parse_wait(raw, f"{path}: template wait")
     except ConfigError as exc:
