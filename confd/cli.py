@@ -147,6 +147,8 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
               help="a directory searched for confd-database-NAME plugins (repeatable)")
 @click.option("--isolate/--no-isolate", default=None,
               help="run a built-in backend out of process, as a plugin")
+@click.option("--plugin-start-timeout", type=float, metavar="SECONDS",
+              help="how long a plugin may take to print its handshake [default: 10]")
 @click.version_option(__version__, "--version", prog_name="confd")
 @click.pass_context
 def cli(ctx: click.Context, backend_opts: tuple[str, ...], **flags: Any) -> None:

@@ -58,6 +58,7 @@ DEFAULTS: dict[str, Any] = {
     "separator": "",
     "plugin_dirs": [],
     "isolate": False,
+    "plugin_start_timeout": 10.0,
 }
 
 # Settings that reach a backend's `configure` (as the backend setting of the same name,
@@ -78,6 +79,7 @@ COMMON_BACKEND_FIELDS = (
 _BOOL = {"onetime", "watch", "noop", "sync_only", "keep_stage_file", "isolate"}
 _LIST = {"nodes", "file", "plugin_dirs"}
 _INT = {"interval"}
+_FLOAT = {"plugin_start_timeout"}
 
 # confd.toml spellings (after `-` -> `_`) that name a field differently.
 _TOML_ALIASES = {
@@ -117,6 +119,7 @@ _ENV_NAMES: dict[str, str] = {
     "CONFD_SEPARATOR": "separator",
     "CONFD_PLUGIN_DIR": "plugin_dirs",
     "CONFD_ISOLATE": "isolate",
+    "CONFD_PLUGIN_START_TIMEOUT": "plugin_start_timeout",
 }
 _ENV_OPT_PREFIX = "CONFD_BACKEND_OPT_"
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
@@ -154,6 +157,7 @@ class Settings:
     separator: str = ""
     plugin_dirs: list[str] = field(default_factory=list)
     isolate: bool = False
+    plugin_start_timeout: float = DEFAULTS["plugin_start_timeout"]  # seconds to the handshake
     # Backend settings by layer: `[backends.NAME]` tables, CONFD_BACKEND_OPT_*, --backend-opt.
     backend_tables: dict[str, dict[str, str]] = field(default_factory=dict)
     env_backend_opts: dict[str, str] = field(default_factory=dict)
@@ -205,6 +209,15 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if result <= 0:
             raise ConfigError(f"{where}: {name} must be positive, got {result}")
         return result
+    if name in _FLOAT:
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not number > 0:
+            raise ConfigError(f"{where}: {name} must be a positive number of seconds,"
+                              f" got {value!r}")
+        return number
     if name in _LIST:
         if isinstance(value, str):
             sep = os.pathsep if name == "plugin_dirs" else ","

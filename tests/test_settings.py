@@ -60,6 +60,15 @@ def test_toml_dash_and_underscore_names_and_go_aliases(confdir: Path) -> None:
     assert settings.client_ca_keys == "/toml/ca.pem"
 
 
+def test_plugin_start_timeout_layers(tmp_path: Path) -> None:
+    (tmp_path / "confd.toml").write_text("plugin_start_timeout = 4\n")
+    assert load_settings({"confdir": str(tmp_path)}, {}).plugin_start_timeout == 4.0
+    env = {"CONFD_PLUGIN_START_TIMEOUT": "2.5"}
+    assert load_settings({"confdir": str(tmp_path)}, env).plugin_start_timeout == 2.5
+    flags = {"confdir": str(tmp_path), "plugin_start_timeout": 1.5}
+    assert load_settings(flags, env).plugin_start_timeout == 1.5
+
+
 def test_confdir_from_env_locates_confd_toml(confdir: Path) -> None:
     assert load_settings({}, {"CONFD_CONFDIR": str(confdir)}).backend == "file"
 
@@ -81,6 +90,8 @@ def test_bad_toml_names_file_and_line(tmp_path: Path) -> None:
         ({"CONFD_INTERVAL": "soon"}, "CONFD_INTERVAL: interval must be a whole number"),
         ({"CONFD_ONETIME": "maybe"}, "CONFD_ONETIME: onetime must be true or false"),
         ({"CONFD_LOG_FORMAT": "xml"}, "log format 'xml'"),
+        ({"CONFD_PLUGIN_START_TIMEOUT": "0"},
+         "CONFD_PLUGIN_START_TIMEOUT: plugin_start_timeout must be a positive number"),
     ],
 )
 def test_bad_environment_values_name_the_variable(
