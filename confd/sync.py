@@ -13,7 +13,6 @@ import errno
 import hashlib
 import os
 import re
-import signal
 import stat
 import sys
 import tempfile
@@ -79,6 +78,7 @@ def run_command(command: str, timeout: float, what: str) -> None:
 
     The command gets its own process group so a timeout kills everything it started.
     """
+    import signal
     import subprocess
 
     log.debug("Running %s", command)
