@@ -26,6 +26,7 @@ import json
 import random
 import re
 import socket
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,7 +81,7 @@ class ConsulDouble:
         class Handler(_Handler):
             store = double
 
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server = _Server(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
@@ -151,6 +152,13 @@ class ConsulDouble:
         found = [e.modify_index for k, e in self.kv.items() if hit(k)]
         found += [i for k, i in self.tombstones.items() if hit(k)]
         return max(found, default=0) or self.index
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up (a stopped watch, a killed confd) is normal here."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Handler(BaseHTTPRequestHandler):

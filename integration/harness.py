@@ -69,6 +69,11 @@ class Confd:
         self.processes.append(process)
         return process
 
+    def wait_watching(self, timeout: float = 20) -> None:
+        """Wait until the daemon reports its first pass done and its watches running
+        (the "N/N resources rendered; watching" line)."""
+        wait_for(lambda: "; watching" in self.log(), "confd to start watching", self.log, timeout)
+
     def log(self, index: int = -1) -> str:
         logs = sorted(self.workdir.glob("confd-*.log"))
         return logs[index].read_text(errors="replace") if logs else ""

@@ -45,6 +45,7 @@ def test_watch_renders_a_changed_value(
     process = confd.watch(watched_store, mode)
     basic = confd.out / "basic.conf"
     wait_for(lambda: "host=127.0.0.1\n" in read(basic), what="first render", details=confd.log)
+    confd.wait_watching()
     watched_store.set("/database/host", "10.9.9.9")
     wait_for(lambda: "host=10.9.9.9\n" in read(basic), what="changed value", details=confd.log)
     assert process.poll() is None, confd.log()
@@ -54,6 +55,7 @@ def test_watch_drops_a_deleted_key(watched_store: Store, mode: list[str], confd:
     confd.watch(watched_store, mode)
     iteration = confd.out / "iteration.conf"
     wait_for(lambda: "10.0.1.11:8080" in read(iteration), what="first render", details=confd.log)
+    confd.wait_watching()
     watched_store.delete("/upstream/app2")
     wait_for(
         lambda: "10.0.1.11:8080" not in read(iteration) and "10.0.1.10:8080" in read(iteration),
@@ -67,6 +69,7 @@ def test_watch_keeps_last_good_file_while_a_required_key_is_missing(
     process = confd.watch(watched_store, mode)
     basic = confd.out / "basic.conf"
     wait_for(lambda: "password=p@sSw0rd\n" in read(basic), what="first render", details=confd.log)
+    confd.wait_watching()
     good = read(basic)
     watched_store.delete("/database/password")
     wait_for(
@@ -77,3 +80,15 @@ def test_watch_keeps_last_good_file_while_a_required_key_is_missing(
     assert process.poll() is None, confd.log()
     watched_store.set("/database/password", "n3w")
     wait_for(lambda: "password=n3w\n" in read(basic), what="restored key", details=confd.log)
+
+
+def test_watch_applies_a_change_made_during_the_first_render(
+    watched_store: Store, mode: list[str], confd: Confd
+) -> None:
+    # The value changes as soon as the first file is written, while confd is still rendering
+    # the others and starting its watches: the change must not fall between the two.
+    confd.watch(watched_store, mode)
+    basic = confd.out / "basic.conf"
+    wait_for(lambda: "host=127.0.0.1\n" in read(basic), what="first render", details=confd.log)
+    watched_store.set("/database/host", "10.8.8.8")
+    wait_for(lambda: "host=10.8.8.8\n" in read(basic), what="changed value", details=confd.log)

@@ -108,6 +108,7 @@ def test_watch_reconnects_after_a_server_restart(
     process = confd.watch(store)
     basic = confd.out / "basic.conf"
     wait_for(lambda: "host=127.0.0.1\n" in read(basic), "first render", confd.log)
+    confd.wait_watching()
     server.restart()
     store.load({**KEYS, "/database/host": "10.7.7.7"})  # Redis keeps no data across restarts
     wait_for(lambda: "host=10.7.7.7\n" in read(basic), "render after restart", confd.log, 40)
