@@ -97,6 +97,16 @@ def _outermost(keys: Sequence[str]) -> list[str]:
     return [k for k in keys if not any(o != k and select_prefix(k, o) for o in keys)]
 
 
+def _watched(prefix: str, ranges: list[str]) -> list[str]:
+    """The key ranges to open watchers on: the resource prefix once when it holds every range
+    (one etcd watcher per prefix, as Go confd), else each range. Events are still filtered to
+    `ranges`, so keys nobody reads never count as changes."""
+    root = prefix.removesuffix("/*").rstrip("/")
+    if len(ranges) > 1 and root and all(select_prefix(r, root) for r in ranges):
+        return [root]
+    return ranges
+
+
 class EtcdDatabase(Database):
     """Keys and values from an etcd v3 cluster, with native watches."""
 
@@ -283,7 +293,7 @@ class EtcdDatabase(Database):
                 f"backend 'etcd': node {node.url}: cannot watch {prefix!r}: {exc.code().name}"
             ) from None
         pending: list[str] = []
-        for key in ranges:
+        for key in _watched(prefix, ranges):
             pending.append(key)
             requests.put(create(key, start))
         call = etcdrpc.WatchStub(channel).Watch(outgoing(), metadata=metadata)
