@@ -39,6 +39,10 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2_000),
+    # No client-side cap on message size (gRPC's default receive limit is 4 MB): the server's
+    # --max-request-bytes decides what a value may be, and a range reply holds many values.
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
 ]
 
 
