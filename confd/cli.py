@@ -12,7 +12,6 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +34,15 @@ LAZY_COMMANDS: dict[str, str] = {
 }
 
 
-@dataclass
 class CliState:
     """What the top-level flags said; subcommands turn it into `Settings`."""
 
-    flags: dict[str, Any] = field(default_factory=dict)
-    backend_opts: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("flags", "backend_opts")
+
+    def __init__(self, flags: dict[str, Any] | None = None,
+                 backend_opts: dict[str, str] | None = None) -> None:
+        self.flags: dict[str, Any] = {} if flags is None else flags
+        self.backend_opts: dict[str, str] = {} if backend_opts is None else backend_opts
 
     def settings(self, **overrides: Any) -> Settings:
         """Settings from these flags (plus `overrides`), the environment and confd.toml."""

@@ -13,14 +13,13 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 __all__ = ["BadPattern", "KVPair", "KVStore", "KVView", "KeyNotFound", "Reads", "clean_key"]
 
 
-@dataclass(frozen=True, slots=True)
-class KVPair:
+class KVPair(NamedTuple):
     """One key and its value; `.Key`/`.Value` serve templates migrated from Go."""
 
     key: str
@@ -153,13 +152,29 @@ def _match_under(prefix: str, key: str) -> bool:
     return key == prefix or key.startswith(prefix + "/")
 
 
-@dataclass(slots=True)
 class Reads:
-    """What one render read: exact keys, glob patterns, and listed directories."""
+    """What one render read: exact keys, glob patterns, and listed directories.
 
-    keys: set[str] = field(default_factory=set)
-    patterns: set[str] = field(default_factory=set)
-    dirs: set[str] = field(default_factory=set)
+    A plain class, not a dataclass: it is defined at every start, where a dataclass costs more.
+    """
+
+    __slots__ = ("keys", "patterns", "dirs")
+
+    def __init__(self, keys: set[str] | None = None, patterns: set[str] | None = None,
+                 dirs: set[str] | None = None) -> None:
+        self.keys: set[str] = set() if keys is None else keys
+        self.patterns: set[str] = set() if patterns is None else patterns
+        self.dirs: set[str] = set() if dirs is None else dirs
+
+    def __repr__(self) -> str:
+        return f"Reads(keys={self.keys!r}, patterns={self.patterns!r}, dirs={self.dirs!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Reads):
+            return NotImplemented
+        return (self.keys, self.patterns, self.dirs) == (other.keys, other.patterns, other.dirs)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
     def depends_on(self, changed_key: str) -> bool:
         """Could a change of `changed_key` (or of anything below it) change the output?"""

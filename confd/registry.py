@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from confd.errors import BackendError
 from plugin_sdk.database import Database, DatabaseError
@@ -22,8 +22,7 @@ BUILTINS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """A registered backend: its name and `module:Class` import path."""
 
     name: str

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
@@ -27,8 +26,7 @@ __all__ = ["Rendered", "Renderer"]
 _MIN_REDACT = 4  # shorter values ("80", "on") are too common to hide without garbling messages
 
 
-@dataclass
-class Rendered:
+class Rendered(NamedTuple):
     """The output of one render and what it read from the store."""
 
     text: str

@@ -7,15 +7,12 @@ orders, defaults and errors. Every function is wrapped so a failure surfaces as 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from confd.kvstore import KeyNotFound, KVPair, KVView, clean_key
 
@@ -190,14 +187,18 @@ def create_map(*values: Any) -> dict[str, Any]:
 
 def base64_encode(data: str) -> str:
     """`data` (UTF-8) in standard, padded base64."""
+    import base64  # loaded by the templates that use it, not at every start
+
     return base64.b64encode(data.encode()).decode("ascii")
 
 
 def base64_decode(data: str) -> str:
     """Standard, padded base64 decoded to text; line breaks are ignored, as in Go."""
+    import base64
+
     try:
         raw = base64.b64decode(data.replace("\r", "").replace("\n", ""), validate=True)
-    except (binascii.Error, ValueError):
+    except ValueError:  # binascii.Error is a ValueError
         raise ValueError("illegal base64 data") from None
     try:
         return raw.decode()
@@ -318,8 +319,7 @@ def lookup_ipv6(name: str) -> list[str]:
     return [ip for ip in lookup_ip(name) if ":" in ip]
 
 
-@dataclass(frozen=True, slots=True)
-class SRV:
+class SRV(NamedTuple):
     """One SRV record, as Go's `net.SRV` (target keeps its trailing dot)."""
 
     target: str

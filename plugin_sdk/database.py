@@ -9,8 +9,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
     "Database",
@@ -34,8 +33,7 @@ class WatchUnsupported(DatabaseError):
     """Raised by `watch_prefix` of a backend that can only be polled."""
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
     """One setting a backend accepts: shown by `confd backends`, checked by `configure`."""
 
     name: str
