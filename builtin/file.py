@@ -244,6 +244,7 @@ class FileDatabase(Database):
         self._paths: list[str] = []
         self._filter = "*"
         self._closed = threading.Event()
+        self._latest: dict[str, str] | None = None  # the newest successful read, of every key
 
     def configure(self, config: Mapping[str, str]) -> None:
         super().configure(config)
@@ -305,7 +306,9 @@ class FileDatabase(Database):
         return values
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
+        self._latest = None
         values = self._read_all()
+        self._latest = values
         return {k: v for k, v in values.items() if any(select_prefix(k, key) for key in keys)}
 
     def _state(self, prefix: str) -> dict[str, str] | str:
@@ -324,7 +327,14 @@ class FileDatabase(Database):
         re-reads and reports the error; it yields again when the file is fixed.
         """
         stopping = _Either(stop, self._closed)
-        last = self._state(prefix)
+        # Start from the newest read (a render's, maybe): a change made since then is an event.
+        latest = self._latest
+        if latest is not None:
+            last: dict[str, str] | str = {
+                k: v for k, v in latest.items() if select_prefix(k, prefix)
+            }
+        else:
+            last = self._state(prefix)
         for _ in self._wakeups(stopping):
             current = self._state(prefix)
             if current == last:

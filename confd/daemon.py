@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,6 +43,7 @@ class RenderResult:
     changed: bool = False
     reads: Dependencies | None = None  # None: unknown, so every change may matter
     error: str = ""
+    values: Mapping[str, str] | None = None  # what the render read from its database, if it did
 
 
 @dataclass(frozen=True)
@@ -413,6 +414,8 @@ class Daemon:
                 self._pass_left.discard(target.id)
                 self._pass_failed += 0 if result.ok else 1
                 self._pass_done.notify_all()
+        if result.values is not None:
+            self._observe(target, result.values)
         if result.ok:
             self.metrics.rendered(target.name, reloaded=result.changed)
             if result.changed and self.on_change is not None:
@@ -422,6 +425,15 @@ class Daemon:
             if self.failure_mode == FAIL_FAST and self.metrics.ready:
                 log.error("resource %s failed; stopping (--failure-mode fail-fast)", target.name)
                 self.request_stop(1)
+
+    def _observe(self, target: Target, values: Mapping[str, str]) -> None:
+        """Hand what a render read to the watches of its database, which re-render the targets
+        that read other values (backends start watching after the newest read, so a change a
+        render saw first would otherwise never reach the targets rendered before it)."""
+        with self._lock:
+            watches = [w for (backend, _), w in self._watches.items() if backend == target.backend]
+        for watch in watches:
+            watch.observe(target.keys, values)
 
     # -- watch state ----------------------------------------------------------------------------
 

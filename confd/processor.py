@@ -7,7 +7,7 @@ path. A failing resource is logged with its file and cause and never stops the o
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Protocol
 
@@ -44,6 +44,7 @@ class Outcome:
     status: Status
     error: Exception | None = None
     reads: Reads | None = None
+    values: Mapping[str, str] | None = None  # the database values the render used
 
     @property
     def failed(self) -> bool:
@@ -104,7 +105,7 @@ class Processor:
         from confd.kvstore import KVStore
 
         fields = {"resource": str(resource.path), "dest": str(resource.dest)}
-        reads = None
+        reads = values = None
         try:
             database = self.databases.for_resource(resource)
             try:
@@ -117,12 +118,12 @@ class Processor:
                                out=self._out)
         except ConfdError as exc:
             log.error("%s: %s", resource.path, exc, extra={"fields": fields})
-            return Outcome(resource, Status.FAILED, exc, reads)
+            return Outcome(resource, Status.FAILED, exc, reads, values)
         except Exception as exc:  # noqa: BLE001 - one resource must not stop the others
             log.error("%s: unexpected %s: %s", resource.path, type(exc).__name__, exc,
                       exc_info=True, extra={"fields": fields})
-            return Outcome(resource, Status.FAILED, exc, reads)
-        return Outcome(resource, _STATUS[result], None, reads)
+            return Outcome(resource, Status.FAILED, exc, reads, values)
+        return Outcome(resource, _STATUS[result], None, reads, values)
 
     def run_once(self, resources: Iterable[TemplateResource] | None = None) -> list[Outcome]:
         """Process every resource (or those given) in order."""

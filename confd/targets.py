@@ -46,6 +46,7 @@ def _render(processor: Processor, resource: TemplateResource) -> Callable[[], Re
             changed=outcome.changed,
             reads=reads,
             error=str(outcome.error or ""),
+            values=outcome.values,
         )
 
     return render

@@ -1,9 +1,13 @@
 """One shared watch per (backend, prefix): turns backend events into the set of changed keys.
 
-A `PrefixWatch` thread keeps the last snapshot of the values under its keys. Each event is
-diffed against it (only the reported keys when the backend names them), so a resource is
-re-rendered only for a real change, and after an error a fresh read diffed against the last
-good snapshot finds every change made while the watch was down.
+A `PrefixWatch` thread keeps a baseline of the values under its keys. Each event is diffed
+against it (only the reported keys when the backend names them), so a resource is re-rendered
+only for a real change, and after an error a fresh read diffed against the baseline finds every
+change made while the watch was down.
+
+Renders read the database too, and backends start their watch from the newest read of anyone, so
+a change seen first by a render would never come as an event. Hence every render's values are
+merged into the baseline as well (`observe`): any read that disagrees with it is a change.
 """
 
 from __future__ import annotations
@@ -25,13 +29,6 @@ ResyncCallback = Callable[[], None]
 StateCallback = Callable[["PrefixWatch", Exception | None], None]
 
 
-def diff(old: Mapping[str, str], new: Mapping[str, str]) -> set[str]:
-    """Keys added, removed or changed between two snapshots."""
-    changed = {key for key, value in new.items() if old.get(key) != value}
-    changed.update(key for key in old if key not in new)
-    return changed
-
-
 class KeySet:
     """The keys a watch serves, answering "is this key one of them, or below one?" quickly."""
 
@@ -40,6 +37,11 @@ class KeySet:
         roots = {key.rstrip("/") or "/" for key in self.keys}
         self._everything = "/" in roots or "" in roots
         self._roots = frozenset(roots)
+
+    def union(self, keys: Iterable[str]) -> KeySet:
+        """This set and `keys` together (self when `keys` adds nothing)."""
+        extra = set(keys) - set(self.keys)
+        return self if not extra else KeySet((*self.keys, *extra))
 
     def covers(self, key: str) -> bool:
         """True when `key` equals, or lies below, one of the keys."""
@@ -86,7 +88,9 @@ class PrefixWatch(threading.Thread):
         self.synced = threading.Event()  # set once the first full read was tried
         self._backoff = backoff or Backoff(initial=0.2, maximum=30.0)
         self._stop_event = threading.Event()
-        self._snapshot: dict[str, str] | None = None
+        self._lock = threading.Lock()  # renders observe from the render thread
+        self._baseline: dict[str, str] = {}
+        self._seen = KeySet(())  # the keys some read has covered: only there is a diff a change
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -128,14 +132,47 @@ class PrefixWatch(threading.Thread):
                     log.debug("watch %s:%s still failing: %s", self.backend, self.prefix, exc)
                 stop.wait(self._backoff.next())
 
+    def observe(self, keys: Iterable[str], values: Mapping[str, str]) -> None:
+        """Merge a read of `keys` (a render's) into the baseline, reporting what differs.
+
+        A render may see a change before the backend's watch would, or read older values than
+        the baseline; either way the resources that read those keys are rendered again.
+        """
+        changed = self._merge(keys, values)
+        if changed:
+            log.debug("watch %s:%s: a render read %d key(s) differing from the watch's",
+                      self.backend, self.prefix or "/", len(changed))
+            self._on_change(changed)
+
+    def _merge(self, keys: Iterable[str], values: Mapping[str, str]) -> set[str]:
+        """Fold a read of `keys` into the baseline; returns the keys it changed there.
+
+        Only keys some earlier read covered can have changed; keys outside this watch are
+        ignored, and a key below `keys` that the read did not return is gone.
+        """
+        asked = KeySet(keys)
+        watched = self.keyset
+        changed: set[str] = set()
+        with self._lock:
+            baseline, seen = self._baseline, self._seen
+            for key, value in values.items():
+                if baseline.get(key) != value and watched.covers(key):
+                    if key in baseline or seen.covers(key):
+                        changed.add(key)
+                    baseline[key] = value
+            gone = [key for key in baseline if key not in values and asked.covers(key)]
+            for key in gone:
+                del baseline[key]
+            changed.update(gone)
+            self._seen = seen.union(asked.keys)
+        return changed
+
     def _resync(self) -> None:
-        """Read everything, report what changed since the last good snapshot, mark recovery."""
+        """Read everything, report what changed since the baseline, mark recovery."""
         fresh = self.database.get_values(list(self.keys))
-        if self._snapshot is not None:
-            changed = diff(self._snapshot, fresh)
-            if changed:
-                self._on_change(changed)
-        self._snapshot = fresh
+        changed = self._merge(self.keys, fresh)
+        if changed:
+            self._on_change(changed)
         if self.failing:
             self.failing = False
             self._on_state(self, None)
@@ -157,26 +194,10 @@ class PrefixWatch(threading.Thread):
         return events
 
     def _changed(self, reported: Collection[str] | None) -> set[str]:
-        """Diff the snapshot against fresh values: only the reported keys when known."""
-        assert self._snapshot is not None
+        """Diff the baseline against fresh values: only the reported keys when known."""
         if reported is None:
-            fresh = self.database.get_values(list(self.keys))
-            changed = diff(self._snapshot, fresh)
-            self._snapshot = fresh
-            return changed
+            return self._merge(self.keys, self.database.get_values(list(self.keys)))
         wanted = [key for key in reported if self.keyset.covers(key)]
         if not wanted:
             return set()
-        fresh = self.database.get_values(wanted)
-        changed: set[str] = set()
-        for key in wanted:
-            value = fresh.get(key)
-            if self._snapshot.get(key) != value:
-                changed.add(key)
-                if value is None:
-                    del self._snapshot[key]
-        for key, value in fresh.items():
-            if self._snapshot.get(key) != value:
-                changed.add(key)
-                self._snapshot[key] = value
-        return changed
+        return self._merge(wanted, self.database.get_values(wanted))
