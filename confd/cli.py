@@ -7,6 +7,7 @@ Start-up stays light: backends, plugins and their client libraries load only whe
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import os
@@ -164,7 +165,11 @@ def cli(ctx: click.Context, backend_opts: tuple[str, ...], **flags: Any) -> None
                        _parse_backend_opts(backend_opts))
     _early_logging(ctx.obj.flags)
     if ctx.invoked_subcommand is None:
-        ctx.exit(run_daemon(ctx.obj.settings(), reload_settings=ctx.obj.settings))
+        settings = ctx.obj.settings()
+        if not settings.onetime:
+            _collect_as_usual()
+        ctx.exit(run_daemon(settings, reload_settings=ctx.obj.settings))
+    _collect_as_usual()
 
 
 def run_daemon(
@@ -334,8 +339,33 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     return out
 
 
+# Start-up (importing jinja2, compiling templates) allocates tens of thousands of objects
+# that live to the end; a cycle collection every 700 allocations cost ~4 ms of each
+# `--onetime` run. Collect less often until confd knows it is not a one-shot run.
+_STARTUP_GC_THRESHOLD = 20_000
+_DEFAULT_GC_THRESHOLDS = gc.get_threshold()
+
+
+def _collect_as_usual() -> None:
+    """Back to Python's cycle-collection thresholds, for long-running modes and subcommands."""
+    gc.set_threshold(*_DEFAULT_GC_THRESHOLDS)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point: run the CLI; a `ConfdError` prints one line, no traceback."""
+    """Console entry point: run the CLI and exit; a `ConfdError` prints one line, no traceback.
+
+    On the way out the heap is frozen (`gc.freeze`): the interpreter's exit-time collection
+    then skips it, which was ~12 ms of every `--onetime` run. Exit handlers still run.
+    """
+    gc.set_threshold(_STARTUP_GC_THRESHOLD, *_DEFAULT_GC_THRESHOLDS[1:])
+    try:
+        _main(argv)
+    finally:
+        _collect_as_usual()
+        gc.freeze()
+
+
+def _main(argv: Sequence[str] | None) -> None:
     args = normalize_argv(sys.argv[1:] if argv is None else argv)
     try:
         status = cli.main(args, prog_name="confd", standalone_mode=False)
