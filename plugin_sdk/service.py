@@ -48,7 +48,11 @@ class DatabaseService(database_pb2_grpc.DatabaseServicer):
         except Exception as exc:  # noqa: BLE001
             _internal(context, "GetValues", exc)
         reply = database_pb2.GetValuesResponse()
-        reply.values.update(values)  # a third faster than values= for large maps (upb)
+        if request.lists:  # the host reads parallel lists: a third of the protobuf work of a map
+            reply.list_keys.extend(values.keys())
+            reply.list_values.extend(values.values())
+        else:  # an older host reads only the map
+            reply.values.update(values)  # a third faster than values= for large maps (upb)
         return reply
 
     def WatchPrefix(self, request, context: grpc.ServicerContext) -> Iterator[object]:

@@ -176,7 +176,7 @@ class PluginDatabase(Database):
     # -- Database --------------------------------------------------------------------------
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
-        request = database_pb2.GetValuesRequest(keys=list(keys))
+        request = database_pb2.GetValuesRequest(keys=list(keys), lists=True)
         for attempt in range(2):
             generation, stub = self._current() if self._process else (self._generation, None)
             if stub is None:
@@ -189,8 +189,20 @@ class PluginDatabase(Database):
                     self._restart_for_call(generation, "GetValues")
                     continue
                 raise self._error("GetValues", exc) from None
-            return dict(reply.values)
+            return self._values_of(reply)
         raise PluginDatabaseError(f"plugin {self.name!r}: GetValues failed after a restart")
+
+    def _values_of(self, reply: database_pb2.GetValuesResponse) -> dict[str, str]:
+        """The reply's values: the parallel lists a current plugin sends, else (older plugins,
+        which ignore `lists`) the map."""
+        if not reply.list_keys:
+            return dict(reply.values)
+        if len(reply.list_keys) != len(reply.list_values):
+            raise PluginDatabaseError(
+                f"plugin {self.name!r}: GetValues sent {len(reply.list_keys)} keys but "
+                f"{len(reply.list_values)} values"
+            )
+        return dict(zip(reply.list_keys, reply.list_values, strict=True))
 
     def watch_prefix(
         self, prefix: str, keys: Sequence[str], stop: threading.Event

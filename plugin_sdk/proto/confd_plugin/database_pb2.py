@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,plugin_sdk/proto/confd_plugin/database.proto\x12\x05proto\"v\n\x10\x43onfigureRequest\x12\x33\n\x06\x63onfig\x18\x01 \x03(\x0b\x32#.proto.ConfigureRequest.ConfigEntry\x1a-\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11\x43onfigureResponse\" \n\x10GetValuesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\"x\n\x11GetValuesResponse\x12\x34\n\x06values\x18\x01 \x03(\x0b\x32$.proto.GetValuesResponse.ValuesEntry\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\x12WatchPrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"#\n\x13WatchPrefixResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t2\xd2\x01\n\x08\x44\x61tabase\x12>\n\tConfigure\x12\x17.proto.ConfigureRequest\x1a\x18.proto.ConfigureResponse\x12>\n\tGetValues\x12\x17.proto.GetValuesRequest\x1a\x18.proto.GetValuesResponse\x12\x46\n\x0bWatchPrefix\x12\x19.proto.WatchPrefixRequest\x1a\x1a.proto.WatchPrefixResponse0\x01\x42\tZ\x07./protob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,plugin_sdk/proto/confd_plugin/database.proto\x12\x05proto\"v\n\x10\x43onfigureRequest\x12\x33\n\x06\x63onfig\x18\x01 \x03(\x0b\x32#.proto.ConfigureRequest.ConfigEntry\x1a-\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11\x43onfigureResponse\"/\n\x10GetValuesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\r\n\x05lists\x18\x02 \x01(\x08\"\xa0\x01\n\x11GetValuesResponse\x12\x34\n\x06values\x18\x01 \x03(\x0b\x32$.proto.GetValuesResponse.ValuesEntry\x12\x11\n\tlist_keys\x18\x02 \x03(\t\x12\x13\n\x0blist_values\x18\x03 \x03(\t\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\x12WatchPrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"#\n\x13WatchPrefixResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t2\xd2\x01\n\x08\x44\x61tabase\x12>\n\tConfigure\x12\x17.proto.ConfigureRequest\x1a\x18.proto.ConfigureResponse\x12>\n\tGetValues\x12\x17.proto.GetValuesRequest\x1a\x18.proto.GetValuesResponse\x12\x46\n\x0bWatchPrefix\x12\x19.proto.WatchPrefixRequest\x1a\x1a.proto.WatchPrefixResponse0\x01\x42\tZ\x07./protob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,15 +43,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONFIGURERESPONSE']._serialized_start=175
   _globals['_CONFIGURERESPONSE']._serialized_end=194
   _globals['_GETVALUESREQUEST']._serialized_start=196
-  _globals['_GETVALUESREQUEST']._serialized_end=228
-  _globals['_GETVALUESRESPONSE']._serialized_start=230
-  _globals['_GETVALUESRESPONSE']._serialized_end=350
-  _globals['_GETVALUESRESPONSE_VALUESENTRY']._serialized_start=305
-  _globals['_GETVALUESRESPONSE_VALUESENTRY']._serialized_end=350
-  _globals['_WATCHPREFIXREQUEST']._serialized_start=352
-  _globals['_WATCHPREFIXREQUEST']._serialized_end=402
-  _globals['_WATCHPREFIXRESPONSE']._serialized_start=404
-  _globals['_WATCHPREFIXRESPONSE']._serialized_end=439
-  _globals['_DATABASE']._serialized_start=442
-  _globals['_DATABASE']._serialized_end=652
+  _globals['_GETVALUESREQUEST']._serialized_end=243
+  _globals['_GETVALUESRESPONSE']._serialized_start=246
+  _globals['_GETVALUESRESPONSE']._serialized_end=406
+  _globals['_GETVALUESRESPONSE_VALUESENTRY']._serialized_start=361
+  _globals['_GETVALUESRESPONSE_VALUESENTRY']._serialized_end=406
+  _globals['_WATCHPREFIXREQUEST']._serialized_start=408
+  _globals['_WATCHPREFIXREQUEST']._serialized_end=458
+  _globals['_WATCHPREFIXRESPONSE']._serialized_start=460
+  _globals['_WATCHPREFIXRESPONSE']._serialized_end=495
+  _globals['_DATABASE']._serialized_start=498
+  _globals['_DATABASE']._serialized_end=708
 # @@protoc_insertion_point(module_scope)
