@@ -1,15 +1,19 @@
 """Watch latency: a value put in the store until the destination file shows it (`confd --watch`),
 through etcd, Redis, and etcd served out of process as a plugin (`--isolate`); p50/p90/p99.
+`etcd-tmpfs` is etcd with its data directory on tmpfs (/dev/shm): etcd fsyncs its WAL before
+it answers a put, so on a disk part of every figure is the disk's flush, not confd.
 
 Each change waits for its file before the next is made, so no two changes coalesce. The time
 includes the store client's write round trip (`put_ms` shows it alone).
 
-Run: .venv/bin/python bench/bench_watch.py [--changes 150] [--stores etcd,redis,etcd-plugin]
+Run: .venv/bin/python bench/bench_watch.py [--changes 150]
+     [--stores etcd,etcd-tmpfs,redis,etcd-plugin]
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -52,6 +56,27 @@ def _confdir(root: Path, out: Path) -> Path:
         f'[template]\nsrc = "watch.tmpl"\ndest = "{out}/watch.conf"\nkeys = ["/bench/watch"]\n'
     )
     return confdir
+
+
+def _etcd_server(tmpfs: bool):  # -> integration.servers.EtcdServer
+    """An etcd for the benchmark; with `tmpfs`, its data directory lives in /dev/shm."""
+    from integration.servers import EtcdServer
+
+    class TmpfsEtcd(EtcdServer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.data = Path(tempfile.mkdtemp(prefix="confd-bench-etcd-", dir="/dev/shm"))
+
+        def command(self) -> list[str]:
+            cmd = super().command()
+            cmd[cmd.index("--data-dir") + 1] = str(self.data / "data")
+            return cmd
+
+        def cleanup(self) -> None:
+            super().cleanup()
+            shutil.rmtree(self.data, ignore_errors=True)
+
+    return TmpfsEtcd() if tmpfs else EtcdServer()
 
 
 def measure(name: str, args: list[str], put: Writer, changes: int) -> dict[str, object]:
@@ -114,26 +139,30 @@ def measure(name: str, args: list[str], put: Writer, changes: int) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--changes", type=int, default=150)
-    parser.add_argument("--stores", default="etcd,redis,etcd-plugin")
+    parser.add_argument("--stores", default="etcd,etcd-tmpfs,redis,etcd-plugin")
     args = parser.parse_args()
-    from integration.servers import EtcdServer, RedisServer
+    from integration.servers import RedisServer
 
     wanted = args.stores.split(",")
     results: dict[str, object] = {}
-    servers: list[EtcdServer | RedisServer] = []
+    servers: list[object] = []
     try:
-        if {"etcd", "etcd-plugin"} & set(wanted):
-            etcd = EtcdServer()
+        # (etcd data on tmpfs?, [(store name, extra confd flags)])
+        for tmpfs, runs in ((False, [("etcd", []), ("etcd-plugin", ["--isolate"])]),
+                            (True, [("etcd-tmpfs", [])])):
+            runs = [(name, extra) for name, extra in runs if name in wanted]
+            if not runs:
+                continue
+            etcd = _etcd_server(tmpfs)
             servers.append(etcd)
             etcd.start()
             put, close = _etcd_writer(etcd.port)
             try:
-                for name, extra in (("etcd", []), ("etcd-plugin", ["--isolate"])):
-                    if name in wanted:
-                        results[name] = measure(
-                            name, ["--backend", "etcd", "--node", etcd.url, *extra],
-                            put, args.changes,
-                        )
+                for name, extra in runs:
+                    results[name] = measure(
+                        name, ["--backend", "etcd", "--node", etcd.url, *extra],
+                        put, args.changes,
+                    )
             finally:
                 close()
         if "redis" in wanted:
@@ -150,7 +179,7 @@ def main() -> None:
                 close()
     finally:
         for server in servers:
-            server.cleanup()
+            server.cleanup()  # type: ignore[attr-defined]
     emit("watch", {"stores": results})
 
 
