@@ -89,6 +89,7 @@ def serve(
             break
     log.debug("plugin shutting down")
     service.stop_watches()
+    capture.close()  # ends the host's stdio stream, so the grace below waits for real calls only
     server.stop(grace=1.0).wait(2.0)
     with contextlib.suppress(Exception):
         database.close()

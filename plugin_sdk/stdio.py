@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import queue
+import threading
 from collections.abc import Iterator
 
 import grpc
@@ -20,7 +21,18 @@ class StdioCapture:
     """Collects text written to the replaced sys.stdout/sys.stderr, tagged by channel."""
 
     def __init__(self) -> None:
-        self.chunks: queue.Queue[tuple[int, bytes]] = queue.Queue(_MAX_PENDING)
+        self.chunks: queue.Queue[tuple[int, bytes] | None] = queue.Queue(_MAX_PENDING)
+        self.closed = threading.Event()
+
+    def close(self) -> None:
+        """No more output: a stream ends once it has sent what is queued (None marks the end).
+
+        Without this the host's open StreamStdio call held the plugin's shutdown for the
+        whole server grace period.
+        """
+        self.closed.set()
+        with contextlib.suppress(queue.Full):
+            self.chunks.put_nowait(None)
 
     def stream(self, channel: int) -> io.TextIOBase:
         """A text stream whose writes become chunks of `channel` (STDOUT or STDERR)."""
@@ -54,9 +66,14 @@ class StdioService(grpc_stdio_pb2_grpc.GRPCStdioServicer):
     def StreamStdio(self, request: object, context: grpc.ServicerContext) -> Iterator[object]:
         while context.is_active():
             try:
-                channel, data = self._capture.chunks.get(timeout=0.5)
+                chunk = self._capture.chunks.get(timeout=0.5)
             except queue.Empty:
+                if self._capture.closed.is_set():
+                    return
                 continue
+            if chunk is None:
+                return
+            channel, data = chunk
             yield grpc_stdio_pb2.StdioData(channel=channel, data=data)
 
 
