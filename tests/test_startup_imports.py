@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 HEAVY = ("grpc", "yaml", "pyetcd", "consul", "redis")
+# Light, but each a cost on every start that the env path does not need (see
+# docs/performance.md): they load only for the resource or template that uses them.
+ON_USE = ("base64", "grp", "pwd")
 
 
 def imported_modules(stderr: str) -> set[str]:
@@ -38,3 +41,5 @@ def test_onetime_env_does_not_import_heavy_modules(make_confdir, tmp_path: Path)
     assert "confd.cli" in modules  # the parse really saw the imports
     heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
     assert heavy == [], f"start-up imported {heavy}"
+    unused = sorted(m for m in modules if m in ON_USE)
+    assert unused == [], f"start-up imported {unused}, which this confdir does not use"
