@@ -1,9 +1,9 @@
 """Fixtures of the integration suite: real servers (session-scoped), stores, and confd runs.
 
 `store` is parametrized over every backend in `integration.stores.STORES`; `mode` is the second
-dimension (how the backend runs). It holds only "in-process" today; adding "isolated" (the
-`--isolate` flag: the built-in served out of process as a plugin) to `MODES` runs every case
-that way too.
+dimension (how the backend runs) of the per-case tests. The isolated way (`--isolate`: the
+built-in served out of process as a plugin) is covered by `test_isolated.py`: every case in one
+onetime run per backend, and a watch per backend, since each run spawns confd and a plugin.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from integration.stores import (
     Store,
 )
 
-MODES = {"in-process": []}  # add "isolated": ["--isolate"] for the out-of-process dimension
+MODES = {"in-process": []}  # isolated: see test_isolated.py (one run per backend, not per case)
 
 
 @pytest.fixture(scope="session")

@@ -13,13 +13,25 @@ from pathlib import Path
 
 from integration.stores import Store
 
-__all__ = ["CASES", "CONFDIR", "EXPECT", "KEYS", "Confd", "read", "wait_for"]
+__all__ = ["CASES", "CONFDIR", "EXPECT", "EXPECTED", "KEYS", "Confd", "read", "wait_for"]
 
 CASES = Path(__file__).parent / "cases"
 CONFDIR = CASES / "confdir"
 EXPECT = CASES / "expect"
 KEYS: dict[str, str] = json.loads((CASES / "keys.json").read_text())
 CONFD = Path(sys.executable).with_name("confd")
+
+# destination file -> expected file (confd's own integration cases, translated to Jinja)
+EXPECTED = {
+    "basic.conf": "basic.conf",
+    "exists-test.conf": "exists-test.conf",
+    "iteration.conf": "iteration.conf",
+    "nested.conf": "nested.conf",
+    "manykeys.conf": "basic.conf",  # 132 keys: more than one etcd transaction holds
+    "prefix-basic.conf": "basic.conf",  # prefix = "/prefix" in the resource
+    "prefix-iteration.conf": "iteration.conf",
+    "boundary.conf": "boundary.conf",  # /app must not read /application
+}
 
 
 class Confd:

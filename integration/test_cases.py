@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from integration.harness import EXPECT, Confd, read, wait_for
+from integration.harness import EXPECT, EXPECTED, Confd, read, wait_for
 from integration.stores import Store
-
-# destination file -> expected file (confd's own integration cases, translated to Jinja)
-EXPECTED = {
-    "basic.conf": "basic.conf",
-    "exists-test.conf": "exists-test.conf",
-    "iteration.conf": "iteration.conf",
-    "nested.conf": "nested.conf",
-    "manykeys.conf": "basic.conf",  # 132 keys: more than one etcd transaction holds
-    "prefix-basic.conf": "basic.conf",  # prefix = "/prefix" in the resource
-    "prefix-iteration.conf": "iteration.conf",
-    "boundary.conf": "boundary.conf",  # /app must not read /application
-}
 
 
 @pytest.mark.parametrize("dest", sorted(EXPECTED))
