@@ -27,10 +27,12 @@ from urllib.parse import urlsplit
 
 import grpc
 from pyetcd import etcdrpc
+from pyetcd.etcdrpc import kv_pb2
 from pyetcd.utils import prefix_range_end
 
 from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
 
+_DELETE = kv_pb2.Event.DELETE
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
 _FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 _CHANNEL_OPTIONS = [
@@ -329,8 +331,16 @@ class EtcdDatabase(Database):
                         f"backend 'etcd': node {node.url}: watch on {key or prefix!r} was "
                         f"canceled: {reply.cancel_reason or 'no reason given'}"
                     )
-                names = {ev.kv.key.decode("utf-8", "replace") for ev in reply.events}
-                changed = {n for n in names if any(select_prefix(n, r) for r in ranges)}
+                # Each changed key with its new value (None: deleted), so the daemon needs no
+                # read to tell a real change from a put of the same value.
+                changed: dict[str, str | None] = {}
+                for event in reply.events:
+                    name = event.kv.key.decode("utf-8", "replace")
+                    if any(select_prefix(name, r) for r in ranges):
+                        changed[name] = (
+                            None if event.type == _DELETE
+                            else event.kv.value.decode("utf-8", "replace")
+                        )
                 if changed:
                     yield changed
         except grpc.RpcError as exc:

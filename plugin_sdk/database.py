@@ -136,7 +136,9 @@ class Database(ABC):
         """Block, and yield once per change under `prefix`.
 
         Each item is the collection of changed keys when the backend knows them, else
-        None ("something under the prefix changed"). The iterator must return soon
+        None ("something under the prefix changed"). A backend whose events carry the new
+        values may yield a mapping of changed key to value (None: deleted): the daemon then
+        compares them with what it rendered without reading the store. The iterator must return soon
         (within about a second) after `stop` is set. Backends that can only be polled
         raise `WatchUnsupported`, and the daemon polls them instead.
         """
