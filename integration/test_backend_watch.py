@@ -33,13 +33,16 @@ def served(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[Database,
 
 
 def next_change(changes: Iterator[Collection[str] | None], timeout: float = 10) -> object:
-    """The next item of a watch, read in a thread so a hang fails the test instead."""
+    """The keys of the next item of a watch (a backend may yield a key->value mapping; the
+    values are checked in tests/test_etcd_watch_values.py), read in a thread so a hang fails
+    the test instead."""
     box: list[object] = []
     reader = threading.Thread(target=lambda: box.append(next(changes, "ended")), daemon=True)
     reader.start()
     reader.join(timeout)
     assert box, f"no change reported within {timeout}s"
-    return box[0]
+    item = box[0]
+    return set(item) if isinstance(item, Collection) and not isinstance(item, str) else item
 
 
 def test_watch_reports_a_change_made_between_read_and_watch(served) -> None:
