@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left, insort
 from collections.abc import Callable, Collection, Iterable, Mapping
 
 from confd.backoff import Backoff
@@ -29,30 +30,122 @@ ResyncCallback = Callable[[], None]
 StateCallback = Callable[["PrefixWatch", Exception | None], None]
 
 
+def _root(key: str) -> str:
+    """`key` as a subtree root: no trailing slash, and "/" for everything."""
+    return key.rstrip("/") or "/"
+
+
 class KeySet:
     """The keys a watch serves, answering "is this key one of them, or below one?" quickly."""
 
     def __init__(self, keys: Iterable[str]) -> None:
         self.keys = tuple(sorted(set(keys)))
-        roots = {key.rstrip("/") or "/" for key in self.keys}
-        self._everything = "/" in roots or "" in roots
-        self._roots = frozenset(roots)
-
-    def union(self, keys: Iterable[str]) -> KeySet:
-        """This set and `keys` together (self when `keys` adds nothing)."""
-        extra = set(keys) - set(self.keys)
-        return self if not extra else KeySet((*self.keys, *extra))
+        self._roots = Coverage(self.keys)
 
     def covers(self, key: str) -> bool:
         """True when `key` equals, or lies below, one of the keys."""
+        return self._roots.covers(key)
+
+    def overlaps(self, keys: Iterable[str]) -> bool:
+        """True when some of `keys` equals, lies below or lies above one of these keys.
+
+        A read of such a key returns values this set serves (or proves them gone).
+        """
+        for key in keys:
+            if self.covers(key):
+                return True
+            root = _root(key)
+            if root == "/":
+                return bool(self.keys)
+            below = root + "/"
+            at = bisect_left(self.keys, below)
+            if at < len(self.keys) and self.keys[at].startswith(below):
+                return True
+        return False
+
+
+class Coverage:
+    """A growing set of subtree roots: "has some read covered this key?" in O(depth)."""
+
+    __slots__ = ("_everything", "_roots")
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self._roots: set[str] = set()
+        self._everything = False
+        self.add(keys)
+
+    def add(self, keys: Iterable[str]) -> None:
+        """Cover `keys` and everything below them as well."""
+        for key in keys:
+            root = _root(key)
+            self._roots.add(root)
+            if root == "/":
+                self._everything = True
+
+    def covers(self, key: str) -> bool:
+        """True when `key` equals, or lies below, one of the roots."""
         if self._everything:
             return True
+        roots = self._roots
         probe = key.rstrip("/")
         while probe:
-            if probe in self._roots:
+            if probe in roots:
                 return True
             probe = probe.rpartition("/")[0]
         return False
+
+
+class Baseline:
+    """The last known value of each key, with the keys kept sorted for subtree queries.
+
+    Renders merge a few keys at a time into baselines of thousands, so every operation costs
+    O(keys touched · log n), never a pass over the whole baseline (bar a read of "/").
+    """
+
+    __slots__ = ("_order", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self._order: list[str] = []  # the keys of `values`, sorted
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def get(self, key: str) -> str | None:
+        return self.values.get(key)
+
+    def set_many(self, items: Mapping[str, str]) -> None:
+        """Store `items`; new keys join the sorted order (one sort when they are many)."""
+        values, order = self.values, self._order
+        new = [key for key in items if key not in values]
+        values.update(items)
+        if len(new) * 8 > len(order):
+            order.extend(new)
+            order.sort()
+        else:
+            for key in new:
+                insort(order, key)
+
+    def remove(self, key: str) -> bool:
+        """Forget `key`; False when it was not there."""
+        if self.values.pop(key, None) is None:
+            return False
+        order = self._order
+        del order[bisect_left(order, key)]
+        return True
+
+    def under(self, key: str) -> list[str]:
+        """The stored keys equal to `key` or below it (`select_prefix`'s meaning)."""
+        root = _root(key)
+        if root == "/":
+            return list(self._order)
+        order, below = self._order, root + "/"
+        start = bisect_left(order, below)
+        end = bisect_left(order, root + "0", start)  # "0" follows "/": the end of the subtree
+        found = order[start:end]
+        if root in self.values:
+            found.append(root)
+        return found
 
 
 class PrefixWatch(threading.Thread):
@@ -89,8 +182,8 @@ class PrefixWatch(threading.Thread):
         self._backoff = backoff or Backoff(initial=0.2, maximum=30.0)
         self._stop_event = threading.Event()
         self._lock = threading.Lock()  # renders observe from the render thread
-        self._baseline: dict[str, str] = {}
-        self._seen = KeySet(())  # the keys some read has covered: only there is a diff a change
+        self._baseline = Baseline()
+        self._seen = Coverage()  # the keys some read has covered: only there is a diff a change
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -136,8 +229,12 @@ class PrefixWatch(threading.Thread):
         """Merge a read of `keys` (a render's) into the baseline, reporting what differs.
 
         A render may see a change before the backend's watch would, or read older values than
-        the baseline; either way the resources that read those keys are rendered again.
+        the baseline; either way the resources that read those keys are rendered again. A read
+        of keys this watch does not serve (another prefix's) costs a few lookups and no merge.
         """
+        keys = list(keys)
+        if not self.keyset.overlaps(keys):
+            return
         changed = self._merge(keys, values)
         if changed:
             log.debug("watch %s:%s: a render read %d key(s) differing from the watch's",
@@ -148,23 +245,27 @@ class PrefixWatch(threading.Thread):
         """Fold a read of `keys` into the baseline; returns the keys it changed there.
 
         Only keys some earlier read covered can have changed; keys outside this watch are
-        ignored, and a key below `keys` that the read did not return is gone.
+        ignored, and a key below `keys` that the read did not return is gone. Costs the keys
+        read and returned, not the size of the baseline.
         """
-        asked = KeySet(keys)
+        keys = list(keys)
         watched = self.keyset
         changed: set[str] = set()
         with self._lock:
             baseline, seen = self._baseline, self._seen
+            fresh: dict[str, str] = {}
             for key, value in values.items():
                 if baseline.get(key) != value and watched.covers(key):
                     if key in baseline or seen.covers(key):
                         changed.add(key)
-                    baseline[key] = value
-            gone = [key for key in baseline if key not in values and asked.covers(key)]
-            for key in gone:
-                del baseline[key]
-            changed.update(gone)
-            self._seen = seen.union(asked.keys)
+                    fresh[key] = value
+            if fresh:
+                baseline.set_many(fresh)
+            for asked in keys:
+                for key in baseline.under(asked):
+                    if key not in values and baseline.remove(key):
+                        changed.add(key)
+            seen.add(keys)
         return changed
 
     def _resync(self) -> None:

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from confd.daemon import Daemon, RenderResult, Target
 from confd.kvstore import Reads
@@ -155,3 +157,109 @@ def test_the_watch_first_read_is_compared_with_what_renders_read() -> None:
     db.set("/app/host", "10.0.0.2")
     watch._resync()
     assert reported == [{"/app/host"}]
+
+
+# -- the merge at scale: incremental, and the same answers as a whole-baseline diff ----------
+
+
+class _ReferenceBaseline:
+    """The merge as first written: scan the whole baseline for each read (slow, obviously right)."""
+
+    def __init__(self, watched: Sequence[str]) -> None:
+        self.watched = list(watched)
+        self.values: dict[str, str] = {}
+        self.seen: list[str] = []
+
+    def merge(self, keys: Sequence[str], values: dict[str, str]) -> set[str]:
+        def covered(key: str, roots: Sequence[str]) -> bool:
+            return any(select_prefix(key, root) for root in roots)
+
+        changed: set[str] = set()
+        for key, value in values.items():
+            if self.values.get(key) != value and covered(key, self.watched):
+                if key in self.values or covered(key, self.seen):
+                    changed.add(key)
+                self.values[key] = value
+        gone = [key for key in self.values if key not in values and covered(key, keys)]
+        for key in gone:
+            del self.values[key]
+        changed.update(gone)
+        self.seen.extend(keys)
+        return changed
+
+
+_KEYS = ["/", "/app", "/app/", "/app/a", "/app/a/x", "/app/b", "/app-x", "/app/a-b", "/db",
+         "/db/host"]
+
+
+@given(
+    watched=st.lists(st.sampled_from(_KEYS[1:]), min_size=1, max_size=3),
+    reads=st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(_KEYS), min_size=1, max_size=3),
+            st.dictionaries(st.sampled_from(_KEYS[1:]), st.sampled_from(["1", "2"])),
+        ),
+        max_size=8,
+    ),
+)
+def test_the_incremental_merge_reports_what_a_whole_baseline_diff_would(
+    watched: list[str], reads: list[tuple[list[str], dict[str, str]]]
+) -> None:
+    reference = _ReferenceBaseline(watched)
+    reported: list[set[str]] = []
+    watch = PrefixWatch(LateWatchDatabase({}), "late", "/", watched, on_change=reported.append,
+                        on_state=lambda *_: None, poll_interval=60)
+    for keys, found in reads:
+        # a read returns only what lies below the keys asked for
+        values = {k: v for k, v in found.items() if any(select_prefix(k, q) for q in keys)}
+        expected = reference.merge(keys, values)
+        del reported[:]
+        watch.observe(keys, values)
+        assert reported == ([expected] if expected else [])
+        assert watch._baseline.values == reference.values
+
+
+@pytest.mark.parametrize(
+    ("watched", "read", "found", "overlaps"),
+    [
+        pytest.param(["/app"], ["/app"], "/app/x", True, id="same key"),
+        pytest.param(["/app"], ["/app/x"], "/app/x/y", True, id="read below"),
+        pytest.param(["/app/x"], ["/app"], "/app/x/y", True, id="read above"),
+        pytest.param(["/app/x"], ["/"], "/app/x", True, id="read of everything"),
+        pytest.param(["/"], ["/db"], "/db/x", True, id="watch of everything"),
+        pytest.param(["/app"], ["/apple", "/app-x"], "/apple/x", False,
+                     id="a longer name is not below"),
+        pytest.param(["/app/x"], ["/app/y", "/db"], "/app/y/x", False, id="siblings"),
+    ],
+)
+def test_a_watch_takes_only_reads_of_keys_it_serves(
+    watched: list[str], read: list[str], found: str, overlaps: bool
+) -> None:
+    # Every key was read once and found empty; then a render finds `found`: a change for the
+    # watch only when the render read keys the watch serves.
+    reported: list[set[str]] = []
+    watch = PrefixWatch(LateWatchDatabase({}), "late", "/", watched, on_change=reported.append,
+                        on_state=lambda *_: None, poll_interval=60)
+    watch.observe(["/"], {})
+    watch.observe(read, {found: "v"})
+    assert reported == ([{found}] if overlaps else [])
+
+
+def test_merging_a_render_costs_its_keys_not_the_baseline() -> None:
+    # 100,000 watched keys, then 2,000 renders of 10 keys each (one changed): rebuilding or
+    # scanning the baseline per render took minutes; merging what was read takes milliseconds.
+    values = {f"/big/r{i:05d}/k{j}": "v" for i in range(10_000) for j in range(10)}
+    db = LateWatchDatabase(values)
+    reported: list[set[str]] = []
+    watch = PrefixWatch(db, "late", "/big", ["/big"], on_change=reported.append,
+                        on_state=lambda *_: None, poll_interval=60)
+    watch._resync()
+    started = time.perf_counter()
+    for n in range(2_000):
+        i = n * 5
+        read = {f"/big/r{i:05d}/k{j}": "v" for j in range(10)}
+        read[f"/big/r{i:05d}/k0"] = "changed"
+        watch.observe([f"/big/r{i:05d}"], read)
+    elapsed = time.perf_counter() - started
+    assert len(reported) == 2_000 and reported[0] == {"/big/r00000/k0"}
+    assert elapsed < 2.0, f"2,000 merges into a 100,000-key baseline took {elapsed:.2f} s"
