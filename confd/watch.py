@@ -1,7 +1,8 @@
 """One shared watch per (backend, prefix): turns backend events into the set of changed keys.
 
 A `PrefixWatch` thread keeps a baseline of the values under its keys. Each event is diffed
-against it (only the reported keys when the backend names them), so a resource is re-rendered
+against it (only the reported keys when the backend names them; their values as the event carries
+them, without reading the store, when it gives those too), so a resource is re-rendered
 only for a real change, and after an error a fresh read diffed against the baseline finds every
 change made while the watch was down.
 
@@ -298,7 +299,34 @@ class PrefixWatch(threading.Thread):
         """Diff the baseline against fresh values: only the reported keys when known."""
         if reported is None:
             return self._merge(self.keys, self.database.get_values(list(self.keys)))
+        if isinstance(reported, Mapping):  # the event carries the values: no store read
+            return self._apply(reported)
         wanted = [key for key in reported if self.keyset.covers(key)]
         if not wanted:
             return set()
         return self._merge(wanted, self.database.get_values(wanted))
+
+    def _apply(self, event: Mapping[str, str | None]) -> set[str]:
+        """Fold an event's exact keys and new values (None: deleted) into the baseline.
+
+        Returns the keys whose value really changed; a put of the value already known (or a
+        delete of a key never seen) is no change.
+        """
+        watched = self.keyset
+        changed: set[str] = set()
+        with self._lock:
+            baseline, seen = self._baseline, self._seen
+            fresh: dict[str, str] = {}
+            for key, value in event.items():
+                if not watched.covers(key):
+                    continue
+                if value is None:
+                    if baseline.remove(key):
+                        changed.add(key)
+                elif baseline.get(key) != value:
+                    if key in baseline or seen.covers(key):
+                        changed.add(key)
+                    fresh[key] = value
+            if fresh:
+                baseline.set_many(fresh)
+        return changed

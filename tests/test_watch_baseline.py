@@ -263,3 +263,62 @@ def test_merging_a_render_costs_its_keys_not_the_baseline() -> None:
     elapsed = time.perf_counter() - started
     assert len(reported) == 2_000 and reported[0] == {"/big/r00000/k0"}
     assert elapsed < 2.0, f"2,000 merges into a 100,000-key baseline took {elapsed:.2f} s"
+
+
+# -- events that carry their values: diffed without reading the store again -------------------
+
+
+class EventValuesDatabase(Database):
+    """A dict whose watch yields each change as {key: new value or None}, counting reads."""
+
+    name = "events"
+    can_watch = True
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = dict(values)
+        self.reads = 0
+        self.events: list[dict[str, str | None]] = []
+        self.sent = threading.Event()
+
+    def get_values(self, keys: Sequence[str]) -> dict[str, str]:
+        self.reads += 1
+        return {k: v for k, v in self.values.items() if any(select_prefix(k, q) for q in keys)}
+
+    def watch_prefix(
+        self, prefix: str, keys: Sequence[str], stop: threading.Event
+    ) -> Iterator[dict[str, str | None]]:
+        yield from self.events
+        self.sent.set()
+        stop.wait()
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        pytest.param({"/app/host": "10.0.0.2"}, [{"/app/host"}], id="changed value"),
+        pytest.param({"/app/host": None}, [{"/app/host"}], id="deleted key"),
+        pytest.param({"/app/new": "x"}, [{"/app/new"}], id="new key"),
+        pytest.param({"/app/host": "10.0.0.1"}, [], id="same value put again"),
+        pytest.param({"/app/gone": None}, [], id="delete of a key never there"),
+        pytest.param({"/db/host": "x"}, [], id="key outside the watch"),
+        pytest.param({"/app/host": "10.0.0.3", "/app/port": None}, [{"/app/host", "/app/port"}],
+                     id="two keys in one event"),
+    ],
+)
+def test_an_event_with_values_is_diffed_without_reading_the_store(
+    event: dict[str, str | None], expected: list[set[str]]
+) -> None:
+    db = EventValuesDatabase({"/app/host": "10.0.0.1", "/app/port": "80", "/db/host": "d"})
+    db.events = [event]
+    reported: list[set[str]] = []
+    watch = PrefixWatch(db, "events", "/app", ["/app"], on_change=reported.append,
+                        on_state=lambda *_: None, poll_interval=60)
+    watch.start()
+    try:
+        # the generator resumes past the events only once the watch has handled the last one
+        assert db.sent.wait(5), "the watch never followed the backend"
+    finally:
+        watch.stop()
+        watch.join(5)
+    assert reported == expected
+    assert db.reads == 1, "only the first full read: events carry their values"
