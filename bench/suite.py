@@ -106,6 +106,21 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _record(output: Path, results: dict[str, Any], *, full: bool) -> None:
+    """Write the results; a partial run (--only) updates its own sections of an existing file
+    and notes when and how they were taken, so the other figures are not lost."""
+    if full or not output.exists():
+        output.write_text(json.dumps(results, indent=2) + "\n")
+        return
+    recorded = json.loads(output.read_text())
+    taken = {"command": results["command"], "machine": results["machine"]}
+    for name in SUITE:
+        if name in results:
+            recorded[name] = results[name]
+            recorded.setdefault("partial_runs", {})[name] = taken
+    output.write_text(json.dumps(recorded, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(SUITE), help="comma-separated benchmarks")
@@ -120,7 +135,7 @@ def main() -> None:
             raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(SUITE)}")
         results[name] = _run(name, args.quick)
     results["total_s"] = round(time.monotonic() - started, 1)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    _record(Path(args.output), results, full=set(SUITE) <= set(args.only.split(",")))
     info = results["machine"]
     print(f"\n{info['nproc']} x {info['cpu']}, {info['ram_gib']} GiB, Python {info['python']},"
           f" load {info['loadavg']}, {info['date']}; {results['total_s']} s")
