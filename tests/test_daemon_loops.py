@@ -15,39 +15,26 @@ import pytest
 from confd.daemon import FAIL_FAST, Daemon, RenderResult, Target
 from confd.debounce import Wait
 from confd.kvstore import Reads
-from plugin_sdk.database import Database, DatabaseError, select_prefix
+from plugin_sdk.database import DatabaseError, select_prefix
+from tests.dict_database import DictDatabase
 
 
-class MemoryDatabase(Database):
-    """A key/value store in a dict whose watch reports the changed keys."""
+class MemoryDatabase(DictDatabase):
+    """A key/value store in a dict whose watch reports the changed keys under its prefix."""
 
     name = "memory"
-    can_watch = True
+    poll = 0.1
 
     def __init__(self, values: dict[str, str], can_watch: bool = True) -> None:
-        self.values = dict(values)
+        super().__init__(values)
         self.watchable = can_watch
         self.down = False
         self.watches_started = 0
-        self._cond = threading.Condition()
-        self._events: list[set[str]] = []
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
         if self.down:
             raise DatabaseError("memory: connection refused")
-        with self._cond:
-            return {
-                k: v for k, v in self.values.items() if any(select_prefix(k, key) for key in keys)
-            }
-
-    def set(self, key: str, value: str | None) -> None:
-        with self._cond:
-            if value is None:
-                self.values.pop(key, None)
-            else:
-                self.values[key] = value
-            self._events.append({key})
-            self._cond.notify_all()
+        return super().get_values(keys)
 
     def break_connection(self) -> None:
         with self._cond:
@@ -60,21 +47,16 @@ class MemoryDatabase(Database):
         if not self.watchable:
             yield from super().watch_prefix(prefix, keys, stop)
             return
-        with self._cond:
-            self.watches_started += 1
-            seen = len(self._events)
-        while not stop.is_set():
-            with self._cond:
-                if self.down:
-                    raise DatabaseError("memory: watch connection lost")
-                if len(self._events) == seen:
-                    self._cond.wait(0.1)
-                    continue
-                batch = self._events[seen:]
-                seen = len(self._events)
-            for changed in batch:
-                if any(select_prefix(k, prefix) for k in changed):
-                    yield changed
+        for changed in self.changes(stop):
+            if any(select_prefix(k, prefix) for k in changed):
+                yield changed
+
+    def _on_watch_start(self) -> None:
+        self.watches_started += 1
+
+    def _check_watch(self) -> None:
+        if self.down:
+            raise DatabaseError("memory: watch connection lost")
 
 
 class Renders:

@@ -20,32 +20,17 @@ from confd.daemon import Daemon, RenderResult, Target
 from confd.kvstore import Reads
 from confd.watch import PrefixWatch
 from plugin_sdk.database import Database, select_prefix
+from tests.dict_database import DictDatabase
 
 
-class LateWatchDatabase(Database):
+class LateWatchDatabase(DictDatabase):
     """A dict whose watch begins when `start_watching` is set and reports later changes only."""
 
     name = "late"
-    can_watch = True
 
     def __init__(self, values: dict[str, str]) -> None:
-        self.values = dict(values)
+        super().__init__(values)
         self.start_watching = threading.Event()
-        self._cond = threading.Condition()
-        self._events: list[set[str]] = []
-
-    def get_values(self, keys: Sequence[str]) -> dict[str, str]:
-        with self._cond:
-            return {k: v for k, v in self.values.items() if any(select_prefix(k, q) for q in keys)}
-
-    def set(self, key: str, value: str | None) -> None:
-        with self._cond:
-            if value is None:
-                self.values.pop(key, None)
-            else:
-                self.values[key] = value
-            self._events.append({key})
-            self._cond.notify_all()
 
     def watch_prefix(
         self, prefix: str, keys: Sequence[str], stop: threading.Event
@@ -53,15 +38,7 @@ class LateWatchDatabase(Database):
         while not self.start_watching.wait(0.05):
             if stop.is_set():
                 return
-        with self._cond:
-            seen = len(self._events)
-        while not stop.is_set():
-            with self._cond:
-                if len(self._events) == seen:
-                    self._cond.wait(0.05)
-                    continue
-                batch, seen = self._events[seen:], len(self._events)
-            yield from batch
+        yield from self.changes(stop)
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
