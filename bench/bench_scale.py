@@ -183,16 +183,12 @@ def main() -> None:
     args = parser.parse_args()
     from integration.servers import EtcdServer
 
-    server = EtcdServer()
-    try:
-        server.start()
+    with EtcdServer() as server:
         etcd = _Etcd(server)
         try:
             figures = measure(etcd, args)
         finally:
             etcd.close()
-    finally:
-        server.cleanup()
     emit("scale", figures)
 
 

@@ -32,22 +32,14 @@ MODES = {"in-process": []}  # isolated: see test_isolated.py (one run per backen
 
 @pytest.fixture(scope="session")
 def etcd_server() -> Iterator[EtcdServer]:
-    server = EtcdServer()
-    try:
-        server.start()
+    with EtcdServer() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    try:
-        server.start()
+    with RedisServer() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="session")

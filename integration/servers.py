@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Self
 
 __all__ = ["EtcdServer", "RedisServer", "ServerError", "free_port", "require_binary"]
 
@@ -113,6 +114,18 @@ class _Server:
         """Stop the server and remove its directory."""
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        """Start the server; the `with` block (or fixture) then always cleans it up."""
+        try:
+            self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
 
 
 class EtcdServer(_Server):

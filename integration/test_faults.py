@@ -214,22 +214,14 @@ def kill_and_restart(server: EtcdServer | RedisServer) -> None:
 @pytest.fixture
 def killable_etcd() -> Iterator[EtcdServer]:
     """A private etcd (this test kills it; the session one is shared)."""
-    server = EtcdServer()
-    try:
-        server.start()
+    with EtcdServer() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture
 def killable_redis() -> Iterator[RedisServer]:
-    server = RedisServer()
-    try:
-        server.start()
+    with RedisServer() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 def test_server_restarts_lose_no_update(

@@ -16,12 +16,8 @@ from integration.servers import EtcdServer
 
 @pytest.fixture(scope="module")
 def etcd() -> Iterator[EtcdServer]:
-    server = EtcdServer()
-    try:
-        server.start()
+    with EtcdServer() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture
