@@ -12,7 +12,6 @@ Run: .venv/bin/python bench/bench_scale.py [--resources 1000] [--keys-per 10] [-
 from __future__ import annotations
 
 import argparse
-import signal
 import subprocess
 import tempfile
 import time
@@ -89,7 +88,7 @@ class _Etcd:
 
 
 def measure(etcd: _Etcd, args: argparse.Namespace) -> dict[str, object]:
-    from integration.servers import free_port
+    from integration.servers import free_port, terminate
 
     layout = _layout(args.resources, args.prefixes)
     keys = [
@@ -148,12 +147,7 @@ def measure(etcd: _Etcd, args: argparse.Namespace) -> dict[str, object]:
             events.close()
             memory = rss_kib(confd.pid)
         finally:
-            confd.send_signal(signal.SIGTERM)
-            try:
-                confd.wait(15)
-            except subprocess.TimeoutExpired:
-                confd.kill()
-                confd.wait()
+            terminate(confd, 15)
     return {
         "resources": args.resources,
         "keys": len(keys),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -81,6 +80,8 @@ def _etcd_server(tmpfs: bool):  # -> integration.servers.EtcdServer
 
 def measure(name: str, args: list[str], put: Writer, changes: int) -> dict[str, object]:
     """Start `confd --watch` with `args`, make `changes` changes, and time each one."""
+    from integration.servers import terminate
+
     with tempfile.TemporaryDirectory(prefix=f"confd-bench-watch-{name}-") as tmp:
         root = Path(tmp)
         out = root / "out"
@@ -120,12 +121,7 @@ def measure(name: str, args: list[str], put: Writer, changes: int) -> dict[str, 
             events.close()
             memory = rss_kib(confd.pid)
         finally:
-            confd.send_signal(signal.SIGTERM)
-            try:
-                confd.wait(10)
-            except subprocess.TimeoutExpired:
-                confd.kill()
-                confd.wait()
+            terminate(confd, 10)
     return {
         "changes": changes,
         "missed": missed,

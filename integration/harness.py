@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from integration.servers import terminate
 from integration.stores import Store
 
 __all__ = ["CASES", "CONFDIR", "EXPECT", "EXPECTED", "KEYS", "Confd", "read", "wait_for"]
@@ -92,13 +92,7 @@ class Confd:
 
     def stop(self) -> None:
         for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            terminate(process)
 
 
 def wait_for(

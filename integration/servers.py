@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Self
 
-__all__ = ["EtcdServer", "RedisServer", "ServerError", "free_port", "require_binary"]
+__all__ = ["EtcdServer", "RedisServer", "ServerError", "free_port", "require_binary", "terminate"]
 
 
 class ServerError(RuntimeError):
@@ -50,6 +50,18 @@ def require_binary(name: str, package: str, fallback: str | None = None) -> str:
     if not found:
         raise ServerError(f"installed {package} but {name} is still not on PATH")
     return found
+
+
+def terminate(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop `process` if it still runs: SIGTERM, then SIGKILL after `timeout` seconds; reaped."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _port_open(port: int) -> bool:
@@ -97,14 +109,8 @@ class _Server:
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and wait for its port to close."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process)
 
     def restart(self) -> None:
         self.stop()

@@ -29,7 +29,7 @@ import pytest
 
 from integration.consul_double import ConsulDouble
 from integration.harness import EXPECT, KEYS, Confd, read, wait_for
-from integration.servers import EtcdServer, RedisServer, free_port
+from integration.servers import EtcdServer, RedisServer, free_port, terminate
 from integration.stores import SERVERS, ConsulStore, EtcdStore, RedisStore, Store
 from tests.plugins import install
 
@@ -159,13 +159,7 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, 15)
         return self.process.returncode
 
 
