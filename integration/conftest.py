@@ -67,26 +67,26 @@ def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Sto
     raise AssertionError(f"no store adapter for backend {name!r}")
 
 
-@pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Each backend in turn, holding exactly the shared case keys."""
+def loaded_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The adapter for backend `request.param` holding the case keys; closed afterwards."""
     adapter = make_store(request.param, request, tmp_path)
     adapter.load(KEYS)
     yield adapter
     close = getattr(adapter, "close", None)
     if close:
         close()
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each backend in turn, holding exactly the shared case keys."""
+    yield from loaded_store(request, tmp_path)
 
 
 @pytest.fixture(params=WATCHABLE)
 def watched_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Each backend whose values can change under a running confd, holding the case keys."""
-    adapter = make_store(request.param, request, tmp_path)
-    adapter.load(KEYS)
-    yield adapter
-    close = getattr(adapter, "close", None)
-    if close:
-        close()
+    yield from loaded_store(request, tmp_path)
 
 
 @pytest.fixture(params=list(MODES))
