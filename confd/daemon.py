@@ -22,6 +22,7 @@ from confd.metrics import Metrics
 from confd.systemd import Notifier
 from confd.watch import PrefixWatch
 from plugin_sdk.database import Database, WatchUnsupported
+from plugin_sdk.wakeup import Wakeup
 
 log = get_logger("daemon")
 
@@ -120,7 +121,7 @@ class Daemon:
         self._lock = threading.RLock()
         self._schedule = Schedule()
         self._worker: threading.Thread | None = None
-        self._wake = threading.Event()
+        self._wake = Wakeup()  # set by signal handlers: must take no lock
         self._stop_requested = False
         self._reload_requested = False
         self._pass_left: set[Hashable] = set()
@@ -244,6 +245,7 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - closing must not hide the real exit code
                 log.debug("closing backend %s failed: %s", database.name, exc)
         self.notifier.close()
+        self._wake.close()
         log.info("stopped")
 
     # -- configuration changes ----------------------------------------------------------------

@@ -23,6 +23,7 @@ import click
 from confd.daemon import Daemon
 from confd.errors import ConfigError
 from confd.log import get_logger, setup_logging
+from plugin_sdk.wakeup import Wakeup
 
 log = get_logger("exec")
 
@@ -228,13 +229,22 @@ def run_exec(daemon: Daemon, child: Child, *, supervise: bool = True) -> int:
         reaper.start()
     reloads = _Coalesced(child.reload)
     child._on_exit = lambda status: daemon.request_stop(status)
-    stop_forwarded = threading.Event()
+    # Signal handlers take no lock and start no thread (the main thread they interrupt may
+    # hold the lock they would need): `forward` only signals the child and raises a flag.
+    stop_forwarded = Wakeup()
+    finished = False
 
     def forward(signum: int, _frame: object) -> None:
         child.send(signum)
-        if signum in _STOPPING and not stop_forwarded.is_set():
+        if signum in _STOPPING:
             stop_forwarded.set()
-            threading.Thread(target=child.wait_after_signal, daemon=True).start()
+
+    def kill_if_ignored() -> None:
+        stop_forwarded.wait()
+        if not finished:
+            child.wait_after_signal()
+
+    threading.Thread(target=kill_if_ignored, name="child-stop", daemon=True).start()
 
     try:
         signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
@@ -260,11 +270,14 @@ def run_exec(daemon: Daemon, child: Child, *, supervise: bool = True) -> int:
         log.error("%s", exc)
         return 1
     finally:
+        finished = True
+        stop_forwarded.set()
         reloads.close()
         daemon.shutdown()
         status = child.stop() if child.pid is not None else None
         if reaper is not None:
             reaper.stop()
+        stop_forwarded.close()
     return child.status if child.status is not None else (status or daemon.exit_code)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import grpc
@@ -12,12 +11,13 @@ from plugin_sdk.proto.confd_plugin import (
     grpc_controller_pb2,
     grpc_controller_pb2_grpc,
 )
+from plugin_sdk.wakeup import Wakeup
 
 
 class ControllerService(grpc_controller_pb2_grpc.GRPCControllerServicer):
     """`Shutdown` sets `stopping`; the serving loop then stops the server and exits."""
 
-    def __init__(self, stopping: threading.Event) -> None:
+    def __init__(self, stopping: Wakeup) -> None:
         self._stopping = stopping
 
     def Shutdown(self, request: object, context: grpc.ServicerContext) -> object:

@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Iterable
 from concurrent import futures
 from typing import NoReturn
@@ -33,6 +32,7 @@ from plugin_sdk.proto.confd_plugin import (
 )
 from plugin_sdk.service import DatabaseService
 from plugin_sdk.stdio import STDERR, STDOUT, StdioCapture, StdioService
+from plugin_sdk.wakeup import Wakeup
 
 log = logging.getLogger("plugin_sdk")
 
@@ -56,7 +56,7 @@ def serve(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     setup_logging()
 
-    stopping = threading.Event()
+    stopping = Wakeup()  # SIGTERM's handler sets it: a threading.Event could deadlock there
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     capture = StdioCapture()
     service = DatabaseService(database)

@@ -111,6 +111,23 @@ def test_sighup_picks_up_a_new_resource(confdir, run):
     wait_until(lambda: read(dest_b) == "deux\n", message=lambda: proc.log)
 
 
+def test_sighup_storm_then_sigterm_exits_promptly(confdir, run):
+    # Each SIGHUP wakes the main loop; a handler that took a lock the interrupted main thread
+    # held (threading.Event.set) once hung confd here for good. 300 SIGHUPs, then SIGTERM.
+    dest = confdir.resource("a", '{{ getv("/app/a") }}\n', ["/app"])
+    proc = run("--watch")
+    proc.wait_for_log("resources rendered")
+    for _ in range(300):
+        proc.signal(signal.SIGHUP)
+        time.sleep(0.001)
+    proc.signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    proc.kill()  # joins the log reader
+    assert "stopped" in proc.lines[-1]
+    assert "Traceback" not in proc.log
+    assert read(dest) == "one\n"
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signal_exits_0_with_destinations_intact(confdir, run, signum):
     big = "{% for i in range(20000) %}{{ getv('/app/a') }} line {{ i }}\n{% endfor %}"
