@@ -149,6 +149,7 @@ class Daemon:
     def __init__(self, workdir: Path, args: list[str], env: dict[str, str] | None = None) -> None:
         self.log_path = workdir / "confd.log"
         base = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
+        base["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread's stack into the log
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(
                 [str(CONFD), "--log-level", "debug", *args],
@@ -159,7 +160,15 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
-        terminate(self.process, 15)
+        """SIGTERM; a daemon still running after 15 s gets SIGABRT, so the log shows where
+        each of its threads hung."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGABRT)
+                terminate(self.process, 5)
         return self.process.returncode
 
 
