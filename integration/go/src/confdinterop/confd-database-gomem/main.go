@@ -1,0 +1,29 @@
+// Command confd-database-gomem is a confd database plugin written against hashicorp/go-plugin:
+// keys come from a JSON file (setting `path`), and WatchPrefix polls that file. It exists to
+// prove that confd hosts Go plugins built with go-plugin.
+package main
+
+import (
+	"os"
+
+	hclog "github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+
+	"confdinterop/shared"
+)
+
+func main() {
+	// go-plugin swaps os.Stderr for a pipe after the handshake: log to the real one.
+	logger := hclog.New(&hclog.LoggerOptions{
+		Name:       "gomem",
+		Level:      hclog.Debug,
+		Output:     os.Stderr,
+		JSONFormat: true,
+	})
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: shared.Handshake,
+		Plugins:         shared.PluginMap(&jsonStore{log: logger}),
+		GRPCServer:      plugin.DefaultGRPCServer,
+		Logger:          logger,
+	})
+}
