@@ -281,8 +281,10 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
 
 
 def _run_host(gohost: Path, plugin: Path, data: Path, *extra: str) -> HostRun:
+    """Run gohost; $TMPDIR is the data's directory, where a Go plugin puts its socket."""
     done = subprocess.run(
         [str(gohost), "-plugin", str(plugin), "-config", f"path={data}", "-keys", "/app", *extra],
+        env={**os.environ, "TMPDIR": str(data.parent)},
         capture_output=True, text=True, timeout=60, check=False,
     )
     events = {e["event"]: e for e in _json_lines(done.stdout)}
