@@ -139,6 +139,10 @@ class Daemon:
         self._stop_requested = True
         self._wake.set()
 
+    def wake_on_signals(self) -> None:
+        """Let any signal wake the main loop (call from the main thread, with the handlers)."""
+        self._wake.wake_on_signals()
+
     def request_reload(self) -> None:
         """Re-read the configuration (what SIGHUP does)."""
         self._reload_requested = True
@@ -146,6 +150,7 @@ class Daemon:
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop, SIGHUP reloads (main thread only)."""
+        self.wake_on_signals()
         signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
         signal.signal(signal.SIGINT, lambda *_: self.request_stop())
         signal.signal(signal.SIGHUP, lambda *_: self.request_reload())

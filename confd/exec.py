@@ -247,6 +247,7 @@ def run_exec(daemon: Daemon, child: Child, *, supervise: bool = True) -> int:
     threading.Thread(target=kill_if_ignored, name="child-stop", daemon=True).start()
 
     try:
+        daemon.wake_on_signals()
         signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
         for signum in _STOPPING:  # until the program runs, a stop signal stops confd
             signal.signal(signum, lambda *_: daemon.request_stop(1))

@@ -58,6 +58,7 @@ def serve(
 
     stopping = Wakeup()  # SIGTERM's handler sets it: a threading.Event could deadlock there
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    stopping.wake_on_signals()
     capture = StdioCapture()
     service = DatabaseService(database)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=64), options=_OPTIONS)

@@ -3,7 +3,9 @@
 A Python signal handler runs in the main thread between two bytecodes, possibly while that
 thread is inside `Event.wait()` holding the event's lock; the handler's `Event.set()` then
 waits for that lock forever. `Wakeup` takes no lock: `set()` raises a flag and writes a byte
-to a pipe, and `wait()` selects on the pipe.
+to a pipe, and `wait()` selects on the pipe. With `wake_on_signals()` the pipe is also
+Python's signal wakeup fd, so a signal the kernel hands to another thread still ends the
+main thread's `select` and its handler runs at once.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import signal
 import time
 
 
@@ -23,12 +26,19 @@ class Wakeup:
     def __init__(self) -> None:
         self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._flag = False
+        self._signals = False
 
     def set(self) -> None:
         """Raise the flag and wake the waiter."""
         self._flag = True
         with contextlib.suppress(OSError):  # full (a wake is pending anyway) or closed
             os.write(self._write, b"\0")
+
+    def wake_on_signals(self) -> None:
+        """Make the pipe Python's signal wakeup fd (main thread only): any signal then ends
+        a `wait`, which runs its handler, wherever the kernel delivered the signal."""
+        signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._signals = True
 
     def is_set(self) -> bool:
         return self._flag
@@ -63,6 +73,10 @@ class Wakeup:
 
     def close(self) -> None:
         """Release the pipe; a later `set()` only raises the flag (no write to a reused fd)."""
+        if self._signals:
+            with contextlib.suppress(ValueError):  # not the main thread: leave it set
+                signal.set_wakeup_fd(-1)
+            self._signals = False
         fds = (self._read, self._write)
         self._read = self._write = -1
         for fd in fds:

@@ -168,3 +168,47 @@ def test_plugin_exits_0_soon_after_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# SIGTERM delivered by the kernel to another thread of confd (it may pick any thread that does
+# not block the signal): the main loop must still wake, run the handler and stop.
+OTHER_THREAD = """
+import signal, sys, threading, time
+from confd.daemon import Daemon
+
+daemon = Daemon(lambda: [], watch=True, interval=60)
+if sys.argv[1] == "no-wakeup-fd":
+    daemon.wake_on_signals = lambda: None
+daemon.install_signal_handlers()
+assert daemon.start()
+
+def send_to_myself():
+    time.sleep(0.3)
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+    time.sleep(30)  # stay alive: the signal is this thread's to take
+
+threading.Thread(target=send_to_myself, daemon=True).start()
+daemon.serve()
+daemon.shutdown()
+print("stopped")
+"""
+
+
+def run_other_thread(variant: str, timeout: float) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run([sys.executable, "-c", OTHER_THREAD, variant], cwd=ROOT, text=True,
+                              capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def test_a_signal_taken_by_another_thread_still_stops_the_daemon() -> None:
+    done = run_other_thread("wakeup-fd", 20)
+    assert done is not None, "SIGTERM delivered to a non-main thread was never handled"
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "stopped"
+
+
+def test_without_the_wakeup_fd_that_signal_is_lost() -> None:
+    # What happened before: the main thread slept in select() and never ran the handler.
+    assert run_other_thread("no-wakeup-fd", 3) is None
