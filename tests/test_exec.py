@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,8 +31,25 @@ def setup(tmp_path) -> Iterator[tuple[Confdir, list[ConfdProcess]]]:
     child.chmod(0o755)
     started: list[ConfdProcess] = []
     yield confdir, started
-    for proc in started:
+    for proc in started:  # SIGTERM first: confd exec stops its program, SIGKILL would orphan it
+        if proc.proc.poll() is None:
+            proc.signal(signal.SIGTERM)
+            with contextlib.suppress(AssertionError):
+                proc.wait(15)
         proc.kill()
+    wait_until(lambda: not running(child), 5,
+               lambda: f"{child} still runs after confd exec stopped: {running(child)}")
+
+
+def running(script: Path) -> list[int]:
+    """PIDs of processes whose command line names `script`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if str(script).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
 
 
 def start(setup, *exec_args: str, command: list[str] | None = None) -> ConfdProcess:
