@@ -82,7 +82,8 @@ class PluginDatabase(Database):
             process.start()
         except TlsUnusable as exc:
             log.warning(
-                "%s; restarting it without AutoMTLS (plaintext on a private socket directory)",
+                "%s; restarting it without AutoMTLS (plaintext gRPC: on a unix socket, or on "
+                "127.0.0.1 TCP when the plugin does not use one)",
                 exc,
             )
             self.auto_mtls = False
