@@ -59,17 +59,19 @@ print("stopped after", injected, "handler runs")
 """
 
 
-def run_probe(flag: str, timeout: float) -> subprocess.CompletedProcess[str] | None:
-    """The probe's result, or None when it hung for `timeout` seconds."""
+def run_script(
+    script: str, variant: str, timeout: float
+) -> subprocess.CompletedProcess[str] | None:
+    """`script` run with argument `variant`, or None when it hung for `timeout` seconds."""
     try:
-        return subprocess.run([sys.executable, "-c", PROBE, flag], cwd=ROOT, text=True,
+        return subprocess.run([sys.executable, "-c", script, variant], cwd=ROOT, text=True,
                               capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
 
 
 def test_a_handler_at_any_line_of_the_main_loop_never_deadlocks() -> None:
-    done = run_probe("wakeup", 30)
+    done = run_script(PROBE, "wakeup", 30)
     assert done is not None, "the daemon's main loop deadlocked under a signal handler"
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[2] == "2000", done.stdout
@@ -77,7 +79,7 @@ def test_a_handler_at_any_line_of_the_main_loop_never_deadlocks() -> None:
 
 def test_the_probe_catches_a_handler_that_takes_a_lock() -> None:
     # The same probe over threading.Event hangs: so the test above can fail.
-    assert run_probe("event", 5) is None
+    assert run_script(PROBE, "event", 5) is None
 
 
 def test_wakeup_waits_for_set_from_another_thread() -> None:
@@ -194,16 +196,8 @@ print("stopped")
 """
 
 
-def run_other_thread(variant: str, timeout: float) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run([sys.executable, "-c", OTHER_THREAD, variant], cwd=ROOT, text=True,
-                              capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-
-
 def test_a_signal_taken_by_another_thread_still_stops_the_daemon() -> None:
-    done = run_other_thread("wakeup-fd", 20)
+    done = run_script(OTHER_THREAD, "wakeup-fd", 20)
     assert done is not None, "SIGTERM delivered to a non-main thread was never handled"
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "stopped"
@@ -211,4 +205,4 @@ def test_a_signal_taken_by_another_thread_still_stops_the_daemon() -> None:
 
 def test_without_the_wakeup_fd_that_signal_is_lost() -> None:
     # What happened before: the main thread slept in select() and never ran the handler.
-    assert run_other_thread("no-wakeup-fd", 3) is None
+    assert run_script(OTHER_THREAD, "no-wakeup-fd", 3) is None
