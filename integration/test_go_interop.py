@@ -178,6 +178,9 @@ def test_onetime_falls_back_to_plaintext_for_go_plugin_p521_certificate(site: Si
         "restarting it without AutoMTLS" in done.stderr
     )
     assert "plugin gomem has no GRPCStdio service" in done.stderr  # go-plugin 1.0.x
+    # The killed P-521 plugin's socket (in $TMPDIR: go-plugin 1.0.x ignores our socket
+    # directory) is removed, as is the plaintext plugin's.
+    assert list(site.tmpdir.iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -287,7 +288,23 @@ class PluginProcess:
             for pipe in (proc.stdout, proc.stderr):
                 with contextlib.suppress(OSError):
                     pipe and pipe.close()
+            if proc.returncode is not None:
+                self._remove_stray_socket()
         self._cleanup_dir()
+
+    def _remove_stray_socket(self) -> None:
+        """Unlink the exited plugin's unix socket when it lies outside our socket directory
+        (go-plugin 1.0.x ignores PLUGIN_UNIX_SOCKET_DIR and a killed plugin leaves it behind);
+        only a socket, and only one of ours."""
+        if self.handshake is None or self.handshake.network != "unix":
+            return
+        path = self.handshake.address
+        if self._socket_dir and os.path.dirname(os.path.abspath(path)) == self._socket_dir:
+            return  # removed with the directory
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.getuid():
+                os.unlink(path)
 
     def _cleanup_dir(self) -> None:
         if self._socket_dir:
