@@ -293,18 +293,14 @@ class PluginProcess:
         self._cleanup_dir()
 
     def _remove_stray_socket(self) -> None:
-        """Unlink the exited plugin's unix socket when it lies outside our socket directory
-        (go-plugin 1.0.x ignores PLUGIN_UNIX_SOCKET_DIR and a killed plugin leaves it behind);
-        only a socket, and only one of ours."""
+        """Unlink the exited plugin's unix socket, wherever it is (go-plugin 1.0.x ignores
+        PLUGIN_UNIX_SOCKET_DIR and a killed plugin leaves it behind); only a socket of ours."""
         if self.handshake is None or self.handshake.network != "unix":
             return
-        path = self.handshake.address
-        if self._socket_dir and os.path.dirname(os.path.abspath(path)) == self._socket_dir:
-            return  # removed with the directory
         with contextlib.suppress(OSError):
-            st = os.lstat(path)
+            st = os.lstat(self.handshake.address)
             if stat.S_ISSOCK(st.st_mode) and st.st_uid == os.getuid():
-                os.unlink(path)
+                os.unlink(self.handshake.address)
 
     def _cleanup_dir(self) -> None:
         if self._socket_dir:
