@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from confd.plugin.client import PluginDatabase  # noqa: E402
+from confd.backends.plugin.client import PluginDatabase  # noqa: E402
 from plugin_sdk import Database, select_prefix  # noqa: E402
 
 KEYS = 10_000

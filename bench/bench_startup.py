@@ -43,9 +43,9 @@ UNUSED = {
     "email": "http/urllib responses",
     "difflib": "--noop diffs",
     "socket": "network",
-    "confd.daemon": "--watch loop",
-    "confd.plugin": "plugin host",
-    "confd.metrics": "--metrics-addr",
+    "confd.run.daemon": "--watch loop",
+    "confd.backends.plugin": "plugin host",
+    "confd.observe.metrics": "--metrics-addr",
 }
 
 

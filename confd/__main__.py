@@ -1,6 +1,6 @@
 """`python -m confd`: the same as the `confd` command."""
 
-from confd.cli import main
+from confd.cli.main import main
 
 if __name__ == "__main__":
     main()

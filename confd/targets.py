@@ -10,15 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from confd.backends import backend_config, open_database
-from confd.daemon import Loader, RenderResult, Target
-from confd.kvstore import Reads
+from confd.backends.pool import backend_config, open_database
+from confd.config.resource import TemplateResource, load_resources, store_key
+from confd.config.settings import Settings
 from confd.log import get_logger
-from confd.processor import Processor
-from confd.render import Renderer
-from confd.resource import TemplateResource, load_resources, store_key
-from confd.settings import Settings
+from confd.run.daemon import Loader, RenderResult, Target
+from confd.run.processor import Processor
 from confd.sync import SyncOptions
+from confd.template.renderer import Renderer
+from confd.template.store import Reads
 from plugin_sdk.database import Database
 
 log = get_logger("targets")

@@ -16,7 +16,7 @@ from plugin_sdk.database import Database, DatabaseError
 @pytest.fixture(params=SERVERS)
 def served(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[Database, Store]]:
     """A configured backend and the store it reads, holding the case keys."""
-    from confd.registry import default_registry
+    from confd.backends.registry import default_registry
     from integration.conftest import make_store
 
     store = make_store(request.param, request, tmp_path)
@@ -104,7 +104,7 @@ def test_get_values_reads_many_keys_at_once(served) -> None:
 
 
 def test_unknown_setting_is_a_clear_error() -> None:
-    from confd.registry import default_registry
+    from confd.backends.registry import default_registry
 
     for name in SERVERS:
         with pytest.raises(Exception, match=rf"backend '{name}' has no setting 'nodez'"):
@@ -112,7 +112,7 @@ def test_unknown_setting_is_a_clear_error() -> None:
 
 
 def test_database_error_is_what_a_down_server_raises() -> None:
-    from confd.registry import default_registry
+    from confd.backends.registry import default_registry
 
     for name in SERVERS:
         database = default_registry().create(name, {"nodes": "127.0.0.1:1"})

@@ -31,7 +31,7 @@ from integration.consul_double import ConsulDouble
 from integration.harness import EXPECT, KEYS, Confd, read, wait_for
 from integration.servers import EtcdServer, RedisServer, free_port, terminate
 from integration.stores import SERVERS, ConsulStore, EtcdStore, RedisStore, Store
-from tests.plugins import install
+from testsupport.plugins import install
 
 
 class Server(Protocol):
@@ -85,7 +85,7 @@ def test_watch_retries_until_the_server_starts(
     fresh: tuple[Server, Store], confd: Confd
 ) -> None:
     server, store = fresh
-    process = confd.watch(store)
+    process = confd.run.watch(store)
     basic = confd.out / "basic.conf"
     wait_for(lambda: address(store) in confd.log(), "a logged connection error", confd.log)
     assert process.poll() is None, confd.log()
@@ -105,7 +105,7 @@ def test_watch_reconnects_after_a_server_restart(
     server, store = fresh
     server.start()
     store.load(KEYS)
-    process = confd.watch(store)
+    process = confd.run.watch(store)
     basic = confd.out / "basic.conf"
     wait_for(lambda: "host=127.0.0.1\n" in read(basic), "first render", confd.log)
     confd.wait_watching()
@@ -120,7 +120,7 @@ def test_watch_raises_database_error_when_the_server_goes_away(
 ) -> None:
     import threading
 
-    from confd.registry import default_registry
+    from confd.backends.registry import default_registry
     from plugin_sdk.database import DatabaseError
 
     server, store = fresh

@@ -1,7 +1,7 @@
 """Interop with real Go: hashicorp/go-plugin 1.0.1 (Debian) on both sides of confd's protocol.
 
 A Go database plugin (`integration/go/.../confd-database-gomem`) is run by confd, and a Go host
-(`integration/go/.../gohost`, plugin.NewClient) runs the Python `tests/plugins/jsonfile.py`
+(`integration/go/.../gohost`, plugin.NewClient) runs the Python `testsupport/plugins/jsonfile.py`
 plugin. Both programs are built once per module, offline in GOPATH mode against
 /usr/share/gocode; the build cache (GOCACHE) persists under ~/.cache so reruns are quick.
 
@@ -28,7 +28,7 @@ import pytest
 
 from integration.harness import CONFD, read, wait_for
 from integration.servers import terminate
-from tests.plugins import install
+from testsupport.plugins import install
 
 GO_TREE = Path(__file__).parent / "go"
 GOCODE = Path("/usr/share/gocode/src")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from confd.cli import normalize_argv
+from confd.cli.main import normalize_argv
 
 
 @pytest.fixture
@@ -191,7 +191,7 @@ def test_interval_mode_renders_until_sigterm(make_confdir, tmp_path: Path) -> No
     import subprocess
     import time
 
-    from tests.conftest import CONFD
+    from testsupport.fixtures import CONFD
 
     confdir = make_confdir(
         templates={"app.tmpl": 'host={{ getv("/db/host") }}\n'},

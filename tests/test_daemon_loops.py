@@ -12,9 +12,9 @@ from collections.abc import Collection, Iterator, Sequence
 
 import pytest
 
-from confd.daemon import FAIL_FAST, Daemon, RenderResult, Target
-from confd.debounce import Wait
-from confd.kvstore import Reads
+from confd.config.durations import Wait
+from confd.run.daemon import FAIL_FAST, Daemon, RenderResult, Target
+from confd.template.store import Reads
 from plugin_sdk.database import DatabaseError, select_prefix
 from tests.dict_database import DictDatabase
 

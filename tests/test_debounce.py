@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from confd.debounce import Schedule, Wait, parse_duration, parse_wait
+from confd.config.durations import Wait, parse_duration, parse_wait
 from confd.errors import ConfigError
+from confd.run.schedule import Schedule
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from testsupport.fixtures import REPO
 
 EXAMPLE = REPO / "examples" / "confdir"
 EXPECTED = REPO / "examples" / "expected"

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from confd.config.resource import TemplateResource, join_key, store_key
 from confd.errors import TemplateError
-from confd.kvstore import KVStore, clean_key
-from confd.render import Renderer
-from confd.resource import TemplateResource, join_key, store_key
+from confd.template.renderer import Renderer
+from confd.template.store import KVStore, clean_key
 
 _chars = st.characters(exclude_categories=("Cs",))
 _segments = st.one_of(

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from confd.config.resource import TemplateResource, load_resource, load_resources
 from confd.errors import ConfigError
-from confd.resource import TemplateResource, load_resource, load_resources
 
 FIELDS = [
     "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group", "check_cmd",

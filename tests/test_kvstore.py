@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from confd.kvstore import BadPattern, KeyNotFound, KVPair, KVStore, Reads, clean_key
+from confd.template.store import BadPattern, KeyNotFound, KVPair, KVStore, Reads, clean_key
 
 # memkv's own test data, so results can be compared with confd's.
 DEIS = {

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from confd.errors import ConfigError
-from confd.metrics import Metrics, MetricsServer, parse_address
+from confd.observe.metrics import Metrics, MetricsServer, parse_address
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from confd.plugin.client import PluginDatabase
+from confd.backends.plugin.client import PluginDatabase
 from plugin_sdk import Database
 from plugin_sdk.proto.confd_plugin import database_pb2
 from plugin_sdk.service import DatabaseService

@@ -18,16 +18,16 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from confd.backends.plugin.client import PluginDatabase
+from confd.backends.plugin.discover import find_plugin, list_plugins
+from confd.backends.plugin.handshake import parse_handshake
+from confd.backends.plugin.host import open_plugin
+from confd.backends.plugin.process import PluginProcess
 from confd.errors import PluginError
-from confd.plugin.client import PluginDatabase
-from confd.plugin.discover import find_plugin, list_plugins
-from confd.plugin.handshake import parse_handshake
-from confd.plugin.host import open_plugin
-from confd.plugin.process import PluginProcess
 from plugin_sdk.database import DatabaseError
 from plugin_sdk.mtls import encode_der, make_certificate
 from plugin_sdk.protocol import MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE
-from tests.plugins import install
+from testsupport.plugins import install
 
 
 @pytest.fixture
@@ -153,7 +153,7 @@ def test_unexpected_plugin_exception_is_internal(opened, plugin_dir, monkeypatch
 
 
 def test_stderr_lines_are_logged_at_their_level(opened, plugin_dir, store, caplog) -> None:
-    caplog.set_level(logging.DEBUG, logger="confd.plugin")
+    caplog.set_level(logging.DEBUG, logger="confd.backends.plugin")
     _open(opened, plugin_dir, "jsonfile", {"path": str(store)})
     deadline = time.monotonic() + 3
     wanted = {"warn-marker": logging.WARNING, "error-marker": logging.ERROR,
@@ -300,7 +300,7 @@ def test_isolated_builtin_runs_out_of_process(monkeypatch, opened) -> None:
 def test_internal_plugin_needs_the_cookie() -> None:
     env = {k: v for k, v in os.environ.items() if k != MAGIC_COOKIE_KEY}
     result = subprocess.run(
-        [sys.executable, "-m", "confd.plugin.internal", "env"], env=env,
+        [sys.executable, "-m", "confd.backends.plugin.internal", "env"], env=env,
         capture_output=True, text=True, timeout=20,
     )
     assert result.returncode == 1

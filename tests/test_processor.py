@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from confd.backends import DatabasePool
-from confd.processor import Processor, Status, failure_summary
-from confd.render import Renderer
-from confd.resource import load_resources
-from confd.settings import Settings
+from confd.backends.pool import DatabasePool
+from confd.config.resource import load_resources
+from confd.config.settings import Settings
+from confd.run.processor import Processor, Status, failure_summary
 from confd.sync import SyncOptions
+from confd.template.renderer import Renderer
 
 
 @pytest.fixture
@@ -160,8 +160,8 @@ def test_resource_backend_table_selects_its_own_database(
 )
 def test_failure_summary(failed: int, total: int, load_errors: int, summary: str | None,
                          tmp_path: Path) -> None:
-    from confd.processor import Outcome
-    from confd.resource import TemplateResource
+    from confd.config.resource import TemplateResource
+    from confd.run.processor import Outcome
 
     resource = TemplateResource(tmp_path / "r.toml", "t", tmp_path / "t", tmp_path / "d")
     outcomes = [Outcome(resource, Status.FAILED if i < failed else Status.UNCHANGED)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from confd.errors import TemplateError
-from confd.kvstore import KVStore
-from confd.render import Renderer
+from confd.template.renderer import Renderer
+from confd.template.store import KVStore
 
 VALUES = {
     "/app/port": "8080",

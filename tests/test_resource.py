@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from confd.errors import ConfigError
-from confd.resource import (
+from confd.config.resource import (
     DEFAULT_CHECK_TIMEOUT,
     DEFAULT_RELOAD_TIMEOUT,
     BackendRef,
@@ -18,6 +17,7 @@ from confd.resource import (
     load_resources,
     store_key,
 )
+from confd.errors import ConfigError
 
 
 def write(confdir: Path, body: str, name: str = "app.toml") -> Path:

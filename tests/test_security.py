@@ -14,19 +14,16 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import grpc
 import pytest
-import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from confd.plugin.client import PluginDatabase
-from confd.plugin.host import open_plugin
-from integration.servers import RedisServer
-from tests.plugins import install
+from confd.backends.plugin.client import PluginDatabase
+from confd.backends.plugin.host import open_plugin
+from testsupport.plugins import install
 
 SECRET_VALUE = "s3cr3t-VALUE-7f2c"
 PASSWORD = "hunter2-PASSWORD-91ab"
@@ -211,61 +208,6 @@ def test_values_never_reach_the_log_even_when_templates_fail(
     assert "lookup.tmpl:1: 'dict object' has no attribute '<value hidden>'" in result.stderr
     assert "missing.tmpl:1: key " in result.stderr and "/app/<value hidden>" in result.stderr
     assert_no_secret(result.stdout + result.stderr)
-
-
-@pytest.fixture(scope="module")
-def redis_with_password() -> Iterator[RedisServer]:
-    server = RedisServer(extra=["--requirepass", PASSWORD])
-    try:
-        server.start()
-        client = redis.Redis(port=server.port, password=PASSWORD, socket_timeout=10)
-        client.set("/app/secret", SECRET_VALUE)
-        client.set("/app/token", TOKEN)
-        client.close()
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.mark.parametrize("log_format", ["text", "json"])
-@pytest.mark.parametrize(
-    ("how", "password", "status"),
-    [
-        ("flag", PASSWORD, 0),
-        ("env", PASSWORD, 0),
-        ("backend-opt", PASSWORD, 0),
-        ("flag", PASSWORD + "-wrong", 1),
-    ],
-)
-def test_password_and_values_never_reach_the_log(
-    tmp_path: Path, run_confd, redis_with_password: RedisServer, log_format: str, how: str,
-    password: str, status: int,
-) -> None:
-    dest = tmp_path / "app.conf"
-    confdir = write_confdir(
-        tmp_path,
-        {"app.tmpl": '{{ getv("/app/secret") }} {{ getv("/app/token") }}\n'},
-        {"app.toml": resource("app", dest)},
-    )
-    args = ["--onetime", "--log-level", "debug", "--log-format", log_format, "--backend", "redis",
-            "--node", f"127.0.0.1:{redis_with_password.port}", "--confdir", str(confdir)]
-    env = {}
-    if how == "flag":
-        args += ["--password", password]
-    elif how == "env":
-        env["CONFD_PASSWORD"] = password
-    else:
-        args += ["--backend-opt", f"password={password}"]
-    result = run_confd(*args, env=env)
-    assert result.returncode == status, result.stderr
-    if status == 0:
-        assert dest.read_text() == f"{SECRET_VALUE} {TOKEN}\n"
-    else:
-        assert "redis" in result.stderr and "Traceback" not in result.stderr
-        assert not dest.exists()
-    output = result.stdout + result.stderr
-    assert_no_secret(output)
-    assert password not in output
 
 
 @pytest.mark.parametrize(

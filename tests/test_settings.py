@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from confd.backends import backend_config, open_database
+from confd.backends.pool import backend_config, open_database
+from confd.config.settings import load_settings
 from confd.errors import BackendError, ConfigError
-from confd.settings import load_settings
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from plugin_sdk.protocol import MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE
 from plugin_sdk.wakeup import Wakeup
-from tests.plugins import install
+from testsupport.plugins import install
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # threading.py it runs what SIGHUP's handler runs, 1,999 times, then once what SIGTERM's does.
 PROBE = """
 import sys, threading
-from confd.daemon import Daemon
+from confd.run.daemon import Daemon
 
 daemon = Daemon(lambda: [], watch=True, interval=60)
 if sys.argv[1] == "event":
@@ -128,7 +128,7 @@ def test_real_signal_storm_against_wait_and_clear() -> None:
 import os, signal, sys, threading, time
 from plugin_sdk.protocol import MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE
 from plugin_sdk.wakeup import Wakeup
-from tests.plugins import install
+from testsupport.plugins import install
 sys.setswitchinterval(0.0001)
 flag = Wakeup()
 signal.signal(signal.SIGUSR1, lambda *_: flag.set())
@@ -176,7 +176,7 @@ def test_plugin_exits_0_soon_after_sigterm(tmp_path: Path) -> None:
 # not block the signal): the main loop must still wake, run the handler and stop.
 OTHER_THREAD = """
 import signal, sys, threading, time
-from confd.daemon import Daemon
+from confd.run.daemon import Daemon
 
 daemon = Daemon(lambda: [], watch=True, interval=60)
 if sys.argv[1] == "no-wakeup-fd":

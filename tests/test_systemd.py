@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from confd.systemd import Notifier
+from confd.observe.systemd import Notifier
 
 
 @pytest.fixture(params=["path", "abstract"])

@@ -15,9 +15,9 @@ import dns.resolver
 import dns.rrset
 import pytest
 
-from confd import template_funcs
-from confd.kvstore import KVPair, KVStore, Reads
-from confd.template_funcs import SRV, FunctionError, template_functions
+from confd.template import functions as template_funcs
+from confd.template.functions import SRV, FunctionError, template_functions
+from confd.template.store import KVPair, KVStore, Reads
 
 STORE = {
     "/app/port": "8080",

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from confd.daemon import Daemon, RenderResult, Target
-from confd.kvstore import Reads
-from confd.watch import PrefixWatch
+from confd.run.daemon import Daemon, RenderResult, Target
+from confd.run.watch import PrefixWatch
+from confd.template.store import Reads
 from plugin_sdk.database import Database, select_prefix
 from tests.dict_database import DictDatabase
 

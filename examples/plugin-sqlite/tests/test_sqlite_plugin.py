@@ -92,7 +92,7 @@ def test_bad_table_is_a_clear_error(venv, database, confdir, tmp_path) -> None:
 
 
 def test_watch_reports_changed_keys(venv, database) -> None:
-    from confd.plugin.client import PluginDatabase
+    from confd.backends.plugin.client import PluginDatabase
 
     plugin = PluginDatabase("sqlite", [str(venv / "bin" / "confd-database-sqlite")])
     try:

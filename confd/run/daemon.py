@@ -15,12 +15,13 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from confd.debounce import Schedule, Wait
+from confd.config.durations import Wait
 from confd.errors import ConfdError
 from confd.log import get_logger
-from confd.metrics import Metrics
-from confd.systemd import Notifier
-from confd.watch import PrefixWatch
+from confd.observe.metrics import Metrics
+from confd.observe.systemd import Notifier
+from confd.run.schedule import Schedule
+from confd.run.watch import PrefixWatch
 from plugin_sdk.database import Database, WatchUnsupported
 from plugin_sdk.wakeup import Wakeup
 
@@ -31,7 +32,7 @@ FAILURE_MODES = (BEST_EFFORT, FAIL_FAST)
 
 
 class Dependencies(Protocol):
-    """What a render read (`confd.kvstore.Reads`): can a change of this key alter it?"""
+    """What a render read (`confd.template.store.Reads`): can a change of this key alter it?"""
 
     def depends_on(self, changed_key: str) -> bool: ...
 

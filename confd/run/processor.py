@@ -10,15 +10,15 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
+from confd.config.resource import TemplateResource
 from confd.errors import BackendError, ConfdError
 from confd.log import get_logger
-from confd.resource import TemplateResource
 from confd.sync import SyncOptions, SyncResult, Target, sync_file
 from plugin_sdk.database import DatabaseError
 
 if TYPE_CHECKING:
-    from confd.kvstore import Reads
-    from confd.render import Renderer
+    from confd.template.renderer import Renderer
+    from confd.template.store import Reads
     from plugin_sdk.database import Database
 
 __all__ = ["Status", "Outcome", "Processor", "DatabaseSource", "failure_summary"]
@@ -100,7 +100,7 @@ class Processor:
 
     def process(self, resource: TemplateResource) -> Outcome:
         """Render `resource` from fresh values and sync its destination; never raises."""
-        from confd.kvstore import KVStore
+        from confd.template.store import KVStore
 
         fields = {"resource": str(resource.path), "dest": str(resource.dest)}
         reads = values = None

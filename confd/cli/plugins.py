@@ -10,7 +10,7 @@ from confd.errors import ConfdError
 
 
 def _settings(ctx: click.Context, plugin_dirs: tuple[str, ...]):
-    from confd.cli import settings_from_context
+    from confd.cli.main import settings_from_context
 
     settings = settings_from_context(ctx)
     if plugin_dirs:
@@ -26,7 +26,7 @@ def plugins(ctx: click.Context, plugin_dirs: tuple[str, ...]) -> None:
     ctx.ensure_object(dict)["plugin_dirs"] = plugin_dirs
     if ctx.invoked_subcommand is not None:
         return
-    from confd.plugin.discover import list_plugins
+    from confd.backends.plugin.discover import list_plugins
 
     found = list_plugins(_settings(ctx, plugin_dirs).plugin_dirs)
     if not found:
@@ -44,9 +44,9 @@ def describe(ctx: click.Context, name: str) -> None:
     """Start plugin NAME, show what it reports, configure it with the backend settings."""
     import grpc
 
-    from confd.backends import backend_config
-    from confd.plugin.host import plugin_command
-    from confd.plugin.process import PluginProcess
+    from confd.backends.plugin.host import plugin_command
+    from confd.backends.plugin.process import PluginProcess
+    from confd.backends.pool import backend_config
     from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
 
     settings = _settings(ctx, ctx.obj.get("plugin_dirs", ()) if ctx.obj else ())
@@ -97,6 +97,6 @@ def describe(ctx: click.Context, name: str) -> None:
 @click.argument("name")
 def internal_plugin(kind: str, name: str) -> None:
     """Serve built-in database NAME over the plugin protocol (run by confd itself)."""
-    from confd.plugin.internal import serve_builtin
+    from confd.backends.plugin.internal import serve_builtin
 
     serve_builtin(name)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from confd.config.settings import COMMON_BACKEND_FIELDS, ENV, FILE, FLAG, Settings
 from confd.errors import BackendError
 from confd.log import get_logger
-from confd.settings import COMMON_BACKEND_FIELDS, ENV, FILE, FLAG, Settings
 
 if TYPE_CHECKING:
-    from confd.registry import Registry
-    from confd.resource import TemplateResource
+    from confd.backends.registry import Registry
+    from confd.config.resource import TemplateResource
     from plugin_sdk.database import Database
 
 __all__ = ["backend_config", "open_database", "DatabasePool"]
@@ -65,22 +65,22 @@ def open_database(
     """Configure and return backend `backend` (default: the selected one).
 
     A built-in runs in process unless `settings.isolate`; any other name is a plugin
-    `confd-database-NAME`, started by `confd.plugin.host.open_plugin`.
+    `confd-database-NAME`, started by `confd.backends.plugin.host.open_plugin`.
     """
     name = backend or settings.backend
     config = backend_config(settings, name)
     config.update(overrides or {})
     if registry is None:
-        from confd.registry import default_registry
+        from confd.backends.registry import default_registry
 
         registry = default_registry()
     if name in registry and not settings.isolate:
         log.debug("Using built-in backend %s", name)
         return registry.create(name, config)
     try:
-        from confd.plugin.host import open_plugin
+        from confd.backends.plugin.host import open_plugin
     except ModuleNotFoundError as exc:
-        if exc.name not in ("confd.plugin", "confd.plugin.host"):
+        if exc.name not in ("confd.backends.plugin", "confd.backends.plugin.host"):
             raise
         if name in registry:
             raise BackendError(

@@ -1,4 +1,4 @@
-"""Shared fixtures: temporary confdirs, the confd command as a subprocess, captured logs."""
+"""Fixtures for every test folder: temporary confdirs, the confd command as a subprocess, logs."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from confd.errors import TemplateError
-from confd.kvstore import KVStore, Reads
-from confd.template_funcs import FunctionError, template_functions
+from confd.template.functions import FunctionError, template_functions
+from confd.template.store import KVStore, Reads
 
 __all__ = ["Rendered", "Renderer"]
 

@@ -23,9 +23,9 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from confd.backends.plugin.handshake import Handshake, parse_handshake
+from confd.backends.plugin.stderr import relay
 from confd.errors import PluginError
-from confd.plugin.handshake import Handshake, parse_handshake
-from confd.plugin.stderr import relay
 from plugin_sdk import protocol
 from plugin_sdk.mtls import Certificate, der_to_pem, grpc_can_verify, make_certificate
 from plugin_sdk.proto.confd_plugin import (
@@ -65,7 +65,7 @@ class PluginProcess:
         self.auto_mtls = auto_mtls
         self.start_timeout = start_timeout
         self.versions = tuple(versions)
-        self.log = logging.getLogger(f"confd.plugin.{name}")
+        self.log = logging.getLogger(f"confd.backends.plugin.{name}")
         self.handshake: Handshake | None = None
         self.channel: grpc.Channel | None = None
         self.stdio_supported: bool | None = None

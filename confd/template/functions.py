@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from confd.kvstore import KeyNotFound, KVPair, KVView, clean_key
+from confd.template.store import KeyNotFound, KVPair, KVView, clean_key
 
 __all__ = ["SRV", "FunctionError", "template_functions", "srv_resolver"]
 

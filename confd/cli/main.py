@@ -19,9 +19,9 @@ from typing import Any
 import click
 
 from confd import __version__
+from confd.config.settings import Settings, load_settings
 from confd.errors import ConfdError, ConfigError
 from confd.log import LEVELS, get_logger, setup_logging
-from confd.settings import Settings, load_settings
 
 __all__ = ["cli", "main", "normalize_argv", "settings_from_context", "CliState"]
 
@@ -29,9 +29,9 @@ log = get_logger("cli")
 
 # Subcommands other modules provide, imported only when invoked: name -> "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
-    "exec": "confd.exec:exec_command",
-    "plugins": "confd.plugin.commands:plugins",
-    "internal-plugin": "confd.plugin.commands:internal_plugin",
+    "exec": "confd.cli.exec:exec_command",
+    "plugins": "confd.cli.plugins:plugins",
+    "internal-plugin": "confd.cli.plugins:internal_plugin",
 }
 
 
@@ -177,20 +177,20 @@ def run_daemon(
 ) -> int:
     """Run as the settings say; return the exit status (onetime: 1 when any resource failed).
 
-    Without --onetime this is the watch or interval loop (`confd.service`); `reload_settings`
+    Without --onetime this is the watch or interval loop (`confd.run.assembly`); `reload_settings`
     re-reads flags, environment and confd.toml on SIGHUP.
     """
-    from confd.backends import DatabasePool
-    from confd.processor import Processor, failure_summary
-    from confd.render import Renderer
-    from confd.resource import load_resources
+    from confd.backends.pool import DatabasePool
+    from confd.config.resource import load_resources
+    from confd.run.processor import Processor, failure_summary
     from confd.sync import SyncOptions
+    from confd.template.renderer import Renderer
 
     setup_logging(settings.log_level, settings.log_format)
     log.info("Starting confd %s", __version__)
     log.info("Backend set to %s", settings.backend)
     if not settings.onetime:
-        from confd.service import run_service
+        from confd.run.assembly import run_service
 
         return run_service(settings, reload_settings or (lambda: settings), out=out)
 
@@ -232,8 +232,8 @@ def check(ctx: click.Context, confdir: str | None) -> None:
 
 def check_confdir(ctx: click.Context, confdir: str | None) -> list[str]:
     """Every problem found in the confdir, as messages naming the file at fault."""
-    from confd.render import Renderer
-    from confd.resource import load_resources
+    from confd.config.resource import load_resources
+    from confd.template.renderer import Renderer
 
     problems: list[str] = []
     try:
@@ -266,7 +266,7 @@ def check_confdir(ctx: click.Context, confdir: str | None) -> list[str]:
 @cli.command("backends")
 def backends_command() -> None:
     """List the built-in backends and the settings each accepts."""
-    from confd.registry import default_registry
+    from confd.backends.registry import default_registry
 
     for entry in default_registry():
         try:

@@ -14,12 +14,12 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import grpc
 
+from confd.backends.plugin.process import PluginProcess, TlsUnusable
 from confd.errors import PluginError
-from confd.plugin.process import PluginProcess, TlsUnusable
 from plugin_sdk.database import Database, DatabaseError, WatchUnsupported
 from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
 
-log = logging.getLogger("confd.plugin")
+log = logging.getLogger("confd.backends.plugin")
 
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 5.0

@@ -6,9 +6,9 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from confd.plugin.client import PluginDatabase
-from confd.plugin.discover import find_plugin
-from confd.registry import BUILTINS
+from confd.backends.plugin.client import PluginDatabase
+from confd.backends.plugin.discover import find_plugin
+from confd.backends.registry import BUILTINS
 from plugin_sdk.database import Database
 
 

@@ -355,7 +355,7 @@ def load_settings(
             f"failure mode {settings.failure_mode!r} is not one of best-effort, fail-fast"
         )
     if settings.wait:
-        from confd.debounce import parse_wait
+        from confd.config.durations import parse_wait
 
         parse_wait(settings.wait, f"wait {settings.wait!r}")
     return settings

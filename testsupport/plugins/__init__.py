@@ -9,7 +9,7 @@ HERE = Path(__file__).parent
 
 
 def install(directory: Path, script: str, name: str) -> Path:
-    """Write `directory/confd-database-NAME` running tests/plugins/SCRIPT with this Python."""
+    """Write `directory/confd-database-NAME` running testsupport/plugins/SCRIPT with this Python."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"confd-database-{name}"
     path.write_text(f"#!{sys.executable}\nimport runpy\nrunpy.run_path({str(HERE / script)!r})\n")

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import IO
 
-from confd.daemon import Daemon
-from confd.debounce import Wait, parse_wait
-from confd.metrics import Metrics, MetricsServer
-from confd.settings import Settings
-from confd.systemd import Notifier
+from confd.config.durations import Wait, parse_wait
+from confd.config.settings import Settings
+from confd.observe.metrics import Metrics, MetricsServer
+from confd.observe.systemd import Notifier
+from confd.run.daemon import Daemon
 from confd.targets import loader
 
 

@@ -1,6 +1,6 @@
 """Serving a built-in database over the plugin protocol (`confd internal-plugin database NAME`).
 
-Also runnable as `python -m confd.plugin.internal NAME`, which skips loading the CLI.
+Also runnable as `python -m confd.backends.plugin.internal NAME`, which skips loading the CLI.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
+from confd.backends.registry import default_registry
 from confd.errors import ConfdError
-from confd.registry import default_registry
 
 
 def serve_builtin(name: str) -> NoReturn:
@@ -26,6 +26,6 @@ def serve_builtin(name: str) -> NoReturn:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.stderr.write("usage: python -m confd.plugin.internal NAME\n")
+        sys.stderr.write("usage: python -m confd.backends.plugin.internal NAME\n")
         sys.exit(2)
     serve_builtin(sys.argv[1])

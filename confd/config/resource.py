@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from confd.config.settings import toml_value_to_str
 from confd.errors import ConfigError
 from confd.log import get_logger
-from confd.settings import toml_value_to_str
 
 if TYPE_CHECKING:  # the debounce module loads only for resources that give durations
-    from confd.debounce import Wait
+    from confd.config.durations import Wait
 
 __all__ = [
     "BackendRef",
@@ -182,7 +182,7 @@ def _seconds(path: Path, table: Mapping[str, Any], key: str, default: float) -> 
     if isinstance(raw, int | float):
         seconds = float(raw)
     elif isinstance(raw, str):
-        from confd.debounce import parse_duration
+        from confd.config.durations import parse_duration
 
         seconds = parse_duration(raw, f"{path}: template {key}")
     else:
@@ -218,7 +218,7 @@ def _wait(path: Path, raw: Any) -> Wait | None:
         return None
     if not isinstance(raw, str):
         raise ConfigError(f"{path}: template wait must be a string like \"2s:10s\"")
-    from confd.debounce import parse_wait
+    from confd.config.durations import parse_wait
 
     try:
         return parse_wait(raw, f"{path}: template wait")

@@ -1,0 +1,3 @@
+"""Fixtures every test folder uses (confdirs, the confd command, captured logs)."""
+
+pytest_plugins = ["testsupport.fixtures"]
