@@ -60,7 +60,7 @@ def test_fuzz_render_gives_values_verbatim_or_a_template_error(
     except TemplateError as exc:
         assert "kv.tmpl" in str(exc)
         return
-    expected = "".join(f"[{store.get(k).value}]" for k in keys)
+    expected = "".join(f"[{store.view().get(k).value}]" for k in keys)
     assert text.startswith(expected)
 
 

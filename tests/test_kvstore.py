@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from confd.template.store import BadPattern, KeyNotFound, KVPair, KVStore, Reads, clean_key
+from confd.template.store import (
+    BadPattern,
+    KeyNotFound,
+    KVPair,
+    KVStore,
+    KVView,
+    Reads,
+    clean_key,
+)
 
 # memkv's own test data, so results can be compared with confd's.
 DEIS = {
@@ -43,13 +49,13 @@ APP = {
 
 
 @pytest.fixture
-def deis() -> KVStore:
-    return KVStore(DEIS)
+def deis() -> KVView:
+    return KVStore(DEIS).view()
 
 
 @pytest.fixture
-def app() -> KVStore:
-    return KVStore(APP)
+def app() -> KVView:
+    return KVStore(APP).view()
 
 
 @pytest.mark.parametrize(
@@ -79,12 +85,12 @@ def test_clean_key_matches_go_path_clean(raw: str, clean: str) -> None:
         ("/app/db/user", KVPair("/app/db/user", "admin")),
     ],
 )
-def test_get(app: KVStore, key: str, want: KVPair) -> None:
+def test_get(app: KVView, key: str, want: KVPair) -> None:
     assert app.get(key) == want
 
 
 @pytest.mark.parametrize("key", ["/missing", "/app", "/app/db", "/app/port/x"])
-def test_get_missing_key_raises_key_not_found(app: KVStore, key: str) -> None:
+def test_get_missing_key_raises_key_not_found(app: KVView, key: str) -> None:
     with pytest.raises(KeyNotFound) as info:
         app.get(key)
     assert info.value.key == key
@@ -101,17 +107,17 @@ def test_get_missing_key_raises_key_not_found(app: KVStore, key: str) -> None:
         ("/app//url", None, "app.example.com"),
     ],
 )
-def test_getv(app: KVStore, key: str, default: str | None, want: str) -> None:
+def test_getv(app: KVView, key: str, default: str | None, want: str) -> None:
     assert app.getv(key, default) == want
 
 
-def test_getv_without_default_raises_for_missing_key(app: KVStore) -> None:
+def test_getv_without_default_raises_for_missing_key(app: KVView) -> None:
     with pytest.raises(KeyNotFound, match='key "/nope" not found'):
         app.getv("/nope")
 
 
 def test_empty_value_is_a_value_not_a_missing_key() -> None:
-    store = KVStore({"/empty": ""})
+    store = KVStore({"/empty": ""}).view()
     assert store.getv("/empty", "default") == ""
     assert store.exists("/empty")
 
@@ -158,13 +164,13 @@ def test_empty_value_is_a_value_not_a_missing_key() -> None:
     ],
 )
 def test_gets_matches_like_go_path_match_sorted_by_key(
-    app: KVStore, pattern: str, want: list[tuple[str, str]]
+    app: KVView, pattern: str, want: list[tuple[str, str]]
 ) -> None:
     assert app.gets(pattern) == [KVPair(k, v) for k, v in want]
 
 
 @pytest.mark.parametrize("pattern", ["[]a]", "/app/\\", "/app/[a", "/app/[a-", "/app/[^]", "[-a]"])
-def test_gets_with_bad_pattern_raises_bad_pattern(app: KVStore, pattern: str) -> None:
+def test_gets_with_bad_pattern_raises_bad_pattern(app: KVView, pattern: str) -> None:
     with pytest.raises(BadPattern) as info:
         app.gets(pattern)
     assert info.value.pattern == pattern
@@ -179,7 +185,7 @@ def test_gets_with_bad_pattern_raises_bad_pattern(app: KVStore, pattern: str) ->
         ("/none/*", []),
     ],
 )
-def test_getvs_sorted_by_value(app: KVStore, pattern: str, want: list[str]) -> None:
+def test_getvs_sorted_by_value(app: KVView, pattern: str, want: list[str]) -> None:
     assert app.getvs(pattern) == want
 
 
@@ -193,7 +199,7 @@ def test_getvs_sorted_by_value(app: KVStore, pattern: str, want: list[str]) -> N
         ("/x", False),
     ],
 )
-def test_exists(app: KVStore, key: str, want: bool) -> None:
+def test_exists(app: KVView, key: str, want: bool) -> None:
     assert app.exists(key) is want
 
 
@@ -211,7 +217,7 @@ def test_exists(app: KVStore, key: str, want: bool) -> None:
         ("/nothing", []),
     ],
 )
-def test_ls(deis: KVStore, path: str, want: list[str]) -> None:
+def test_ls(deis: KVView, path: str, want: list[str]) -> None:
     assert deis.ls(path) == want
 
 
@@ -228,23 +234,14 @@ def test_ls(deis: KVStore, path: str, want: list[str]) -> None:
         ("/nothing", []),
     ],
 )
-def test_lsdir(deis: KVStore, path: str, want: list[str]) -> None:
+def test_lsdir(deis: KVView, path: str, want: list[str]) -> None:
     assert deis.lsdir(path) == want
 
 
-def test_set_delete_and_replace_are_seen_by_later_reads() -> None:
-    store = KVStore()
-    store.set("//a/b/", "1")
-    assert store.getv("/a/b") == "1"
-    assert store.ls("/a") == ["b"]
-    store.set("/a/c", "2")
-    assert store.ls("/a") == ["b", "c"]
-    store.delete("/a/b")
-    assert not store.exists("/a/b")
-    assert store.ls("/a") == ["c"]
-    store.replace({"/z": "9"})
-    assert store.snapshot() == {"/z": "9"}
-    assert store.ls("/") == ["z"]
+def test_keys_are_cleaned_when_the_store_is_made() -> None:
+    store = KVStore({"//a/b/": "1", "/a/c": "2"})
+    assert store.snapshot() == {"/a/b": "1", "/a/c": "2"}
+    assert store.view().ls("/a") == ["b", "c"]
 
 
 def test_view_records_reads_by_kind() -> None:
@@ -265,32 +262,13 @@ def test_view_records_reads_by_kind() -> None:
     assert reads.dirs == {"/app/vhosts", "/app"}
 
 
-def test_store_methods_do_not_record_outside_recording() -> None:
+def test_a_view_without_reads_records_nothing_and_views_are_independent() -> None:
     store = KVStore(APP)
-    with store.recording() as reads:
-        store.getv("/app/port")
-    store.getv("/app/url")
-    assert reads.keys == {"/app/port"}
-
-
-def test_recording_is_per_thread() -> None:
-    store = KVStore(APP)
-    barrier = threading.Barrier(2)
-    seen: dict[str, set[str]] = {}
-
-    def work(key: str) -> None:
-        with store.recording() as reads:
-            barrier.wait()
-            store.getv(key)
-            barrier.wait()
-        seen[key] = reads.keys
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in ("/app/port", "/app/url")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert seen == {"/app/port": {"/app/port"}, "/app/url": {"/app/url"}}
+    first, second = Reads(), Reads()
+    store.view(first).getv("/app/port")
+    store.view(second).getv("/app/url")
+    store.view().getv("/app/db/user")
+    assert (first.keys, second.keys) == ({"/app/port"}, {"/app/url"})
 
 
 def _reads() -> Reads:
@@ -348,7 +326,7 @@ def test_fuzz_kv_functions_raise_only_documented_errors(keys: list[str], probe: 
         pairs = None
     if pairs is not None:
         assert [p.key for p in pairs] == sorted(p.key for p in pairs)
-        assert all(store.exists(p.key) for p in pairs)
+        assert all(view.exists(p.key) for p in pairs)
         assert view.getvs(probe) == sorted(p.value for p in pairs)
         assert all(reads.depends_on(p.key) for p in pairs)
     listed = view.ls(probe)
@@ -360,7 +338,7 @@ def test_fuzz_kv_functions_raise_only_documented_errors(keys: list[str], probe: 
     except KeyNotFound as exc:
         assert exc.key == clean_key(probe)
     else:
-        assert value == store.get(probe).value
+        assert value == store.view().get(probe).value
         assert reads.depends_on(probe)
     Reads().depends_on(probe)
 
@@ -371,4 +349,4 @@ def test_fuzz_literal_pattern_finds_exactly_that_key(keys: list[str]) -> None:
     store = KVStore({k: "v" for k in keys})
     for key in store.snapshot():
         if not any(c in key for c in "*?[\\"):
-            assert [p.key for p in store.gets(key)] == [key]
+            assert [p.key for p in store.view().gets(key)] == [key]

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import posixpath
 import re
-import threading
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -296,46 +294,14 @@ class KVView:
 
 
 class KVStore:
-    """An in-memory key/value store, safe for concurrent readers and writers.
+    """The values one render reads, fixed at creation; read through a `view` per render.
 
-    Writers swap in a new immutable snapshot (copy on write), so readers never lock and
-    each read sees one consistent state. Prefer `replace`/`update` to many `set` calls.
+    Keys are cleaned once; the sorted key list that glob and directory reads need is built on
+    first use.
     """
 
     def __init__(self, values: Mapping[str, str] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._snap = _Snapshot({})
-        self._local = threading.local()
-        if values:
-            self.replace(values)
-
-    # -- writing -----------------------------------------------------------------------------
-
-    def replace(self, values: Mapping[str, str]) -> None:
-        """Make the store hold exactly `values` (keys cleaned)."""
-        snap = _Snapshot({clean_key(k): str(v) for k, v in values.items()})
-        with self._lock:
-            self._snap = snap
-
-    def update(self, values: Mapping[str, str]) -> None:
-        """Set many keys at once (one copy, where repeated `set` copies each time)."""
-        with self._lock:
-            data = dict(self._snap.data)
-            data.update((clean_key(k), str(v)) for k, v in values.items())
-            self._snap = _Snapshot(data)
-
-    def set(self, key: str, value: str) -> None:
-        """Store `value` at `key`."""
-        self.update({key: value})
-
-    def delete(self, key: str) -> None:
-        """Remove `key` if present."""
-        key = clean_key(key)
-        with self._lock:
-            if key in self._snap.data:
-                data = dict(self._snap.data)
-                del data[key]
-                self._snap = _Snapshot(data)
+        self._snap = _Snapshot({clean_key(k): str(v) for k, v in (values or {}).items()})
 
     def snapshot(self) -> dict[str, str]:
         """A copy of every key and value."""
@@ -344,55 +310,9 @@ class KVStore:
     def __len__(self) -> int:
         return len(self._snap.data)
 
-    # -- reading -----------------------------------------------------------------------------
-
     def view(self, reads: Reads | None = None) -> KVView:
         """A reader for one render that records into `reads` (nothing if None)."""
         return KVView(self, reads)
-
-    @contextmanager
-    def recording(self) -> Iterator[Reads]:
-        """Record the reads this thread makes through the store's own read methods."""
-        reads = Reads()
-        previous = getattr(self._local, "reads", None)
-        self._local.reads = reads
-        try:
-            yield reads
-        finally:
-            self._local.reads = previous
-            if previous is not None:
-                previous.update(reads)
-
-    def _view(self) -> KVView:
-        return KVView(self, getattr(self._local, "reads", None))
-
-    def get(self, key: str) -> KVPair:
-        """The pair stored at `key`; `KeyNotFound` if absent."""
-        return self._view().get(key)
-
-    def gets(self, pattern: str) -> list[KVPair]:
-        """Every pair whose key matches the glob `pattern`, sorted by key."""
-        return self._view().gets(pattern)
-
-    def getv(self, key: str, default: str | None = None) -> str:
-        """The value at `key`, else `default`; `KeyNotFound` if absent and no default."""
-        return self._view().getv(key, default)
-
-    def getvs(self, pattern: str) -> list[str]:
-        """The values of every key matching the glob `pattern`, sorted by value."""
-        return self._view().getvs(pattern)
-
-    def exists(self, key: str) -> bool:
-        """Whether `key` is in the store."""
-        return self._view().exists(key)
-
-    def ls(self, path: str) -> list[str]:
-        """Sorted unique child names of `path`."""
-        return self._view().ls(path)
-
-    def lsdir(self, path: str) -> list[str]:
-        """Sorted unique child names of `path` that have children themselves."""
-        return self._view().lsdir(path)
 
     # -- internals ---------------------------------------------------------------------------
 
