@@ -23,11 +23,11 @@ from functools import cache
 from types import ModuleType
 from typing import Any, ClassVar
 
-from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
 
 __all__ = ["FileDatabase", "flatten", "format_scalar"]
 
-log = logging.getLogger(__name__)
+log = backend_logger("file")
 
 _POLL_SECONDS = 0.25
 _DATA_SUFFIXES = {".yaml", ".yml", ".json", ""}

@@ -13,6 +13,7 @@ from plugin_sdk.database import (
     DatabaseError,
     Setting,
     WatchUnsupported,
+    backend_logger,
     parse_settings,
     select_prefix,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "DatabaseError",
     "Setting",
     "WatchUnsupported",
+    "backend_logger",
     "parse_settings",
     "select_prefix",
     "serve",

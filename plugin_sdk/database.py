@@ -6,19 +6,27 @@ daemon: the same class can be served in process or over the plugin protocol.
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
+    "Change",
     "Database",
     "DatabaseError",
     "Setting",
     "WatchUnsupported",
+    "backend_logger",
     "parse_settings",
     "select_prefix",
 ]
+
+
+# What `watch_prefix` yields per change: the changed keys, a mapping of changed key to its new
+# value (None: deleted) when the backend's events carry values, or None ("something changed").
+Change = Collection[str] | Mapping[str, str | None] | None
 
 
 class DatabaseError(Exception):
@@ -98,6 +106,12 @@ def parse_settings(
     return values
 
 
+def backend_logger(name: str) -> logging.Logger:
+    """The logger of backend `name`: `confd.backends.NAME`, so its lines take confd's log
+    format in process and reach the host as hclog JSON when served as a plugin."""
+    return logging.getLogger(f"confd.backends.{name}")
+
+
 def select_prefix(key: str, requested: str) -> bool:
     """True when `key` is `requested` or lies below it (`/app` holds `/app/x`, not `/apple`)."""
     if requested in ("", "/"):
@@ -132,7 +146,7 @@ class Database(ABC):
 
     def watch_prefix(
         self, prefix: str, keys: Sequence[str], stop: threading.Event
-    ) -> Iterator[Collection[str] | None]:
+    ) -> Iterator[Change]:
         """Block, and yield once per change under `prefix`.
 
         Each item is the collection of changed keys when the backend knows them, else

@@ -44,9 +44,18 @@ class HclogFormatter(logging.Formatter):
 
 
 def setup_logging(level: int = logging.DEBUG, stream: IO[str] | None = None) -> None:
-    """Send the root logger's records to `stream` (the real stderr) as hclog JSON lines."""
+    """Send every record to `stream` (the real stderr) as hclog JSON lines.
+
+    Backends log under `confd.backends.NAME` (`backend_logger`); a built-in served out of
+    process may have had confd's own text handler installed there, which is dropped so its
+    records reach the host as hclog too.
+    """
     handler = logging.StreamHandler(stream or sys.__stderr__)
     handler.setFormatter(HclogFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    confd = logging.getLogger("confd")
+    confd.handlers[:] = []
+    confd.propagate = True
+    confd.setLevel(logging.NOTSET)
