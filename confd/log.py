@@ -23,6 +23,8 @@ LEVELS: dict[str, int] = {
     "warn": logging.WARNING,
     "warning": logging.WARNING,
     "error": logging.ERROR,
+    "fatal": logging.CRITICAL,  # Go confd's (logrus) levels above error
+    "panic": logging.CRITICAL,
 }
 FORMATS = ("text", "json")
 _ROOT = "confd"
@@ -76,7 +78,7 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: IO[str] | None
         levelno = LEVELS[level.lower()]
     except KeyError:
         raise ConfigError(
-            f"log level {level!r} is not one of debug, info, warn, error"
+            f"log level {level!r} is not one of debug, info, warn, error, fatal, panic"
         ) from None
     if fmt not in FORMATS:
         raise ConfigError(f"log format {fmt!r} is not one of text, json")

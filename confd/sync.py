@@ -17,12 +17,12 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, NamedTuple, Protocol
 
 from confd.errors import SyncError
 from confd.log import get_logger
 
-__all__ = ["SyncOptions", "Target", "SyncResult", "sync_file", "run_command", "render_command"]
+__all__ = ["Destination", "Status", "SyncOptions", "sync_file", "run_command", "render_command"]
 
 log = get_logger("sync")
 
@@ -48,32 +48,43 @@ class SyncOptions(NamedTuple):
     keep_stage_file: bool = False
 
 
-class Target(NamedTuple):
-    """Where and how a rendered file lands. None mode/uid/gid keep the destination's own.
+class Destination(Protocol):
+    """Where and how a rendered file lands (a `TemplateResource` is one). None mode/uid/gid
+    keep the destination's own.
 
     `check_cmd` and `reload_cmd` are shell commands with confd's `{{.src}}` and `{{.dest}}`:
     for the check, src is the stage file; for the reload, the updated destination.
     """
 
-    dest: Path
-    mode: int | None = None
-    uid: int | None = None
-    gid: int | None = None
-    check_cmd: str = ""
-    reload_cmd: str = ""
-    check_cmd_timeout: float = 30.0
-    reload_cmd_timeout: float = 60.0
+    @property
+    def dest(self) -> Path: ...
+    @property
+    def mode(self) -> int | None: ...
+    @property
+    def uid(self) -> int | None: ...
+    @property
+    def gid(self) -> int | None: ...
+    @property
+    def check_cmd(self) -> str: ...
+    @property
+    def reload_cmd(self) -> str: ...
+    @property
+    def check_cmd_timeout(self) -> float: ...
+    @property
+    def reload_cmd_timeout(self) -> float: ...
 
 
 _PLAIN = SyncOptions()
 
 
-class SyncResult(enum.Enum):
-    """What syncing did: replaced the destination, found it in sync, or only showed a diff."""
+class Status(enum.Enum):
+    """How bringing a destination in line ended: replaced, already in sync, only a diff shown
+    (--noop), or failed (set by the processor for any error on the way)."""
 
     CHANGED = "changed"
     UNCHANGED = "unchanged"
     NOOP = "noop"
+    FAILED = "failed"
 
 
 def run_command(command: str, timeout: float, what: str) -> None:
@@ -164,7 +175,7 @@ def _in_sync(dest: Path, dest_stat: os.stat_result | None, data: bytes, mode: in
     return same
 
 
-def _wanted(target: Target, current: os.stat_result | None) -> tuple[int, int, int]:
+def _wanted(target: Destination, current: os.stat_result | None) -> tuple[int, int, int]:
     """Mode, uid, gid to give the file: the target's, else the destination's, else defaults."""
     mode = target.mode
     if mode is None:
@@ -211,9 +222,9 @@ def _write_in_place(stage: Path, dest: Path, mode: int, uid: int, gid: int) -> N
 
 
 def sync_file(
-    data: bytes, target: Target, options: SyncOptions = _PLAIN, *,
+    data: bytes, target: Destination, options: SyncOptions = _PLAIN, *,
     out: IO[str] | None = None,
-) -> SyncResult:
+) -> Status:
     """Make `target.dest` hold `data` with the target's mode and owner; see the module doc.
 
     Raises `SyncError` (destination untouched) when staging, the check, or the rename fails;
@@ -256,11 +267,11 @@ def sync_file(
         log.debug("Comparing candidate config to %s", dest)
         if _in_sync(dest, dest_stat, data, mode, uid, gid):
             log.debug("Target config %s in sync", dest)
-            return SyncResult.UNCHANGED
+            return Status.UNCHANGED
         if options.noop:
             log.warning("Noop mode enabled. %s will not be modified", dest)
             _print_diff(dest, dest_stat is not None, data, out or sys.stdout)
-            return SyncResult.NOOP
+            return Status.NOOP
 
         fields = {"fields": {"dest": str(dest)}}
         log.info("Target config %s out of sync", dest, extra=fields)
@@ -289,7 +300,7 @@ def sync_file(
             command = render_command(target.reload_cmd, src=str(dest), dest=str(dest))
             run_command(command, target.reload_cmd_timeout, f"reload_cmd for {dest}")
         log.info("Target config %s has been updated", dest, extra=fields)
-        return SyncResult.CHANGED
+        return Status.CHANGED
     finally:
         if not renamed:
             if options.keep_stage_file:

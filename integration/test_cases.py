@@ -30,7 +30,7 @@ def test_onetime_with_cli_prefix_reads_below_it(
 def test_watch_renders_a_changed_value(
     watched_store: Store, mode: list[str], confd: Confd
 ) -> None:
-    process = confd.run.watch(watched_store, mode)
+    process = confd.watch(watched_store, mode)
     basic = confd.out / "basic.conf"
     wait_for(lambda: "host=127.0.0.1\n" in read(basic), what="first render", details=confd.log)
     confd.wait_watching()
@@ -40,7 +40,7 @@ def test_watch_renders_a_changed_value(
 
 
 def test_watch_drops_a_deleted_key(watched_store: Store, mode: list[str], confd: Confd) -> None:
-    confd.run.watch(watched_store, mode)
+    confd.watch(watched_store, mode)
     iteration = confd.out / "iteration.conf"
     wait_for(lambda: "10.0.1.11:8080" in read(iteration), what="first render", details=confd.log)
     confd.wait_watching()
@@ -54,7 +54,7 @@ def test_watch_drops_a_deleted_key(watched_store: Store, mode: list[str], confd:
 def test_watch_keeps_last_good_file_while_a_required_key_is_missing(
     watched_store: Store, mode: list[str], confd: Confd
 ) -> None:
-    process = confd.run.watch(watched_store, mode)
+    process = confd.watch(watched_store, mode)
     basic = confd.out / "basic.conf"
     wait_for(lambda: "password=p@sSw0rd\n" in read(basic), what="first render", details=confd.log)
     confd.wait_watching()
@@ -75,7 +75,7 @@ def test_watch_applies_a_change_made_during_the_first_render(
 ) -> None:
     # The value changes as soon as the first file is written, while confd is still rendering
     # the others and starting its watches: the change must not fall between the two.
-    confd.run.watch(watched_store, mode)
+    confd.watch(watched_store, mode)
     basic = confd.out / "basic.conf"
     wait_for(lambda: "host=127.0.0.1\n" in read(basic), what="first render", details=confd.log)
     watched_store.set("/database/host", "10.8.8.8")

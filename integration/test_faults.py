@@ -85,7 +85,7 @@ def test_watch_retries_until_the_server_starts(
     fresh: tuple[Server, Store], confd: Confd
 ) -> None:
     server, store = fresh
-    process = confd.run.watch(store)
+    process = confd.watch(store)
     basic = confd.out / "basic.conf"
     wait_for(lambda: address(store) in confd.log(), "a logged connection error", confd.log)
     assert process.poll() is None, confd.log()
@@ -105,7 +105,7 @@ def test_watch_reconnects_after_a_server_restart(
     server, store = fresh
     server.start()
     store.load(KEYS)
-    process = confd.run.watch(store)
+    process = confd.watch(store)
     basic = confd.out / "basic.conf"
     wait_for(lambda: "host=127.0.0.1\n" in read(basic), "first render", confd.log)
     confd.wait_watching()

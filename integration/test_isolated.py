@@ -51,7 +51,7 @@ def test_isolated_onetime_renders_every_case(store: Store, confd: Confd) -> None
 def test_isolated_watch_applies_a_change_and_a_deletion(
     watched_store: Store, confd: Confd
 ) -> None:
-    process = confd.run.watch(watched_store, ISOLATE)
+    process = confd.watch(watched_store, ISOLATE)
     basic, iteration = confd.out / "basic.conf", confd.out / "iteration.conf"
     wait_for(lambda: "host=127.0.0.1\n" in read(basic), what="first render", details=confd.log)
     confd.wait_watching()

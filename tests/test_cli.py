@@ -30,13 +30,32 @@ def app_confdir(make_confdir, tmp_path: Path) -> Path:
         (["-node=http://x", "-node", "y"], ["--node=http://x", "--node", "y"]),
         (["-onetime=false", "--noop=true"], ["--no-onetime", "--noop"]),
         (["-confdir", "/etc/confd", "check"], ["--confdir", "/etc/confd", "check"]),
-        (["-bogus", "-h"], ["-bogus", "-h"]),
-        (["exec", "-onetime", "--", "-x"], ["exec", "-onetime", "--", "-x"]),
+        (["-h"], ["-h"]),
+        (["exec", "-onetime", "--", "-x"], ["exec", "--onetime", "--", "-x"]),
+        (["exec", "-backend", "env", "java", "-version"],
+         ["exec", "--backend", "env", "java", "-version"]),
         (["--onetime", "--", "-prefix"], ["--onetime", "--", "-prefix"]),
+        (["-prefix", "-weird-but-a-value", "-onetime"],
+         ["--prefix", "-weird-but-a-value", "--onetime"]),
+        (["-client-insecure=true", "-basic-auth"], ["--client-insecure", "--basic-auth"]),
     ],
 )
 def test_normalize_argv_accepts_go_spelling(argv: list[str], normalized: list[str]) -> None:
     assert normalize_argv(argv) == normalized
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("-tabel", "no such flag '-tabel' (did you mean -table?)"),
+        ("-srv-recrd=x", "no such flag '-srv-recrd' (did you mean -srv-record?)"),
+        ("-zzzz", "no such flag '-zzzz'"),
+    ],
+)
+def test_a_flag_go_confd_never_had_is_named_whole(run_confd, flag: str, message: str) -> None:
+    result = run_confd("-onetime", flag, "-backend", "env")
+    assert result.returncode == 2
+    assert message in result.stderr
 
 
 def test_onetime_renders_and_exits_zero(run_confd, app_confdir: Path, tmp_path: Path) -> None:
@@ -213,3 +232,32 @@ def test_interval_mode_renders_until_sigterm(make_confdir, tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+def test_common_flags_a_backend_does_not_use_are_ignored_with_one_warning(
+    run_confd, app_confdir: Path, tmp_path: Path
+) -> None:
+    result = run_confd("-onetime", "-backend", "env", f"-confdir={app_confdir}",
+                       "-node", "127.0.0.1:2379", "-scheme", "https",
+                       env={"APP_DB_HOST": "db1"})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "app.conf").read_text() == "host=db1\n"
+    warnings = [line for line in result.stderr.splitlines() if "does not use" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "backend env does not use --node, --scheme; ignored" in warnings[0]
+
+
+def test_a_bad_backend_setting_is_reported_once_not_per_resource(
+    run_confd, make_confdir, tmp_path: Path
+) -> None:
+    resources = {
+        f"r{i}.toml": f'[template]\nsrc = "t.tmpl"\ndest = "{tmp_path}/r{i}"\nkeys = ["/a"]\n'
+        for i in range(3)
+    }
+    confdir = make_confdir(templates={"t.tmpl": "x\n"}, resources=resources)
+    result = run_confd("--onetime", "--backend", "env", "--confdir", str(confdir),
+                       "--backend-opt", "bogus=1")
+    assert result.returncode == 1
+    assert result.stderr.count("has no setting 'bogus'") == 1, result.stderr
+    assert result.stderr.count("backend 'env' is unavailable (its error is logged above)") == 2
+    assert "3 of 3 resources failed" in result.stderr

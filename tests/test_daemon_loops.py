@@ -13,10 +13,12 @@ from collections.abc import Collection, Iterator, Sequence
 import pytest
 
 from confd.config.durations import Wait
-from confd.run.daemon import FAIL_FAST, Daemon, RenderResult, Target
-from confd.template.store import Reads
+from confd.config.resource import TemplateResource
+from confd.run.daemon import FAIL_FAST, Daemon
+from confd.run.processor import Outcome
 from plugin_sdk.database import DatabaseError, select_prefix
 from tests.dict_database import DictDatabase
+from tests.fake_runtime import FakeRuntime, fake_resource, outcome
 
 
 class MemoryDatabase(DictDatabase):
@@ -60,38 +62,39 @@ class MemoryDatabase(DictDatabase):
 
 
 class Renders:
-    """Render functions that read keys through Reads and count calls per resource."""
+    """Resources whose renders read given keys of the database and count calls per resource."""
 
     def __init__(self, db: MemoryDatabase) -> None:
         self.db = db
         self.counts: dict[str, int] = {}
         self.outputs: dict[str, str] = {}
         self.fail: set[str] = set()
+        self.reads: dict[str, list[str]] = {}
         self.lock = threading.Lock()
 
-    def target(self, name: str, prefix: str, reads: list[str], **extra) -> Target:
-        def render() -> RenderResult:
-            recorded = Reads(keys=set(reads))
-            with self.lock:
-                self.counts[name] = self.counts.get(name, 0) + 1
-            if name in self.fail:
-                return RenderResult(ok=False, reads=recorded, error="boom")
-            values = self.db.get_values(reads)
-            output = ",".join(values.get(k, "-") for k in reads)
-            changed = self.outputs.get(name) != output
-            self.outputs[name] = output
-            return RenderResult(ok=True, changed=changed, reads=recorded)
+    def target(self, name: str, prefix: str, reads: list[str], **extra) -> TemplateResource:
+        self.reads[name] = reads
+        return fake_resource(name, prefix, **extra)
 
-        return Target(
-            id=name,
-            name=name,
-            backend="memory",
-            database=self.db,
-            prefix=prefix,
-            keys=(prefix,),
-            render=render,
-            **extra,
-        )
+    def render(self, resource: TemplateResource) -> Outcome:
+        name = resource.name
+        reads = self.reads[name]
+        with self.lock:
+            self.counts[name] = self.counts.get(name, 0) + 1
+        if name in self.fail:
+            return outcome(resource, ok=False, read=reads)
+        values = self.db.get_values(reads)
+        output = ",".join(values.get(k, "-") for k in reads)
+        changed = self.outputs.get(name) != output
+        self.outputs[name] = output
+        return outcome(resource, changed=changed, read=reads)
+
+    def daemon(self, targets: list[TemplateResource] | None = None, **knobs) -> Daemon:
+        """A daemon over these renders; `targets` is read again on reload and interval."""
+        def load() -> FakeRuntime:
+            return FakeRuntime(self.db, lambda: list(targets or []), self.render, **knobs)
+
+        return Daemon(load)
 
     def count(self, name: str) -> int:
         with self.lock:
@@ -111,11 +114,14 @@ def running():
     """Start a daemon on a thread; stop it after the test whatever happened."""
     started: list[tuple[Daemon, threading.Thread]] = []
 
-    def start(daemon: Daemon) -> Daemon:
+    def start(daemon: Daemon, ready: bool = True) -> Daemon:
         thread = threading.Thread(target=daemon.run, kwargs={"signals": False}, daemon=True)
         thread.start()
         started.append((daemon, thread))
-        wait_for(lambda: daemon.metrics.ready)
+        if ready:
+            wait_for(lambda: daemon.metrics.ready)
+        else:
+            wait_for(lambda: daemon.metrics.not_ready() == ["a"])
         return daemon
 
     yield start
@@ -129,7 +135,7 @@ def test_change_renders_only_the_dependent_resource(running):
     db = MemoryDatabase({"/app/a": "1", "/app/b": "2"})
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"]), renders.target("b", "/app", ["/app/b"])]
-    running(Daemon(lambda: targets, watch=True, interval=60))
+    running(renders.daemon(targets, watch=True, interval=60))
     assert renders.outputs == {"a": "1", "b": "2"}
     db.set("/app/a", "10")
     wait_for(lambda: renders.outputs["a"] == "10")
@@ -143,7 +149,7 @@ def test_value_set_to_the_same_value_renders_nothing(running):
     db = MemoryDatabase({"/app/a": "1"})
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"])]
-    running(Daemon(lambda: targets, watch=True, interval=60))
+    running(renders.daemon(targets, watch=True, interval=60))
     db.set("/app/a", "1")
     db.set("/app/unrelated", "x")
     time.sleep(0.3)
@@ -154,7 +160,7 @@ def test_burst_with_wait_gives_one_render(running):
     db = MemoryDatabase({"/app/a": "0"})
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"], wait=Wait(0.2, 2.0))]
-    running(Daemon(lambda: targets, watch=True, interval=60))
+    running(renders.daemon(targets, watch=True, interval=60))
     for i in range(50):
         db.set("/app/a", str(i + 1))
         time.sleep(0.002)
@@ -167,7 +173,7 @@ def test_min_reload_interval_throttles(running):
     db = MemoryDatabase({"/app/a": "0"})
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"], min_reload_interval=0.5)]
-    running(Daemon(lambda: targets, watch=True, interval=60))
+    running(renders.daemon(targets, watch=True, interval=60))
     start = time.monotonic()
     db.set("/app/a", "1")
     wait_for(lambda: renders.outputs["a"] == "1")
@@ -179,7 +185,7 @@ def test_backend_that_cannot_watch_is_polled_with_one_warning(running, caplog):
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"]), renders.target("b", "/app2", ["/app2"])]
     with caplog.at_level("WARNING", logger="confd"):
-        running(Daemon(lambda: targets, watch=True, interval=0.1))
+        running(renders.daemon(targets, watch=True, interval=0.1))
         db.set("/app/a", "2")
         wait_for(lambda: renders.outputs["a"] == "2")
     warnings = [r for r in caplog.records if "cannot watch" in r.getMessage()]
@@ -191,7 +197,7 @@ def test_outage_keeps_files_logs_once_and_catches_up(running, caplog):
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"])]
     with caplog.at_level("INFO", logger="confd"):
-        daemon = running(Daemon(lambda: targets, watch=True, interval=60))
+        daemon = running(renders.daemon(targets, watch=True, interval=60))
         db.break_connection()
         time.sleep(1.0)  # several retries
         db.values["/app/a"] = "2"  # changed while the watch was down: no event for it
@@ -207,7 +213,7 @@ def test_fail_fast_stops_with_exit_code_1_on_backend_error():
     db = MemoryDatabase({"/app/a": "1"})
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"])]
-    daemon = Daemon(lambda: targets, watch=True, interval=60, failure_mode=FAIL_FAST)
+    daemon = renders.daemon(targets, watch=True, interval=60, failure_mode=FAIL_FAST)
     result: list[int] = []
     thread = threading.Thread(target=lambda: result.append(daemon.run(signals=False)))
     thread.start()
@@ -221,10 +227,8 @@ def test_first_pass_failure_under_fail_fast_exits_1():
     db = MemoryDatabase({"/app/a": "1"})
     renders = Renders(db)
     renders.fail.add("a")
-    daemon = Daemon(
-        lambda: [renders.target("a", "/app", ["/app/a"])], watch=True, interval=60,
-        failure_mode=FAIL_FAST,
-    )
+    daemon = renders.daemon([renders.target("a", "/app", ["/app/a"])], watch=True,
+                            interval=60, failure_mode=FAIL_FAST)
     assert daemon.run(signals=False) == 1
 
 
@@ -232,7 +236,7 @@ def test_reload_keeps_unchanged_watches_and_adds_new_resources(running):
     db = MemoryDatabase({"/app/a": "1", "/other/x": "9"})
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"])]
-    daemon = running(Daemon(lambda: list(targets), watch=True, interval=60))
+    daemon = running(renders.daemon(targets, watch=True, interval=60))
     targets.append(renders.target("x", "/other", ["/other/x"]))
     daemon.request_reload()
     wait_for(lambda: renders.outputs.get("x") == "9")
@@ -245,7 +249,7 @@ def test_interval_mode_rerenders_and_picks_up_new_resources(running):
     db = MemoryDatabase({"/app/a": "1", "/app/b": "2"})
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"])]
-    running(Daemon(lambda: list(targets), watch=False, interval=0.1))
+    running(renders.daemon(targets, watch=False, interval=0.1))
     db.values["/app/a"] = "5"
     targets.append(renders.target("b", "/app", ["/app/b"]))
     wait_for(lambda: renders.outputs["a"] == "5" and renders.outputs.get("b") == "2")
@@ -257,18 +261,16 @@ def test_backend_down_at_start_renders_once_it_answers(running):
     db.down = True
     renders = Renders(db)
     targets = [renders.target("a", "/app", ["/app/a"])]
-    original = targets[0].render
 
-    def render() -> RenderResult:
+    def render(resource: TemplateResource) -> Outcome:
         if db.down:
-            return RenderResult(ok=False, error="backend down")
-        return original()
+            return outcome(resource, ok=False)
+        return renders.render(resource)
 
-    targets = [
-        Target(id="a", name="a", backend="memory", database=db, prefix="/app",
-               keys=("/app",), render=render)
-    ]
-    running(Daemon(lambda: targets, watch=True, interval=60))
+    daemon = running(Daemon(lambda: FakeRuntime(db, lambda: targets, render)), ready=False)
+    time.sleep(0.3)
     assert "a" not in renders.outputs
+    assert not daemon.metrics.ready  # /ready says 503 while nothing has rendered
     db.down = False
     wait_for(lambda: renders.outputs.get("a") == "1")
+    wait_for(lambda: daemon.metrics.ready)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.daemon_process import Confdir, ConfdProcess, read, wait_until
+from testsupport.daemon_process import Confdir, ConfdProcess, read, wait_until
 
 
 @pytest.fixture

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon_process import Confdir, ConfdProcess, read, wait_until
+from testsupport.daemon_process import Confdir, ConfdProcess, read, wait_until
 
 CHILD = """#!/bin/sh
 log={log}
@@ -133,3 +134,19 @@ def test_as_pid_1_orphaned_zombies_are_reaped(setup):
     )
     started.append(proc)
     assert proc.wait(15) == 0, proc.log
+
+
+def test_onetime_renders_once_then_only_supervises(setup):
+    # `confd exec --onetime`: the file is rendered once, the program starts, and a later change
+    # neither re-renders nor restarts it (no watch); the program's exit ends confd.
+    confdir, _ = setup
+    dest = confdir.out / "greet"
+    proc = start(setup, "--onetime")
+    wait_until(lambda: child_log(setup)[:2] == ["start", "hello"], message=lambda: proc.log)
+    confdir.set_values("app:\n  greeting: changed\n")
+    time.sleep(1.5)
+    assert read(dest) == "hello\n"
+    assert child_log(setup) == ["start", "hello"]  # not restarted
+    assert "1/1 resources rendered; rendered once, not watching" in proc.log
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 7

@@ -245,7 +245,7 @@ def test_watch_keeps_serving_healthy_resources_beside_broken_ones(site: Site) ->
     """Under --watch, a resource with a missing key, one with a template syntax error and one
     whose check fails never stop the healthy one from following changes; the missing-key one
     renders as soon as its key appears."""
-    from tests.daemon_process import ConfdProcess, wait_until
+    from testsupport.daemon_process import ConfdProcess, wait_until
 
     missing = site.add("missing", 'host={{ getv("/app/host") }}\n')
     site.add("syntax", "{% if %}\n")

@@ -53,20 +53,41 @@ def test_metrics_count_renders_failures_reloads_and_errors(served):
     )
 
 
+def _expect(m):
+    m.expect(["a.toml", "b.toml"])
+
+
+def _all_rendered(m):
+    _expect(m)
+    m.rendered("a.toml")
+    m.rendered("b.toml")
+
+
 @pytest.mark.parametrize(
-    ("path", "set_state", "code"),
+    ("path", "set_state", "code", "body"),
     [
-        ("/ready", lambda m: None, 503),
-        ("/ready", lambda m: setattr(m, "ready", True), 200),
-        ("/health", lambda m: None, 200),
-        ("/health", lambda m: setattr(m, "healthy", False), 503),
-        ("/nope", lambda m: None, 404),
+        ("/ready", lambda m: None, 503, "not ready\n"),
+        ("/ready", _expect, 503,
+         "not ready\nnot rendered yet: a.toml\nnot rendered yet: b.toml\n"),
+        ("/ready", lambda m: (_expect(m), m.rendered("a.toml")), 503,
+         "not ready\nnot rendered yet: b.toml\n"),
+        ("/ready", _all_rendered, 200, "ready\n"),
+        ("/ready", lambda m: (_all_rendered(m), m.stopping()), 503, "not ready\n"),
+        ("/health", lambda m: None, 200, "ok\n"),
+        ("/health", lambda m: setattr(m, "worker_alive", False), 503,
+         "unhealthy\nthe render thread has stopped\n"),
+        ("/health", lambda m: m.backend_state("etcd", "etcd:/app", OSError("refused")), 503,
+         "unhealthy\netcd:/app: OSError: refused\n"),
+        ("/health", lambda m: (m.backend_state("etcd", "etcd:/app", OSError("refused")),
+                               m.backend_state("etcd", "etcd:/app", None)), 200, "ok\n"),
+        ("/nope", lambda m: None, 404, "not found\n"),
     ],
 )
-def test_health_and_ready_endpoints(served, path, set_state, code):
+def test_health_and_ready_endpoints(served, path, set_state, code, body):
     metrics, base = served
     set_state(metrics)
-    assert _get(base + path)[0] == code
+    status, _, text = _get(base + path)
+    assert (status, text) == (code, body)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -23,6 +22,7 @@ from confd.backends.plugin.discover import find_plugin, list_plugins
 from confd.backends.plugin.handshake import parse_handshake
 from confd.backends.plugin.host import open_plugin
 from confd.backends.plugin.process import PluginProcess
+from confd.config.settings import Settings
 from confd.errors import PluginError
 from plugin_sdk.database import DatabaseError
 from plugin_sdk.mtls import encode_der, make_certificate
@@ -290,7 +290,7 @@ def test_discovery_order_and_listing(tmp_path, monkeypatch) -> None:
 
 def test_isolated_builtin_runs_out_of_process(monkeypatch, opened) -> None:
     monkeypatch.setenv("APP_DB_HOST", "db.example")
-    settings = SimpleNamespace(plugin_dirs=[], isolate=True)
+    settings = Settings(isolate=True)
     database = open_plugin("env", {}, settings)
     opened.append(database)
     assert database.process.command[:3] == [sys.executable, "-m", "confd"]

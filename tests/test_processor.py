@@ -8,11 +8,9 @@ from pathlib import Path
 import pytest
 
 from confd.backends.pool import DatabasePool
-from confd.config.resource import load_resources
 from confd.config.settings import Settings
-from confd.run.processor import Processor, Status, failure_summary
-from confd.sync import SyncOptions
-from confd.template.renderer import Renderer
+from confd.run.assembly import Runtime
+from confd.run.processor import Status, failure_summary
 
 
 @pytest.fixture
@@ -22,11 +20,10 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTHER_NAME", "other")
 
 
-def processor_for(confdir: Path, options: SyncOptions | None = None, prefix: str = ""
-                  ) -> tuple[Processor, int]:
-    resources, errors = load_resources(confdir, prefix=prefix)
-    pool = DatabasePool(Settings(backend="env", confdir=str(confdir)))
-    return Processor(resources, Renderer(confdir / "templates"), pool, options), len(errors)
+def processor_for(confdir: Path, prefix: str = "", **settings) -> tuple[Runtime, int]:
+    runtime = Runtime(Settings(backend="env", confdir=str(confdir), prefix=prefix, **settings),
+                      DatabasePool())
+    return runtime, len(runtime.load_errors)
 
 
 def test_template_sees_keys_rerooted_under_the_prefix(
@@ -50,15 +47,18 @@ def test_template_sees_keys_rerooted_under_the_prefix(
     assert processor.run_once()[0].status is Status.UNCHANGED
 
 
-def test_global_prefix_joins_the_resource_prefix(make_confdir, tmp_path: Path, env: None) -> None:
+def test_global_prefix_replaces_the_resource_prefix(
+    make_confdir, tmp_path: Path, env: None
+) -> None:
+    # Go confd's meaning of -prefix: it replaces the resource's own prefix, it is not joined.
     confdir = make_confdir(
-        templates={"db.tmpl": '{{ getv("/host") }}\n'},
+        templates={"db.tmpl": '{{ getv("/db/host") }}\n'},
         resources={"db.toml": f"""
             [template]
             src = "db.tmpl"
             dest = "{tmp_path}/db.conf"
-            prefix = "db"
-            keys = ["/host"]
+            prefix = "other"
+            keys = ["/db/host"]
             """},
     )
     processor, _ = processor_for(confdir, prefix="/myapp")
@@ -112,10 +112,9 @@ def test_noop_reports_noop_and_writes_nothing(make_confdir, tmp_path: Path, env:
             """},
     )
     out = io.StringIO()
-    resources, _ = load_resources(confdir)
-    processor = Processor(resources, Renderer(confdir / "templates"),
-                          DatabasePool(Settings(backend="env")), SyncOptions(noop=True), out=out)
-    assert processor.run_once()[0].status is Status.NOOP
+    runtime = Runtime(Settings(backend="env", confdir=str(confdir), noop=True), DatabasePool(),
+                      out=out)
+    assert runtime.run_once()[0].status is Status.NOOP
     assert not (tmp_path / "db.conf").exists()
     assert "+db.local" in out.getvalue()
 

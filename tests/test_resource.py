@@ -58,15 +58,16 @@ timeout = 3
     assert r.src_path == (confdir / "templates" / "app.tmpl").resolve()
     assert r.dest == tmp_path / "out" / "app.conf"
     assert r.keys == ("/db", "/cache")
-    assert r.prefix == "/global/myapp"
-    assert r.backend_keys() == ["/global/myapp/db", "/global/myapp/cache"]
+    assert r.prefix == "/global"  # Go confd: -prefix replaces the resource's prefix
+    assert r.backend_keys() == ["/global/db", "/global/cache"]
     assert (r.mode, r.uid, r.gid) == (0o600, 65534, 65534)
     assert r.check_cmd == "test -s {{.src}}"
     assert r.reload_cmd == "systemctl reload app"
     assert (r.check_cmd_timeout, r.reload_cmd_timeout) == (5.0, 60.0)
     assert (r.wait.min, r.wait.max) == (2.0, 10.0)
     assert r.min_reload_interval == 30.0
-    assert r.backend == BackendRef("etcd", {"nodes": "http://a:2379,http://b:2379", "timeout": "3"})
+    nodes = "http://a:2379,http://b:2379"
+    assert r.backend == BackendRef("etcd", (("nodes", nodes), ("timeout", "3")))
 
 
 def test_defaults_keep_destination_metadata(confdir: Path) -> None:

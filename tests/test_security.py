@@ -15,7 +15,6 @@ import stat
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -23,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from confd.backends.plugin.client import PluginDatabase
 from confd.backends.plugin.host import open_plugin
+from confd.config.settings import Settings
 from testsupport.plugins import install
 
 SECRET_VALUE = "s3cr3t-VALUE-7f2c"
@@ -276,7 +276,7 @@ def test_isolated_builtin_refuses_clients_without_the_host_certificate(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("APP_X", "1")
-    database = open_plugin("env", {}, SimpleNamespace(plugin_dirs=[], isolate=True))
+    database = open_plugin("env", {}, Settings(isolate=True))
     try:
         process = database.process
         assert process.tls, "the out-of-process built-in did not use AutoMTLS"

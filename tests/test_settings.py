@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from confd.backends.pool import backend_config, open_database
+from confd.backends.config import backend_config
+from confd.backends.pool import open_database
 from confd.config.settings import load_settings
 from confd.errors import BackendError, ConfigError
 
@@ -89,7 +90,8 @@ def test_bad_toml_names_file_and_line(tmp_path: Path) -> None:
     [
         ({"CONFD_INTERVAL": "soon"}, "CONFD_INTERVAL: interval must be a whole number"),
         ({"CONFD_ONETIME": "maybe"}, "CONFD_ONETIME: onetime must be true or false"),
-        ({"CONFD_LOG_FORMAT": "xml"}, "log format 'xml'"),
+        ({"CONFD_LOG_FORMAT": "xml"},
+         "CONFD_LOG_FORMAT: log_format 'xml' is not one of text, json"),
         ({"CONFD_PLUGIN_START_TIMEOUT": "0"},
          "CONFD_PLUGIN_START_TIMEOUT: plugin_start_timeout must be a positive number"),
     ],
@@ -114,7 +116,7 @@ def test_backend_config_layers(confdir: Path) -> None:
         {"CONFD_BACKEND_OPT_TIMEOUT": "9", "CONFD_PASSWORD": "pw"},
         flag_backend_opts={"dial_timeout": "2"},
     )
-    assert backend_config(settings, "etcd") == {
+    assert backend_config(settings, "etcd").config == {
         "nodes": "http://toml:2379",  # top-level confd.toml
         "client_ca_keys": "/toml/ca.pem",
         "timeout": "9",  # env option beats [backends.etcd]
@@ -123,12 +125,12 @@ def test_backend_config_layers(confdir: Path) -> None:
         "dial_timeout": "2",
     }
     # a table for another backend applies to that backend only, without the common flags
-    assert backend_config(settings, "file") == {"file": "/a.yaml,/b.yaml"}
+    assert backend_config(settings, "file").config == {"file": "/a.yaml,/b.yaml"}
 
 
 def test_unset_common_flags_are_not_passed(tmp_path: Path) -> None:
     settings = load_settings({"confdir": str(tmp_path), "backend": "env"}, {})
-    assert backend_config(settings, "env") == {}
+    assert backend_config(settings, "env").config == {}
 
 
 def test_open_database_builds_a_configured_builtin(tmp_path: Path) -> None:
@@ -154,3 +156,32 @@ def test_bad_backend_setting_names_backend_and_setting(tmp_path: Path) -> None:
                              flag_backend_opts={"bogus": "1"})
     with pytest.raises(BackendError, match="backend 'env' has no setting 'bogus'"):
         open_database(settings)
+
+
+def test_the_settings_table_in_the_docs_is_generated_from_the_options() -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "gen-settings-doc"
+    done = subprocess.run([sys.executable, str(script), "--check"], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_every_option_is_a_flag_an_environment_variable_and_a_toml_key(tmp_path: Path) -> None:
+    from confd.cli.main import cli
+    from confd.config.options import OPTIONS
+
+    flags = {opt for param in cli.params for opt in getattr(param, "opts", ())}
+    for option in OPTIONS:
+        assert option.long_flag in flags
+        value = "2" if option.type in (int, float) or option.name == "wait" else "x"
+        if option.type is bool:
+            value = "true"
+        if option.choices:
+            value = option.choices[-1]
+        if option.name in ("config_file", "confdir"):
+            value = str(tmp_path / "confd.toml") if option.name == "config_file" else str(tmp_path)
+            (tmp_path / "confd.toml").touch()
+        settings = load_settings({}, {"CONFD_CONFDIR": str(tmp_path), option.env_names[0]: value})
+        assert settings.source(option.name) == "env", option.name

@@ -26,9 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # threading.py it runs what SIGHUP's handler runs, 1,999 times, then once what SIGTERM's does.
 PROBE = """
 import sys, threading
+from types import SimpleNamespace
 from confd.run.daemon import Daemon
 
-daemon = Daemon(lambda: [], watch=True, interval=60)
+nothing = SimpleNamespace(resources=[], watch=True, interval=60, wait=None,
+                          failure_mode="best-effort", close=lambda: None)
+daemon = Daemon(lambda: nothing)
 if sys.argv[1] == "event":
     daemon._wake = threading.Event()  # what confd used before: the probe must catch it
 assert daemon.start()
@@ -176,9 +179,12 @@ def test_plugin_exits_0_soon_after_sigterm(tmp_path: Path) -> None:
 # not block the signal): the main loop must still wake, run the handler and stop.
 OTHER_THREAD = """
 import signal, sys, threading, time
+from types import SimpleNamespace
 from confd.run.daemon import Daemon
 
-daemon = Daemon(lambda: [], watch=True, interval=60)
+nothing = SimpleNamespace(resources=[], watch=True, interval=60, wait=None,
+                          failure_mode="best-effort", close=lambda: None)
+daemon = Daemon(lambda: nothing)
 if sys.argv[1] == "no-wakeup-fd":
     daemon.wake_on_signals = lambda: None
 daemon.install_signal_handlers()

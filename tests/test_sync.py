@@ -7,11 +7,25 @@ import io
 import os
 import stat
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from confd.errors import SyncError
-from confd.sync import SyncOptions, SyncResult, Target, render_command, sync_file
+from confd.sync import Status, SyncOptions, render_command, sync_file
+
+
+class Target(NamedTuple):
+    """A destination as `sync_file` takes it (a TemplateResource in the daemon)."""
+
+    dest: Path
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    check_cmd: str = ""
+    reload_cmd: str = ""
+    check_cmd_timeout: float = 30.0
+    reload_cmd_timeout: float = 60.0
 
 
 def stage_files(directory: Path) -> list[str]:
@@ -35,7 +49,7 @@ def reloads(counter: Path) -> int:
 
 
 def test_new_file_is_written_with_default_mode(dest: Path) -> None:
-    assert sync_file(b"a=1\n", Target(dest)) is SyncResult.CHANGED
+    assert sync_file(b"a=1\n", Target(dest)) is Status.CHANGED
     assert dest.read_bytes() == b"a=1\n"
     assert stat.S_IMODE(dest.stat().st_mode) == 0o644
     assert stage_files(dest.parent) == []
@@ -45,8 +59,8 @@ def test_reload_runs_exactly_once_per_change(dest: Path, tmp_path: Path) -> None
     command, counter = reload_counter(tmp_path)
     target = Target(dest, reload_cmd=command)
     results = [sync_file(data, target) for data in (b"v1\n", b"v1\n", b"v2\n", b"v2\n")]
-    assert results == [SyncResult.CHANGED, SyncResult.UNCHANGED, SyncResult.CHANGED,
-                       SyncResult.UNCHANGED]
+    assert results == [Status.CHANGED, Status.UNCHANGED, Status.CHANGED,
+                       Status.UNCHANGED]
     assert reloads(counter) == 2
 
 
@@ -55,7 +69,7 @@ def test_nothing_changed_means_no_check_and_no_reload(dest: Path, tmp_path: Path
     dest.chmod(0o644)
     command, counter = reload_counter(tmp_path)
     target = Target(dest, check_cmd=command, reload_cmd=command)
-    assert sync_file(b"same\n", target) is SyncResult.UNCHANGED
+    assert sync_file(b"same\n", target) is Status.UNCHANGED
     assert reloads(counter) == 0
 
 
@@ -63,7 +77,7 @@ def test_mode_change_alone_is_a_change(dest: Path, tmp_path: Path) -> None:
     dest.write_bytes(b"same\n")
     dest.chmod(0o644)
     command, counter = reload_counter(tmp_path)
-    assert sync_file(b"same\n", Target(dest, mode=0o600, reload_cmd=command)) is SyncResult.CHANGED
+    assert sync_file(b"same\n", Target(dest, mode=0o600, reload_cmd=command)) is Status.CHANGED
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
     assert reloads(counter) == 1
 
@@ -82,13 +96,13 @@ def test_owner_is_applied(dest: Path) -> None:
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o640)
     # and the same content again is in sync (uid/gid compared like bytes)
     assert sync_file(b"x\n", Target(dest, uid=65534, gid=65534, mode=0o640)) is (
-        SyncResult.UNCHANGED)
+        Status.UNCHANGED)
 
 
 def test_check_cmd_sees_the_stage_file_quoted(dest: Path, tmp_path: Path) -> None:
     seen = tmp_path / "seen"
     target = Target(dest, check_cmd=f"cat {{{{.src}}}} > '{seen}'; test {{{{ .dest }}}} = '{dest}'")
-    assert sync_file(b"checked\n", target) is SyncResult.CHANGED
+    assert sync_file(b"checked\n", target) is Status.CHANGED
     assert seen.read_bytes() == b"checked\n"
 
 
@@ -124,7 +138,7 @@ def test_noop_writes_nothing_and_prints_a_diff(dest: Path, tmp_path: Path) -> No
     out = io.StringIO()
     result = sync_file(b"a\nc\n", Target(dest, reload_cmd=command), SyncOptions(noop=True),
                        out=out)
-    assert result is SyncResult.NOOP
+    assert result is Status.NOOP
     assert dest.read_bytes() == b"a\nb\n"
     assert out.getvalue().splitlines() == [
         f"--- {dest}", f"+++ {dest}", "@@ -1,2 +1,2 @@", " a", "-b", "+c"]
@@ -135,7 +149,7 @@ def test_noop_writes_nothing_and_prints_a_diff(dest: Path, tmp_path: Path) -> No
 def test_sync_only_skips_check_and_reload(dest: Path, tmp_path: Path) -> None:
     command, counter = reload_counter(tmp_path)
     target = Target(dest, check_cmd="exit 1", reload_cmd=command)
-    assert sync_file(b"x\n", target, SyncOptions(sync_only=True)) is SyncResult.CHANGED
+    assert sync_file(b"x\n", target, SyncOptions(sync_only=True)) is Status.CHANGED
     assert dest.read_bytes() == b"x\n"
     assert reloads(counter) == 0
 
@@ -163,7 +177,7 @@ def test_busy_destination_is_written_in_place(
         raise OSError(errno.EBUSY, "Device or resource busy")
 
     monkeypatch.setattr(os, "rename", busy)
-    assert sync_file(b"new\n", Target(dest, mode=0o600)) is SyncResult.CHANGED
+    assert sync_file(b"new\n", Target(dest, mode=0o600)) is Status.CHANGED
     assert dest.read_bytes() == b"new\n"
     assert dest.stat().st_ino == inode
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600

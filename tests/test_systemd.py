@@ -97,7 +97,7 @@ def test_daemon_notifies_ready_reloading_and_stopping(tmp_path):
     SIGHUP, STOPPING on SIGTERM, and the watchdog fed."""
     import signal
 
-    from tests.daemon_process import Confdir, ConfdProcess
+    from testsupport.daemon_process import Confdir, ConfdProcess
 
     confdir = Confdir(tmp_path / "c")
     confdir.set_values("app:\n  a: one\n")
@@ -132,7 +132,7 @@ def test_daemon_notifies_ready_reloading_and_stopping(tmp_path):
 
 
 def test_daemon_feeds_the_watchdog(tmp_path):
-    from tests.daemon_process import Confdir, ConfdProcess
+    from testsupport.daemon_process import Confdir, ConfdProcess
 
     confdir = Confdir(tmp_path / "c")
     confdir.set_values("app:\n  a: one\n")

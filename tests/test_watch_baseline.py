@@ -16,11 +16,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from confd.run.daemon import Daemon, RenderResult, Target
+from confd.config.resource import TemplateResource
+from confd.run.daemon import Daemon
+from confd.run.processor import Outcome
 from confd.run.watch import PrefixWatch
-from confd.template.store import Reads
 from plugin_sdk.database import Database, select_prefix
 from tests.dict_database import DictDatabase
+from tests.fake_runtime import FakeRuntime, fake_resource, outcome
 
 
 class LateWatchDatabase(DictDatabase):
@@ -50,21 +52,25 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def target(db: LateWatchDatabase, name: str, outputs: dict[str, str],
-           after: Callable[[str], None] = lambda _: None) -> Target:
-    """A resource reading /app whose output is its value of /app/host (or '-')."""
+def host_reader(db: Database, outputs: dict[str, str],
+                after: Callable[[str], None] = lambda _: None) -> Callable[..., Outcome]:
+    """Renders of resources reading /app whose output is their value of /app/host (or '-')."""
 
-    def render() -> RenderResult:
+    def render(resource: TemplateResource) -> Outcome:
+        name = resource.name
         values = db.get_values(["/app"])
         output = values.get("/app/host", "-")
         changed = outputs.get(name) != output
         outputs[name] = output
         after(name)
-        return RenderResult(ok=True, changed=changed, reads=Reads(keys={"/app/host"}),
-                            values=values)
+        return outcome(resource, changed=changed, read=["/app/host"], values=values)
 
-    return Target(id=name, name=name, backend="late", database=db, prefix="/app",
-                  keys=("/app",), render=render)
+    return render
+
+
+def daemon_of(db: Database, names: list[str], render: Callable[..., Outcome]) -> Daemon:
+    resources = [fake_resource(name, "/app") for name in names]
+    return Daemon(lambda: FakeRuntime(db, lambda: resources, render))
 
 
 @pytest.fixture
@@ -101,8 +107,7 @@ def test_change_seen_first_by_a_later_render_reaches_the_earlier_one(
         if name == "first" and outputs.get("second") is None:
             db.set("/app/host", change)
 
-    targets = [target(db, "first", outputs, after), target(db, "second", outputs)]
-    daemon = Daemon(lambda: targets, watch=True, interval=60)
+    daemon = daemon_of(db, ["first", "second"], host_reader(db, outputs, after))
     daemon_runner(daemon)
     wait_for(lambda: daemon.metrics.ready, "the first pass")
     db.start_watching.set()

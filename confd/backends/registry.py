@@ -20,6 +20,13 @@ BUILTINS: dict[str, str] = {
     "consul": "builtin.consul:ConsulDatabase",
     "redis": "builtin.redis:RedisDatabase",
 }
+# Go confd's other names for a built-in.
+ALIASES: dict[str, str] = {"etcdv3": "etcd"}
+# Backends Go confd had whose service no longer exists: selecting one says so.
+RETIRED: dict[str, str] = {
+    "rancher": "Rancher 1.x's metadata service, which Go confd's rancher backend read, no longer"
+    " exists (Rancher 2 has none); read the values from another backend (e.g. env, file, etcd)",
+}
 
 
 class Entry(NamedTuple):
@@ -57,6 +64,14 @@ class Registry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
+
+    @staticmethod
+    def canonical(name: str) -> str:
+        """The built-in name behind Go confd's aliases (`etcdv3` is `etcd`); a retired
+        backend is a `BackendError` saying why it is gone."""
+        if name in RETIRED:
+            raise BackendError(f"backend {name!r} is not available: {RETIRED[name]}")
+        return ALIASES.get(name, name)
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(sorted(self._entries.values(), key=lambda e: e.name))

@@ -44,9 +44,9 @@ def describe(ctx: click.Context, name: str) -> None:
     """Start plugin NAME, show what it reports, configure it with the backend settings."""
     import grpc
 
+    from confd.backends.config import backend_config
     from confd.backends.plugin.host import plugin_command
     from confd.backends.plugin.process import PluginProcess
-    from confd.backends.pool import backend_config
     from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
 
     settings = _settings(ctx, ctx.obj.get("plugin_dirs", ()) if ctx.obj else ())
@@ -63,7 +63,8 @@ def describe(ctx: click.Context, name: str) -> None:
         configure_error = ""
         try:
             database_pb2_grpc.DatabaseStub(process.channel).Configure(
-                database_pb2.ConfigureRequest(config=backend_config(settings, name)), timeout=30
+                database_pb2.ConfigureRequest(config=backend_config(settings, name).config),
+                timeout=30,
             )
         except grpc.RpcError as exc:
             configure_error = exc.details() or exc.code().name

@@ -6,7 +6,7 @@ Parsed once when settings and resources load; `confd.run.schedule` applies the w
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from confd.errors import ConfigError
 
@@ -29,16 +29,14 @@ def parse_duration(text: str, what: str = "duration") -> float:
     return total
 
 
-@dataclass(frozen=True)
-class Wait:
-    """A debounce window: render `min` s after the last change, at most `max` s after the first."""
+class Wait(NamedTuple):
+    """A debounce window: render `min` s after the last change, at most `max` s after the first.
+
+    A NamedTuple (no dataclass import on the start-up path); `parse_wait` checks the bounds.
+    """
 
     min: float
     max: float
-
-    def __post_init__(self) -> None:
-        if self.min < 0 or self.max < self.min:
-            raise ConfigError(f"wait: need 0 <= min <= max, got {self.min}:{self.max}")
 
 
 def parse_wait(text: str, what: str = "wait") -> Wait | None:
@@ -51,4 +49,6 @@ def parse_wait(text: str, what: str = "wait") -> Wait | None:
     maximum = parse_duration(high, what) if sep else minimum * 4
     if minimum == 0 and maximum == 0:
         return None
+    if maximum < minimum:
+        raise ConfigError(f"{what}: need min <= max, got {raw}")
     return Wait(minimum, maximum)

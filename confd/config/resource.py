@@ -40,7 +40,7 @@ DEFAULT_RELOAD_TIMEOUT = 60.0
 _TEMPLATE_KEYS = {
     "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
     "check_cmd", "reload_cmd", "check_cmd_timeout", "reload_cmd_timeout",
-    "wait", "min_reload_interval",
+    "wait", "min_reload_interval", "template_syntax",
 }
 _TOP_KEYS = {"template", "backend"}
 
@@ -66,17 +66,20 @@ def store_key(key: str, prefix: str) -> str:
 
 
 class BackendRef(NamedTuple):
-    """A resource's own backend: `name` plus settings, as in a `[backends.NAME]` table."""
+    """A resource's own backend: `name` plus settings (sorted pairs, so a resource is
+    hashable), as in a `[backends.NAME]` table."""
 
     name: str
-    settings: Mapping[str, str]
+    settings: tuple[tuple[str, str], ...] = ()
 
 
 class TemplateResource(NamedTuple):
     """One parsed resource file: what to render, where to, with which owner, mode and commands.
 
     `mode`, `uid` and `gid` are None when unset: the destination keeps its own (new: 0644,
-    the running user). `prefix` already joins the global prefix with the resource's.
+    the running user). `prefix` is the global `--prefix` when one is set (it replaces the
+    resource's, as in Go confd), else the resource's. `syntax` is the resource's own
+    `template_syntax` (None: the run's). Hashable, so the run loops key their state by it.
     A NamedTuple, not a frozen dataclass: it is created at every start, where that costs ~1 ms.
     """
 
@@ -96,6 +99,7 @@ class TemplateResource(NamedTuple):
     backend: BackendRef | None = None
     wait: Wait | None = None
     min_reload_interval: float = 0.0
+    syntax: str | None = None
 
     @property
     def name(self) -> str:
@@ -237,14 +241,22 @@ def _backend(path: Path, raw: Any) -> BackendRef | None:
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{path}: [backend] needs name = \"<backend>\"")
-    settings = {
-        k.replace("-", "_"): toml_value_to_str(v) for k, v in raw.items() if k != "name"
-    }
-    return BackendRef(name, settings)
+    settings = sorted(
+        (k.replace("-", "_"), toml_value_to_str(v)) for k, v in raw.items() if k != "name"
+    )
+    return BackendRef(name, tuple(settings))
+
+
+def _syntax(path: Path, raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or raw.lower() not in ("auto", "go", "jinja"):
+        raise ConfigError(f"{path}: template template_syntax must be auto, go or jinja")
+    return raw.lower()
 
 
 def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> TemplateResource:
-    """Parse one resource file; `prefix` is the global one (joined before the resource's)."""
+    """Parse one resource file; `prefix` is the global one (it replaces the resource's)."""
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -275,7 +287,7 @@ def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> Templ
         src_path=_src(path, templates_dir, src),
         dest=Path(os.path.abspath(dest)),
         keys=_keys(path, table.get("keys")),
-        prefix=join_key(prefix, _string(path, table, "prefix")),
+        prefix=join_key(prefix or _string(path, table, "prefix")),
         mode=_mode(path, table.get("mode")),
         uid=uid,
         gid=gid,
@@ -286,13 +298,15 @@ def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> Templ
         backend=_backend(path, data.get("backend")),
         wait=_wait(path, wait_raw),
         min_reload_interval=_seconds(path, table, "min_reload_interval", 0.0),
+        syntax=_syntax(path, table.get("template_syntax")),
     )
 
 
 def load_resources(
     confdir: Path, *, prefix: str = ""
 ) -> tuple[list[TemplateResource], list[ConfigError]]:
-    """Every `conf.d/*.toml` in name order; bad files are returned as errors, the rest load.
+    """Every `*.toml` under `conf.d` (subfolders too, in Go's walk order: names sorted within
+    each folder, depth first); bad files are returned as errors, the rest load.
 
     A missing confdir or conf.d is itself an error (raised): nothing to do is not success.
     """
@@ -303,10 +317,26 @@ def load_resources(
         raise ConfigError(f"confdir {confdir} has no conf.d directory of template resources")
     resources: list[TemplateResource] = []
     errors: list[ConfigError] = []
-    for path in sorted(resources_dir.glob("*.toml")):
+    for path in resource_files(resources_dir):
         try:
             resources.append(load_resource(path, confdir / "templates", prefix=prefix))
         except ConfigError as exc:
             errors.append(exc)
     return resources, errors
 
+
+
+def resource_files(directory: Path) -> list[Path]:
+    """The `*.toml` files below `directory`, as Go's `filepath.Walk` visits them (symlinked
+    folders are not followed)."""
+    found: list[Path] = []
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            found.extend(resource_files(Path(entry.path)))
+        elif entry.name.endswith(".toml"):
+            found.append(Path(entry.path))
+    return found

@@ -1,7 +1,8 @@
 """Prometheus metrics and health endpoints (`--metrics-addr HOST:PORT`), off by default.
 
-Serves `/metrics` (text exposition format 0.0.4), `/health` (the daemon loop is alive) and
-`/ready` (the first full pass is done) from a small http.server thread.
+Serves `/metrics` (text exposition format 0.0.4), `/health` (503 while the render thread is
+dead or a backend is failing, naming them) and `/ready` (503 until every resource has rendered
+once, naming those that have not) from a small http.server thread.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from confd.errors import ConfigError
@@ -39,8 +41,54 @@ class Metrics:
             name: defaultdict(float) for name in _COUNTERS
         }
         self._last_success: dict[str, float] = {}
-        self.ready = False
-        self.healthy = True
+        self._pending: set[str] = set()  # resources not rendered yet
+        self._expected = False
+        self._stopping = False
+        self._failing: dict[str, str] = {}  # "backend:prefix" -> error
+        self.worker_alive = True
+
+    def expect(self, resources: Iterable[str]) -> None:
+        """The resources of a (re)load: those never rendered keep `/ready` at 503."""
+        with self._lock:
+            names = set(resources)
+            self._pending = {n for n in names if n not in self._last_success}
+            self._expected = True
+
+    def stopping(self) -> None:
+        """The daemon is shutting down: not ready any more."""
+        self._stopping = True
+
+    @property
+    def ready(self) -> bool:
+        """True once every resource of the current configuration rendered at least once."""
+        with self._lock:
+            return self._expected and not self._pending and not self._stopping
+
+    def not_ready(self) -> list[str]:
+        """The resources that have not rendered yet."""
+        with self._lock:
+            return sorted(self._pending)
+
+    @property
+    def healthy(self) -> bool:
+        """The render thread runs and no backend is failing."""
+        with self._lock:
+            return self.worker_alive and not self._failing
+
+    def backend_state(self, backend: str, where: str, error: BaseException | None) -> None:
+        """A watch on `where` (`backend:prefix`) failed (`error`) or recovered (None)."""
+        with self._lock:
+            if error is None:
+                self._failing.pop(where, None)
+            else:
+                self._failing[where] = f"{type(error).__name__}: {error}"
+
+    def problems(self) -> list[str]:
+        """Why `/health` fails: a dead render thread, each failing backend watch."""
+        with self._lock:
+            found = [] if self.worker_alive else ["the render thread has stopped"]
+            found += [f"{where}: {error}" for where, error in sorted(self._failing.items())]
+        return found
 
     def _inc(self, name: str, label: str) -> None:
         with self._lock:
@@ -53,6 +101,7 @@ class Metrics:
             if reloaded:
                 self._counters["confd_reloads_total"][resource] += 1
             self._last_success[resource] = time.time()
+            self._pending.discard(resource)
 
     def render_failed(self, resource: str) -> None:
         """A render, check command, write or reload failed."""
@@ -87,10 +136,11 @@ class Metrics:
                 lines.append(
                     f'confd_last_success_timestamp_seconds{{resource="{_escape(key)}"}} {stamp:.3f}'
                 )
+            ready = self._expected and not self._pending and not self._stopping
             lines += [
-                "# HELP confd_ready 1 once the first full pass is done.",
+                "# HELP confd_ready 1 once every resource has rendered at least once.",
                 "# TYPE confd_ready gauge",
-                f"confd_ready {int(self.ready)}",
+                f"confd_ready {int(ready)}",
             ]
         return "\n".join(lines) + "\n"
 
@@ -145,11 +195,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/metrics":
             self._send(200, self.metrics.exposition(), "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/health":
-            ok = self.metrics.healthy
-            self._send(200 if ok else 503, "ok\n" if ok else "unhealthy\n")
+            problems = self.metrics.problems()
+            body = "".join(f"{p}\n" for p in problems)
+            self._send(503 if problems else 200, f"unhealthy\n{body}" if problems else "ok\n")
         elif path == "/ready":
-            ok = self.metrics.ready
-            self._send(200 if ok else 503, "ready\n" if ok else "not ready\n")
+            if self.metrics.ready:
+                self._send(200, "ready\n")
+            else:
+                pending = "".join(f"not rendered yet: {n}\n" for n in self.metrics.not_ready())
+                self._send(503, "not ready\n" + pending)
         else:
             self._send(404, "not found\n")
 

@@ -1,58 +1,223 @@
-"""confd as a long-lived service: settings to a `Daemon` with its systemd notifier and metrics.
+"""The one assembly of a run: settings to resources, databases, renderer and processor.
 
-`run_service` is what `confd --watch` / `--interval` run; `build_daemon` is shared with exec mode.
+`Runtime` is what onetime, the daemon and `confd exec` all run on: built once per (re)load from
+`Settings` (SIGHUP builds a new one and the daemon applies it), with the daemon's knobs
+(watch, interval, wait, failure mode) read from the same settings. Databases come from one
+`DatabasePool` that outlives runtimes, so a reload keeps the connections (and watches) of
+backends whose settings did not change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import IO
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
+from confd.backends.pool import DatabasePool
 from confd.config.durations import Wait, parse_wait
+from confd.config.options import BY_NAME
+from confd.config.resource import TemplateResource, load_resources
 from confd.config.settings import Settings
-from confd.observe.metrics import Metrics, MetricsServer
-from confd.observe.systemd import Notifier
-from confd.run.daemon import Daemon
-from confd.targets import loader
+from confd.errors import BackendError, ConfigError
+from confd.log import get_logger, setup_logging
+from confd.run.processor import Outcome, Processor, failure_summary
+from confd.sync import SyncOptions
+from confd.template.renderer import Renderer
+from plugin_sdk.database import Database
+
+if TYPE_CHECKING:
+    from confd.observe.metrics import Metrics
+
+__all__ = [
+    "Loader", "Runtime", "discovered_nodes", "metrics_endpoint", "run_onetime", "run_service",
+]
+
+log = get_logger("assembly")
 
 
-def _wait(settings: Settings) -> Wait | None:
-    return parse_wait(settings.wait, "--wait") if settings.wait else None
+def discovered_nodes(settings: Settings, environ: Mapping[str, str]) -> list[str] | None:
+    """Nodes the settings do not list but Go confd would find: `ETCDCTL_PEERS` for backend
+    `etcd` when no node is set (None: use the configured ones)."""
+    if settings.backend == "etcd" and not settings.nodes and environ.get("ETCDCTL_PEERS"):
+        return [n.strip() for n in environ["ETCDCTL_PEERS"].split(",") if n.strip()]
+    return None
 
 
-def build_daemon(
-    settings: Settings,
-    reload_settings: Callable[[], Settings],
-    *,
-    watch: bool | None = None,
-    out: IO[str] | None = None,
-) -> tuple[Daemon, Callable[[], None]]:
-    """The daemon the settings describe, and a function releasing what it started.
+class Runtime:
+    """One load of the configuration: its resources and everything needed to render them."""
 
-    `reload_settings` re-reads flags, environment and confd.toml (at start and on SIGHUP).
+    def __init__(
+        self,
+        settings: Settings,
+        pool: DatabasePool,
+        *,
+        out: IO[str] | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self._out = out
+        self._environ = os.environ if environ is None else environ
+        self.nodes = discovered_nodes(settings, self._environ)
+        self.wait: Wait | None = parse_wait(settings.wait, "--wait") if settings.wait else None
+        self.renderer = Renderer(settings.templates_dir, syntax=settings.template_syntax)
+        self.processor = Processor(
+            self.renderer,
+            self,
+            SyncOptions(settings.noop, settings.sync_only, settings.keep_stage_file),
+            out=out,
+        )
+        self.resources: list[TemplateResource] = []
+        self.load_errors: list[ConfigError] = []
+        self._unavailable: dict[str, BackendError] = {}
+        self.scan()
+
+    # -- the daemon's knobs ---------------------------------------------------------------------
+
+    @property
+    def watch(self) -> bool:
+        return bool(self.settings.watch)
+
+    @property
+    def interval(self) -> float:
+        return float(self.settings.interval)
+
+    @property
+    def failure_mode(self) -> str:
+        return str(self.settings.failure_mode)
+
+    # -- resources ------------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        """(Re)read conf.d: interval passes pick up new, changed and removed resource files.
+
+        A missing confdir or conf.d raises `ConfigError`; bad files are `load_errors`.
+        """
+        settings = self.settings
+        resources, errors = load_resources(Path(settings.confdir), prefix=settings.prefix)
+        for error in errors:
+            log.error("%s", error)
+        if not resources and not errors:
+            log.warning("no template resources in %s", settings.resources_dir)
+        self.resources, self.load_errors = resources, errors
+        self.pool.forget_failures()
+        self._unavailable.clear()
+
+    def database(self, resource: TemplateResource) -> Database:
+        """The database `resource` reads. A backend that cannot be opened is reported once per
+        load; its other resources fail with a short error pointing at that report."""
+        try:
+            return self.pool.for_resource(self.settings, resource, self.nodes)
+        except BackendError as exc:
+            name = resource.backend.name if resource.backend else self.settings.backend
+            if name in self._unavailable:
+                raise BackendError(
+                    f"backend {name!r} is unavailable (its error is logged above)"
+                ) from exc
+            self._unavailable[name] = exc
+            raise
+
+    def label(self, resource: TemplateResource) -> str:
+        """The name logs, metrics and watch groups use for the database `resource` reads."""
+        return self.pool.label(self.database(resource))
+
+    def render(self, resource: TemplateResource) -> Outcome:
+        """Read, render and sync one resource (never raises)."""
+        return self.processor.process(resource)
+
+    def release_unused(self) -> None:
+        """Close the pool's databases that none of these resources reads (after a reload)."""
+        in_use = []
+        for resource in self.resources:
+            try:
+                in_use.append(self.database(resource))
+            except BackendError:
+                continue
+        self.pool.retain(in_use)
+
+    def close(self) -> None:
+        """Close every database the pool opened."""
+        self.pool.close()
+
+    def run_once(self) -> list[Outcome]:
+        """Render every resource once, in order (the onetime pass)."""
+        return self.processor.run_once(self.resources)
+
+
+class Loader:
+    """Reads the settings (flags, environment, confd.toml) and assembles a `Runtime`: at start
+    from the settings the command line already read, on every SIGHUP afresh.
+
+    Log level and format apply at once; a changed setting that only a restart can apply
+    (`metrics_addr`, `onetime`) is named in a warning. The pool outlives every runtime.
     """
-    metrics = Metrics()
-    server = None
-    if settings.metrics_addr:
-        server = MetricsServer(metrics, settings.metrics_addr).start()
-    daemon = Daemon(
-        loader(reload_settings, out=out),
-        watch=settings.watch if watch is None else watch,
-        interval=settings.interval,
-        wait=_wait(settings),
-        failure_mode=settings.failure_mode,
-        notifier=Notifier(),
-        metrics=metrics,
-    )
-    return daemon, (server.close if server else lambda: None)
+
+    def __init__(
+        self,
+        read: Callable[[], Settings],
+        *,
+        first: Settings | None = None,
+        out: IO[str] | None = None,
+    ) -> None:
+        self._read = read
+        self._first = first
+        self._out = out
+        self._current: Settings | None = None
+        self.pool = DatabasePool()
+
+    def __call__(self) -> Runtime:
+        settings = self._first if self._first is not None else self._read()
+        self._first = None
+        setup_logging(settings.log_level, settings.log_format)
+        if self._current is not None:
+            stale = [name for name in settings.changed(self._current) if BY_NAME[name].restart]
+            for name in stale:
+                log.warning("setting %s changed; it takes effect only when confd restarts",
+                            name)
+        self._current = settings
+        return Runtime(settings, self.pool, out=self._out)
 
 
-def run_service(
-    settings: Settings, reload_settings: Callable[[], Settings], *, out: IO[str] | None = None
-) -> int:
-    """Run the watch or interval loop until SIGTERM/SIGINT; returns the exit status."""
-    daemon, release = build_daemon(settings, reload_settings, out=out)
+def run_onetime(settings: Settings, *, out: IO[str] | None = None) -> int:
+    """Render every resource once; 1 when any resource (or resource file) failed."""
+    runtime = Runtime(settings, DatabasePool(), out=out)
     try:
-        return daemon.run()
+        summary = failure_summary(runtime.run_once(), len(runtime.load_errors))
     finally:
-        release()
+        runtime.close()
+    if summary:
+        log.error("%s", summary)
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def metrics_endpoint(settings: Settings) -> Iterator[Metrics]:
+    """The daemon's metrics, served on `--metrics-addr` (when set) until the block ends."""
+    from confd.observe.metrics import Metrics, MetricsServer
+
+    metrics = Metrics()
+    server = MetricsServer(metrics, settings.metrics_addr).start() \
+        if settings.metrics_addr else None
+    try:
+        yield metrics
+    finally:
+        if server is not None:
+            server.close()
+
+
+def run_service(settings: Settings, read: Callable[[], Settings], *,
+                out: IO[str] | None = None) -> int:
+    """The watch or interval loop until SIGTERM/SIGINT; returns the exit status.
+
+    `read` re-reads flags, environment and confd.toml on SIGHUP.
+    """
+    from confd.observe.systemd import Notifier
+    from confd.run.daemon import Daemon
+
+    with metrics_endpoint(settings) as metrics:
+        daemon = Daemon(Loader(read, first=settings, out=out), notifier=Notifier(),
+                        metrics=metrics)
+        return daemon.run()

@@ -1,9 +1,11 @@
-"""The run loops: interval (poll everything every N seconds) and watch (shared prefix watches).
+"""The long-running daemon: the lifecycle of watch and interval mode around a `Runtime`.
 
-The daemon sees each template resource as a `Target`: what it reads (backend, prefix, keys),
-how to render it, and its debounce and throttle. One worker thread renders what the
-`Schedule` says is due, so renders never overlap and a stop never cuts one in half. Signals:
-SIGTERM/SIGINT stop gracefully, SIGHUP reloads the configuration keeping unchanged watches.
+`Daemon` loads a runtime (start, SIGHUP), renders everything once, then serves: in watch mode
+the shared prefix watches (`confd.run.watch.WatchGroups`) request renders of the resources a
+change can affect; in interval mode every resource is rendered every `interval` seconds (conf.d
+re-scanned). One worker thread renders what the `Schedule` says is due, so renders never
+overlap and a stop never cuts one in half. Every knob (watch or interval, interval, wait,
+failure mode) comes from the current runtime, so SIGHUP applies all of them.
 """
 
 from __future__ import annotations
@@ -11,125 +13,138 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from confd.config.durations import Wait
+from confd.config.resource import TemplateResource
 from confd.errors import ConfdError
 from confd.log import get_logger
 from confd.observe.metrics import Metrics
 from confd.observe.systemd import Notifier
+from confd.run.processor import Outcome
 from confd.run.schedule import Schedule
-from confd.run.watch import PrefixWatch
+from confd.run.watch import PrefixWatch, WatchGroups
+from confd.sync import Status
 from plugin_sdk.database import Database, WatchUnsupported
 from plugin_sdk.wakeup import Wakeup
+
+__all__ = ["Assembly", "Daemon", "BEST_EFFORT", "FAIL_FAST"]
 
 log = get_logger("daemon")
 
 BEST_EFFORT, FAIL_FAST = "best-effort", "fail-fast"
-FAILURE_MODES = (BEST_EFFORT, FAIL_FAST)
 
 
-class Dependencies(Protocol):
-    """What a render read (`confd.template.store.Reads`): can a change of this key alter it?"""
+class Assembly(Protocol):
+    """What the daemon runs on (`confd.run.assembly.Runtime`; tests give their own)."""
 
-    def depends_on(self, changed_key: str) -> bool: ...
+    resources: Sequence[TemplateResource]
+    watch: bool
+    interval: float
+    wait: Wait | None
+    failure_mode: str
 
-
-@dataclass(frozen=True)
-class RenderResult:
-    """How one render went: `changed` when the destination was replaced (and reloaded)."""
-
-    ok: bool
-    changed: bool = False
-    reads: Dependencies | None = None  # None: unknown, so every change may matter
-    error: str = ""
-    values: Mapping[str, str] | None = None  # what the render read from its database, if it did
-
-
-@dataclass(frozen=True)
-class Target:
-    """One template resource as the run loops see it.
-
-    `id` stays the same across SIGHUP while the resource is unchanged; `backend` names the
-    database instance, so resources on the same backend and prefix share one watch.
-    """
-
-    id: Hashable
-    name: str
-    backend: str
-    database: Database
-    prefix: str
-    keys: tuple[str, ...]
-    render: Callable[[], RenderResult] = field(compare=False)
-    wait: Wait | None = None
-    min_reload_interval: float = 0.0
+    def scan(self) -> None: ...
+    def database(self, resource: TemplateResource) -> Database: ...
+    def label(self, resource: TemplateResource) -> str: ...
+    def render(self, resource: TemplateResource) -> Outcome: ...
+    def release_unused(self) -> None: ...
+    def close(self) -> None: ...
 
 
-@dataclass
 class _State:
-    """What the daemon remembers of a target between renders."""
+    """What the daemon remembers of a resource between renders."""
 
-    reads: Dependencies | None = None
-    last_reload: float | None = None
-    failing: bool = False
+    __slots__ = ("last", "last_reload", "failing")
+
+    def __init__(self) -> None:
+        self.last: Outcome | None = None  # its last render: what it read
+        self.last_reload: float | None = None
+        self.failing = False
+
+    def depends_on(self, changed: Iterable[str]) -> bool:
+        last = self.last
+        return last is None or any(last.depends_on(key) for key in changed)
 
 
-Loader = Callable[[], list[Target]]
+class _Pass:
+    """A full pass in flight: which resources are left, how many failed."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self.left: set[TemplateResource] = set()
+        self.failed = 0
+        self.done = threading.Condition(lock)
+
+    def begin(self, resources: Iterable[TemplateResource]) -> None:
+        self.left = set(resources)
+        self.failed = 0
+
+    def finish(self, resource: TemplateResource, ok: bool) -> None:
+        if resource in self.left:
+            self.left.discard(resource)
+            self.failed += 0 if ok else 1
+            self.done.notify_all()
 
 
 class Daemon:
-    """Runs the interval or watch loop over the targets `load()` returns, until stopped.
+    """Runs the interval or watch loop over the runtime `load()` returns, until stopped.
 
-    `load` is called at start and on SIGHUP (and, in interval mode, before every pass, so a
-    new file in conf.d is picked up). `on_change` is called after a render replaced a file.
+    `load` is called at start and on SIGHUP. `on_change(resource)` is called after a render
+    replaced a file, except during the first pass (nothing changed for the program yet).
     """
 
     def __init__(
         self,
-        load: Loader,
+        load: Callable[[], Assembly],
         *,
-        watch: bool,
-        interval: float,
-        wait: Wait | None = None,
-        failure_mode: str = BEST_EFFORT,
         notifier: Notifier | None = None,
         metrics: Metrics | None = None,
-        on_change: Callable[[Target], None] | None = None,
+        on_change: Callable[[TemplateResource], None] | None = None,
+        watch: bool | None = None,
+        once: bool = False,
         stop_timeout: float = 10.0,
         baseline_timeout: float = 15.0,
     ) -> None:
-        if failure_mode not in FAILURE_MODES:
-            raise ConfdError(
-                f"--failure-mode must be best-effort or fail-fast, not {failure_mode!r}"
-            )
         self._load = load
-        self.watch = watch
-        self.interval = float(interval)
-        self.wait = wait
-        self.failure_mode = failure_mode
         self.notifier = notifier or Notifier({})
         self.metrics = metrics or Metrics()
         self.on_change = on_change
+        self._watch_override = watch  # exec mode: watch unless told otherwise
+        self._once = once  # exec --onetime: one pass, no watch and no interval pass
         self.stop_timeout = stop_timeout
         self.baseline_timeout = baseline_timeout
         self.exit_code = 0
-        self._targets: dict[Hashable, Target] = {}
-        self._states: dict[Hashable, _State] = {}
-        self._groups: dict[tuple[str, str], list[Target]] = {}
-        self._watches: dict[tuple[str, str], PrefixWatch] = {}
+        self.runtime: Assembly | None = None
+        self._states: dict[TemplateResource, _State] = {}
         self._lock = threading.RLock()
         self._schedule = Schedule()
+        self._pass = _Pass(self._lock)
+        self._watches = WatchGroups(
+            on_change=self._changed, on_state=self._watch_state, on_resync=self._retry_failing
+        )
         self._worker: threading.Thread | None = None
         self._wake = Wakeup()  # set by signal handlers: must take no lock
         self._stop_requested = False
         self._reload_requested = False
-        self._pass_left: set[Hashable] = set()
-        self._pass_failed = 0
-        self._pass_done = threading.Condition(self._lock)
+        self._started = False
         self._polled_backends: set[str] = set()
-        self._rendering = False
+
+    # -- knobs of the current runtime -----------------------------------------------------------
+
+    @property
+    def watch(self) -> bool:
+        if self._watch_override is not None:
+            return self._watch_override
+        return bool(self.runtime and self.runtime.watch)
+
+    @property
+    def interval(self) -> float:
+        return self.runtime.interval if self.runtime else 600.0
+
+    @property
+    def failure_mode(self) -> str:
+        return self.runtime.failure_mode if self.runtime else BEST_EFFORT
 
     # -- control, safe from signal handlers and other threads -------------------------------
 
@@ -140,14 +155,14 @@ class Daemon:
         self._stop_requested = True
         self._wake.set()
 
-    def wake_on_signals(self) -> None:
-        """Let any signal wake the main loop (call from the main thread, with the handlers)."""
-        self._wake.wake_on_signals()
-
     def request_reload(self) -> None:
         """Re-read the configuration (what SIGHUP does)."""
         self._reload_requested = True
         self._wake.set()
+
+    def wake_on_signals(self) -> None:
+        """Let any signal wake the main loop (call from the main thread, with the handlers)."""
+        self._wake.wake_on_signals()
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop, SIGHUP reloads (main thread only)."""
@@ -155,6 +170,15 @@ class Daemon:
         signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
         signal.signal(signal.SIGINT, lambda *_: self.request_stop())
         signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    @property
+    def pass_failures(self) -> int:
+        """How many resources failed in the last full pass (exec starts no program then)."""
+        return self._pass.failed
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -172,43 +196,31 @@ class Daemon:
         return self.exit_code
 
     def start(self) -> bool:
-        """Load the targets, start watches and the worker, and render everything once.
+        """Load the runtime, start watches and the worker, and render everything once.
 
         Returns False when loading failed, or when a render failed under fail-fast.
         """
         self.notifier.status("loading configuration")
         try:
-            targets = self._load()
+            runtime = self._load()
         except ConfdError as exc:
             log.error("%s", exc)
             return False
         self._worker = threading.Thread(target=self._work, name="render", daemon=True)
         self._worker.start()
-        self._apply(targets)  # watches read their baseline before the first pass renders
-        failed = self._full_pass(list(self._targets))
+        failed = self._apply(runtime)
+        self._started = True
         if self._stop_requested:
             return not failed and not self.exit_code
         if failed and self.failure_mode == FAIL_FAST:
-            log.error(
-                "%d resource(s) failed on the first pass; stopping (--failure-mode fail-fast)",
-                failed,
-            )
+            log.error("%d resource(s) failed on the first pass; stopping (--failure-mode "
+                      "fail-fast)", failed)
             return False
-        self.metrics.ready = True
         summary = self._summary(failed)
         log.info("%s", summary)
         self.notifier.ready(summary)
         self.notifier.start_watchdog(healthy=self._healthy)
         return True
-
-    @property
-    def pass_failures(self) -> int:
-        """How many targets failed in the last full pass (exec mode starts no program then)."""
-        return self._pass_failed
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop_requested
 
     def serve(self) -> None:
         """Handle SIGHUP, interval ticks and stop requests until a stop."""
@@ -231,160 +243,103 @@ class Daemon:
         """Stop watches, let the render in flight finish, and close the databases."""
         self._stop_requested = True
         self.notifier.stopping()
-        self.metrics.ready = False
+        self.metrics.stopping()
         self._schedule.close()
-        with self._lock:
-            watches = list(self._watches.values())
-            self._watches.clear()
-            databases = {id(t.database): t.database for t in self._targets.values()}
-        for watch in watches:
-            watch.stop()
+        watches = self._watches.stop_all()
         if self._worker is not None:
             self._worker.join(self.stop_timeout)
             if self._worker.is_alive():
                 log.warning("a render still runs after %.0fs; exiting anyway", self.stop_timeout)
         for watch in watches:
             watch.join(2.0)
-        for database in databases.values():
-            try:
-                database.close()
-            except Exception as exc:  # noqa: BLE001 - closing must not hide the real exit code
-                log.debug("closing backend %s failed: %s", database.name, exc)
+        if self.runtime is not None:
+            self.runtime.close()
         self.notifier.close()
         self._wake.close()
         log.info("stopped")
 
     # -- configuration changes ----------------------------------------------------------------
 
-    def _apply(self, targets: Iterable[Target]) -> list[Hashable]:
-        """Switch to `targets`: keep state and watches that still fit, start and stop the rest.
-
-        Returns the ids of targets that are new or changed.
-        """
-        new = {t.id: t for t in targets}
-        groups: dict[tuple[str, str], list[Target]] = {}
-        for target in new.values():
-            groups.setdefault((target.backend, target.prefix), []).append(target)
+    def _apply(self, runtime: Assembly) -> int:
+        """Switch to `runtime`: keep state and watches that still fit, start and stop the
+        rest, then render every resource once; returns how many failed."""
+        previous = self.runtime
+        self.runtime = runtime
+        resources = list(runtime.resources)
         with self._lock:
-            fresh = [key for key in new if key not in self._targets]
-            for key in set(self._targets) - set(new):
-                self._states.pop(key, None)
-                self._schedule.discard(key)
-            for key in fresh:
-                self._states[key] = _State()
-            self._targets = new
-            self._groups = groups
-            old_watches = self._watches
-            self._watches = {}
-            to_stop = []
-            started = []
-            for group, members in groups.items():
-                keys = sorted({key for t in members for key in t.keys})
-                watch = old_watches.pop(group, None)
-                if watch is not None and list(watch.keys) == keys and not watch.stopping:
-                    self._watches[group] = watch
-                    continue
-                if watch is not None:
-                    to_stop.append(watch)
-                if self.watch:
-                    self._watches[group] = self._start_watch(group, members[0].database, keys)
-                    started.append(self._watches[group])
-            to_stop.extend(old_watches.values())
-        for watch in to_stop:
-            log.debug("stopping the watch on %s:%s", watch.backend, watch.prefix)
-            watch.stop()
-        # A change between a render and its watch's first read would be missed: let new
-        # watches take their baseline snapshot first (bounded, for a backend that hangs).
-        deadline = time.monotonic() + self.baseline_timeout
-        for watch in started:
-            if not watch.synced.wait(max(deadline - time.monotonic(), 0.0)):
-                log.warning("watch on %s:%s is slow to start; rendering anyway",
-                            watch.backend, watch.prefix or "/")
-                break
-        return fresh
-
-    def _start_watch(
-        self, group: tuple[str, str], database: Database, keys: list[str]
-    ) -> PrefixWatch:
-        backend, prefix = group
-        watch = PrefixWatch(
-            database,
-            backend,
-            prefix,
-            keys,
-            on_change=lambda changed: self._changed(group, changed),
-            on_state=self._watch_state,
-            poll_interval=self.interval,
-            on_resync=lambda: self._retry_failing(group),
-        )
-        log.debug("watching %s:%s (%d keys)", backend, prefix or "/", len(keys))
-        watch.start()
-        return watch
+            for resource in set(self._states) - set(resources):
+                del self._states[resource]
+                self._schedule.discard(resource)
+            for resource in resources:
+                self._states.setdefault(resource, _State())
+        self.metrics.expect(r.name for r in resources)
+        self._watches.apply(runtime, watching=self.watch, baseline_timeout=self.baseline_timeout)
+        if previous is not None and previous is not runtime:
+            runtime.release_unused()  # databases only the old configuration read
+        return self._full_pass(resources)
 
     def _reload(self) -> None:
-        """SIGHUP: re-read confd.toml, conf.d and templates; keep watches of unchanged prefixes."""
+        """SIGHUP: re-read confd.toml, conf.d and templates and apply every setting that can
+        change live; keep the watches of unchanged prefixes."""
         log.info("SIGHUP: reloading the configuration")
         self.notifier.reloading()
         try:
-            targets = self._load()
+            runtime = self._load()
         except ConfdError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             self.notifier.ready(f"reload failed: {exc}")
             return
-        self._apply(targets)
-        failed = self._full_pass(list(self._targets))
+        failed = self._apply(runtime)
         summary = self._summary(failed)
         log.info("reloaded: %s", summary)
         self.notifier.ready(summary)
 
     def _interval_pass(self) -> None:
         """Interval mode: re-scan conf.d and render everything."""
+        runtime = self.runtime
+        assert runtime is not None
         try:
-            targets = self._load()
+            runtime.scan()
         except ConfdError as exc:
-            log.error("re-reading the configuration failed, keeping the last one: %s", exc)
-        else:
-            self._apply(targets)
-        failed = self._full_pass(list(self._targets))
+            log.error("re-reading conf.d failed, keeping the last resources: %s", exc)
+        failed = self._apply(runtime)
         self.notifier.status(self._summary(failed))
 
     # -- rendering -----------------------------------------------------------------------------
 
-    def _full_pass(self, keys: list[Hashable]) -> int:
-        """Render every target in `keys` now and wait for all; returns how many failed."""
+    def _full_pass(self, resources: list[TemplateResource]) -> int:
+        """Render every resource in `resources` now and wait for all; returns how many failed."""
         with self._lock:
-            self._pass_left = set(keys)
-            self._pass_failed = 0
-            for key in keys:
-                self._schedule.request(key)
-            while self._pass_left and not self._stop_requested:
-                self._pass_done.wait(0.5)
-            return self._pass_failed
+            self._pass.begin(resources)
+            for resource in resources:
+                self._schedule.request(resource)
+            while self._pass.left and not self._stop_requested:
+                self._pass.done.wait(0.5)
+            return self._pass.failed
 
-    def _changed(self, group: tuple[str, str], changed: set[str]) -> None:
-        """A watch saw `changed` keys: schedule the targets whose last render read one."""
+    def _changed(self, members: Sequence[TemplateResource], changed: set[str]) -> None:
+        """A watch saw `changed` keys: schedule the resources whose last render read one."""
         with self._lock:
-            members = self._groups.get(group, ())
-            for target in members:
-                state = self._states[target.id]
-                reads = state.reads
-                if reads is None or any(reads.depends_on(key) for key in changed):
-                    self._request(target, state)
+            for resource in members:
+                state = self._states.get(resource)
+                if state is not None and state.depends_on(changed):
+                    self._request(resource, state)
 
-    def _retry_failing(self, group: tuple[str, str]) -> None:
-        """The backend answered a full read: render again the targets of `group` that failed
-        (the backend may have been down for their last render)."""
+    def _retry_failing(self, members: Sequence[TemplateResource]) -> None:
+        """The backend answered a full read: render again the resources that failed (the
+        backend may have been down for their last render)."""
         with self._lock:
-            for target in self._groups.get(group, ()):
-                state = self._states[target.id]
-                if state.failing and target.id not in self._pass_left:
-                    self._request(target, state)
+            for resource in members:
+                state = self._states.get(resource)
+                if state is not None and state.failing and resource not in self._pass.left:
+                    self._request(resource, state)
 
-    def _request(self, target: Target, state: _State) -> None:
+    def _request(self, resource: TemplateResource, state: _State) -> None:
         not_before = 0.0
-        if target.min_reload_interval and state.last_reload is not None:
-            not_before = state.last_reload + target.min_reload_interval
-        self._schedule.request(target.id, target.wait or self.wait, not_before)
+        if resource.min_reload_interval and state.last_reload is not None:
+            not_before = state.last_reload + resource.min_reload_interval
+        wait = resource.wait or (self.runtime.wait if self.runtime else None)
+        self._schedule.request(resource, wait, not_before)
 
     def _work(self) -> None:
         """The render thread: render whatever is due, one at a time."""
@@ -392,56 +347,44 @@ class Daemon:
             due = self._schedule.take()
             if not due:
                 return
-            for key in due:
+            for resource in due:
                 if self._stop_requested:
                     return
                 with self._lock:
-                    target = self._targets.get(key)
-                if target is not None:
-                    self._render(target)
+                    known = resource in self._states
+                if known:
+                    self._render(resource)
 
-    def _render(self, target: Target) -> None:
-        self._rendering = True
+    def _render(self, resource: TemplateResource) -> None:
+        runtime = self.runtime
+        assert runtime is not None
         try:
-            result = target.render()
+            outcome = runtime.render(resource)
         except Exception as exc:  # noqa: BLE001 - a bug in one render must not stop the others
-            log.exception("resource %s: render crashed", target.name)
-            result = RenderResult(ok=False, error=str(exc))
-        finally:
-            self._rendering = False
+            log.exception("resource %s: render crashed", resource.name)
+            outcome = Outcome(resource, Status.FAILED, exc)
         with self._lock:
-            state = self._states.get(target.id)
+            state = self._states.get(resource)
             if state is not None:
-                state.reads = result.reads  # a failed render's reads hold the missing key
-                if result.changed:
+                state.last = outcome  # a failed render's reads hold the missing key
+                if outcome.changed:
                     state.last_reload = time.monotonic()
-                if result.ok and state.failing:
-                    log.info("resource %s: rendering works again", target.name)
-                state.failing = not result.ok
-            if target.id in self._pass_left:
-                self._pass_left.discard(target.id)
-                self._pass_failed += 0 if result.ok else 1
-                self._pass_done.notify_all()
-        if result.values is not None:
-            self._observe(target, result.values)
-        if result.ok:
-            self.metrics.rendered(target.name, reloaded=result.changed)
-            if result.changed and self.on_change is not None:
-                self.on_change(target)
-        else:
-            self.metrics.render_failed(target.name)
-            if self.failure_mode == FAIL_FAST and self.metrics.ready:
-                log.error("resource %s failed; stopping (--failure-mode fail-fast)", target.name)
+                if not outcome.failed and state.failing:
+                    log.info("resource %s: rendering works again", resource.name)
+                state.failing = outcome.failed
+            self._pass.finish(resource, not outcome.failed)
+        if outcome.values is not None:
+            self._watches.observe(runtime, resource, outcome.values)
+        if outcome.failed:
+            self.metrics.render_failed(resource.name)
+            if self.failure_mode == FAIL_FAST and self._started:
+                log.error("resource %s failed; stopping (--failure-mode fail-fast)",
+                          resource.name)
                 self.request_stop(1)
-
-    def _observe(self, target: Target, values: Mapping[str, str]) -> None:
-        """Hand what a render read to the watches of its database, which re-render the targets
-        that read other values (backends start watching after the newest read, so a change a
-        render saw first would otherwise never reach the targets rendered before it)."""
-        with self._lock:
-            watches = [w for (backend, _), w in self._watches.items() if backend == target.backend]
-        for watch in watches:
-            watch.observe(target.keys, values)
+            return
+        self.metrics.rendered(resource.name, reloaded=outcome.changed)
+        if outcome.changed and self.on_change is not None and self._started:
+            self.on_change(resource)
 
     # -- watch state ----------------------------------------------------------------------------
 
@@ -451,12 +394,10 @@ class Daemon:
         if isinstance(error, WatchUnsupported):
             if watch.backend not in self._polled_backends:
                 self._polled_backends.add(watch.backend)
-                log.warning(
-                    "backend %s cannot watch; polling it every %gs instead (--interval)",
-                    watch.backend,
-                    self.interval,
-                )
+                log.warning("backend %s cannot watch; polling it every %gs instead (--interval)",
+                            watch.backend, self.interval)
             return
+        self.metrics.backend_state(watch.backend, where, error)
         if error is None:
             log.info("watch on %s is back; changes made meanwhile are being applied", where)
             self.metrics.watch_reconnected(watch.prefix or "/")
@@ -466,18 +407,19 @@ class Daemon:
             log.error("watch on %s failed: %s; stopping (--failure-mode fail-fast)", where, error)
             self.request_stop(1)
         else:
-            log.error(
-                "watch on %s failed: %s; keeping the last good files and retrying", where, error
-            )
+            log.error("watch on %s failed: %s; keeping the last good files and retrying",
+                      where, error)
 
     def _healthy(self) -> bool:
         worker = self._worker
-        healthy = worker is not None and worker.is_alive()
-        self.metrics.healthy = healthy
-        return healthy
+        alive = worker is not None and worker.is_alive()
+        self.metrics.worker_alive = alive
+        return alive
 
     def _summary(self, failed: int) -> str:
-        total = len(self._targets)
+        total = len(self._states)
         mode = "watching" if self.watch else f"polling every {self.interval:g}s"
+        if self._once:
+            mode = "rendered once, not watching"
         text = f"{total - failed}/{total} resources rendered; {mode}"
         return text + (f"; {failed} failing" if failed else "")

@@ -16,10 +16,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 from confd.errors import ConfigError
 from confd.log import get_logger
 from confd.run.daemon import Daemon
+
+if TYPE_CHECKING:
+    from confd.config.settings import Settings
 from plugin_sdk.wakeup import Wakeup
 
 log = get_logger("exec")
@@ -216,16 +220,46 @@ def _zombie_children() -> list[int]:
     return found
 
 
-def run_exec(daemon: Daemon, child: Child, *, supervise: bool = True) -> int:
-    """Render everything, then start and supervise `child`; returns the exit status.
+class ChildOptions(NamedTuple):
+    """The program `confd exec` supervises, and how to reload and stop it."""
 
-    With `supervise` false (`--onetime`), confd renders once and only supervises the program.
+    argv: Sequence[str]
+    reload_signal: signal.Signals | None = None  # None: restart the program on a change
+    kill_signal: signal.Signals = signal.SIGTERM
+    kill_timeout: float = 10.0
+
+
+def run_exec(settings: Settings, read: Callable[[], Settings], options: ChildOptions) -> int:
+    """Render everything, then start and supervise the program; returns the exit status.
+
+    Watches unless `--no-watch` was given explicitly; with `--onetime` confd renders once
+    and then only supervises the program (no watch, no interval pass, no reload).
     """
+    from confd.observe.systemd import Notifier
+    from confd.run.assembly import Loader, metrics_endpoint
+
+    onetime = bool(settings.onetime)
+    watch = False if onetime else (settings.watch if settings.source("watch") != "default"
+                                   else True)
+    with metrics_endpoint(settings) as metrics:
+        reloads = _Coalesced(lambda: child.reload())
+        daemon = Daemon(Loader(read, first=settings), notifier=Notifier(), metrics=metrics,
+                        on_change=lambda resource: reloads.request(), watch=watch,
+                        once=onetime)
+        child = Child(options.argv, reload_signal=options.reload_signal,
+                      kill_signal=options.kill_signal, kill_timeout=options.kill_timeout,
+                      on_exit=daemon.request_stop)
+        try:
+            return _supervise(daemon, child, supervise=not onetime)
+        finally:
+            reloads.close()
+
+
+def _supervise(daemon: Daemon, child: Child, *, supervise: bool) -> int:
+    """Start the daemon, then the program; serve (or, onetime, just wait) until either ends."""
     reaper = Reaper(lambda: child.pid) if os.getpid() == 1 else None
     if reaper is not None:
         reaper.start()
-    reloads = _Coalesced(child.reload)
-    child._on_exit = lambda status: daemon.request_stop(status)
     # Signal handlers take no lock and start no thread (the main thread they interrupt may
     # hold the lock they would need): `forward` only signals the child and raises a flag.
     stop_forwarded = Wakeup()
@@ -242,7 +276,7 @@ def run_exec(daemon: Daemon, child: Child, *, supervise: bool = True) -> int:
             child.wait_after_signal()
 
     threading.Thread(target=kill_if_ignored, name="child-stop", daemon=True).start()
-
+    failed = False
     try:
         daemon.wake_on_signals()
         signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
@@ -252,13 +286,13 @@ def run_exec(daemon: Daemon, child: Child, *, supervise: bool = True) -> int:
             log.error("not starting %s: rendering failed", child.argv[0])
             return 1
         if daemon.pass_failures:
-            log.error("not starting %s: %d resource(s) failed", child.argv[0], daemon.pass_failures)
-            daemon.exit_code = 1
+            log.error("not starting %s: %d resource(s) failed", child.argv[0],
+                      daemon.pass_failures)
+            failed = True
             return 1
         for signum in FORWARDED:
             signal.signal(signum, forward)
         child.start()
-        daemon.on_change = lambda target: reloads.request()  # the first pass is no change
         if supervise:
             daemon.serve()
         else:
@@ -270,13 +304,14 @@ def run_exec(daemon: Daemon, child: Child, *, supervise: bool = True) -> int:
     finally:
         finished = True
         stop_forwarded.set()
-        reloads.close()
         daemon.shutdown()
         status = child.stop() if child.pid is not None else None
         if reaper is not None:
             reaper.stop()
         stop_forwarded.close()
-    return child.status if child.status is not None else (status or daemon.exit_code)
+    if child.status is not None:
+        return child.status
+    return 1 if failed else (status or daemon.exit_code)
 
 
 class _Coalesced:

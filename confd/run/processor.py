@@ -6,14 +6,13 @@ path. A failing resource is logged with its file and cause and never stops the o
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
-from confd.config.resource import TemplateResource
+from confd.config.resource import TemplateResource, store_key
 from confd.errors import BackendError, ConfdError
 from confd.log import get_logger
-from confd.sync import SyncOptions, SyncResult, Target, sync_file
+from confd.sync import Status, SyncOptions, sync_file
 from plugin_sdk.database import DatabaseError
 
 if TYPE_CHECKING:
@@ -26,17 +25,11 @@ __all__ = ["Status", "Outcome", "Processor", "DatabaseSource", "failure_summary"
 log = get_logger("processor")
 
 
-class Status(enum.Enum):
-    """How processing a resource ended."""
-
-    CHANGED = "changed"
-    UNCHANGED = "unchanged"
-    NOOP = "noop"  # out of sync, but --noop only showed the diff
-    FAILED = "failed"
-
-
 class Outcome(NamedTuple):
-    """The result of processing one resource, and the keys its render read (for watches)."""
+    """The result of processing one resource, and what its render read (for watches).
+
+    `reads` holds template keys (the prefix stripped); `depends_on` answers for database keys.
+    """
 
     resource: TemplateResource
     status: Status
@@ -52,47 +45,30 @@ class Outcome(NamedTuple):
     def changed(self) -> bool:
         return self.status is Status.CHANGED
 
+    def depends_on(self, database_key: str) -> bool:
+        """Could a change of `database_key` alter this output? (Unknown reads: yes.)"""
+        if self.reads is None:
+            return True
+        return self.reads.depends_on(store_key(database_key, self.resource.prefix))
+
 
 class DatabaseSource(Protocol):
-    """Where a processor gets the database of a resource (`confd.backends.DatabasePool`)."""
+    """Where a processor gets the database of a resource (the run's `Runtime`)."""
 
-    def for_resource(self, resource: TemplateResource) -> Database: ...
-
-
-_STATUS = {
-    SyncResult.CHANGED: Status.CHANGED,
-    SyncResult.UNCHANGED: Status.UNCHANGED,
-    SyncResult.NOOP: Status.NOOP,
-}
-
-
-def target_of(resource: TemplateResource) -> Target:
-    """The sync target a resource describes."""
-    return Target(
-        dest=resource.dest,
-        mode=resource.mode,
-        uid=resource.uid,
-        gid=resource.gid,
-        check_cmd=resource.check_cmd,
-        reload_cmd=resource.reload_cmd,
-        check_cmd_timeout=resource.check_cmd_timeout,
-        reload_cmd_timeout=resource.reload_cmd_timeout,
-    )
+    def database(self, resource: TemplateResource) -> Database: ...
 
 
 class Processor:
-    """Holds the resources, the renderer and the databases; renders and syncs on request."""
+    """Renders and syncs resources with one renderer, its databases and the run's options."""
 
     def __init__(
         self,
-        resources: Sequence[TemplateResource],
         renderer: Renderer,
         databases: DatabaseSource,
         options: SyncOptions | None = None,
         *,
         out: IO[str] | None = None,
     ) -> None:
-        self.resources = list(resources)
         self.renderer = renderer
         self.databases = databases
         self.options = options or SyncOptions()
@@ -105,15 +81,16 @@ class Processor:
         fields = {"resource": str(resource.path), "dest": str(resource.dest)}
         reads = values = None
         try:
-            database = self.databases.for_resource(resource)
+            database = self.databases.database(resource)
             try:
                 values = database.get_values(resource.backend_keys())
             except DatabaseError as exc:
                 raise BackendError(str(exc)) from exc
-            rendered = self.renderer.render(resource.src, KVStore(resource.to_store(values)))
+            rendered = self.renderer.render(
+                resource.src, KVStore(resource.to_store(values)), syntax=resource.syntax
+            )
             reads = rendered.reads
-            result = sync_file(rendered.text.encode(), target_of(resource), self.options,
-                               out=self._out)
+            status = sync_file(rendered.text.encode(), resource, self.options, out=self._out)
         except ConfdError as exc:
             log.error("%s: %s", resource.path, exc, extra={"fields": fields})
             return Outcome(resource, Status.FAILED, exc, reads, values)
@@ -121,11 +98,11 @@ class Processor:
             log.error("%s: unexpected %s: %s", resource.path, type(exc).__name__, exc,
                       exc_info=True, extra={"fields": fields})
             return Outcome(resource, Status.FAILED, exc, reads, values)
-        return Outcome(resource, _STATUS[result], None, reads, values)
+        return Outcome(resource, status, None, reads, values)
 
-    def run_once(self, resources: Iterable[TemplateResource] | None = None) -> list[Outcome]:
-        """Process every resource (or those given) in order."""
-        return [self.process(r) for r in (self.resources if resources is None else resources)]
+    def run_once(self, resources: Iterable[TemplateResource]) -> list[Outcome]:
+        """Process every resource given, in order."""
+        return [self.process(r) for r in resources]
 
 
 def failure_summary(outcomes: Sequence[Outcome], load_errors: int = 0) -> str | None:

@@ -1,5 +1,8 @@
 """One shared watch per (backend, prefix): turns backend events into the set of changed keys.
 
+`WatchGroups` (at the end) groups a runtime's resources by (backend, prefix) and keeps one
+`PrefixWatch` per group across reloads while its keys stay the same.
+
 A `PrefixWatch` thread keeps a baseline of the values under its keys. Each event is diffed
 against it (only the reported keys when the backend names them; their values as the event carries
 them, without reading the store, when it gives those too), so a resource is re-rendered
@@ -16,9 +19,12 @@ from __future__ import annotations
 import threading
 import time
 from bisect import bisect_left, insort
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from confd.backoff import Backoff
+from confd.config.resource import TemplateResource
+from confd.errors import ConfdError
 from confd.log import get_logger
 from plugin_sdk.database import Database, WatchUnsupported
 
@@ -330,3 +336,128 @@ class PrefixWatch(threading.Thread):
             if fresh:
                 baseline.set_many(fresh)
         return changed
+
+
+class _Runtime(Protocol):
+    """What the watch groups need of a runtime (`confd.run.assembly.Runtime`)."""
+
+    resources: Sequence[TemplateResource]
+    interval: float
+
+    def database(self, resource: TemplateResource) -> Database: ...
+    def label(self, resource: TemplateResource) -> str: ...
+
+
+GroupKey = tuple[str, str]  # (backend label, prefix)
+MembersCallback = Callable[[Sequence[TemplateResource], set[str]], None]
+
+
+class WatchGroups:
+    """The shared watches: one `PrefixWatch` per (backend, prefix), fanned out to the resources
+    under it. `on_change(members, keys)` gets a group's resources and the changed database
+    keys; `on_resync(members)` follows every good full read (to retry failing renders)."""
+
+    def __init__(
+        self,
+        on_change: MembersCallback,
+        on_state: StateCallback,
+        on_resync: Callable[[Sequence[TemplateResource]], None],
+    ) -> None:
+        self._on_change = on_change
+        self._on_state = on_state
+        self._on_resync = on_resync
+        self._lock = threading.Lock()
+        self._groups: dict[GroupKey, list[TemplateResource]] = {}
+        self._watches: dict[GroupKey, PrefixWatch] = {}
+
+    def members(self, group: GroupKey) -> list[TemplateResource]:
+        with self._lock:
+            return list(self._groups.get(group, ()))
+
+    def apply(self, runtime: _Runtime, *, watching: bool, baseline_timeout: float) -> None:
+        """Group the runtime's resources; keep the watches whose keys are unchanged, start the
+        new ones (when `watching`) and stop the rest. New watches take their baseline snapshot
+        before this returns (bounded), so a change between a render and its watch's first read
+        is not missed."""
+        groups: dict[GroupKey, list[TemplateResource]] = {}
+        databases: dict[GroupKey, Database] = {}
+        for resource in runtime.resources:
+            try:
+                group = (runtime.label(resource), resource.prefix)
+                databases.setdefault(group, runtime.database(resource))
+            except ConfdError:
+                continue  # its backend cannot be opened: the render reports that
+            groups.setdefault(group, []).append(resource)
+        to_stop: list[PrefixWatch] = []
+        started: list[PrefixWatch] = []
+        with self._lock:
+            self._groups = groups
+            old, self._watches = self._watches, {}
+            for group, members in groups.items():
+                keys = sorted({key for r in members for key in r.backend_keys()})
+                watch = old.pop(group, None)
+                if watch is not None and list(watch.keys) == keys and not watch.stopping \
+                        and watching and watch.database is databases[group]:
+                    watch.poll_interval = runtime.interval
+                    self._watches[group] = watch
+                    continue
+                if watch is not None:
+                    to_stop.append(watch)
+                if watching:
+                    watch = self._start(group, databases[group], keys, runtime.interval)
+                    self._watches[group] = watch
+                    started.append(watch)
+            to_stop.extend(old.values())
+        for watch in to_stop:
+            log.debug("stopping the watch on %s:%s", watch.backend, watch.prefix)
+            watch.stop()
+        deadline = time.monotonic() + baseline_timeout
+        for watch in started:
+            if not watch.synced.wait(max(deadline - time.monotonic(), 0.0)):
+                log.warning("watch on %s:%s is slow to start; rendering anyway",
+                            watch.backend, watch.prefix or "/")
+                break
+
+    def _start(
+        self, group: GroupKey, database: Database, keys: list[str], interval: float
+    ) -> PrefixWatch:
+        backend, prefix = group
+        watch = PrefixWatch(
+            database,
+            backend,
+            prefix,
+            keys,
+            on_change=lambda changed: self._on_change(self.members(group), changed),
+            on_state=self._on_state,
+            poll_interval=interval,
+            on_resync=lambda: self._on_resync(self.members(group)),
+        )
+        log.debug("watching %s:%s (%d keys)", backend, prefix or "/", len(keys))
+        watch.start()
+        return watch
+
+    def observe(
+        self, runtime: _Runtime, resource: TemplateResource, values: Mapping[str, str]
+    ) -> None:
+        """Hand what a render read to the watches of its database, which re-render the
+        resources that read other values (backends start watching after the newest read, so a
+        change a render saw first would otherwise never reach the resources rendered before
+        it)."""
+        try:
+            backend = runtime.label(resource)
+        except ConfdError:
+            return
+        with self._lock:
+            watches = [w for (label, _), w in self._watches.items() if label == backend]
+        keys = resource.backend_keys()
+        for watch in watches:
+            watch.observe(keys, values)
+
+    def stop_all(self) -> list[PrefixWatch]:
+        """Ask every watch to stop; returns them (to join)."""
+        with self._lock:
+            watches = list(self._watches.values())
+            self._watches.clear()
+        for watch in watches:
+            watch.stop()
+        return watches

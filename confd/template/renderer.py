@@ -36,8 +36,9 @@ class Rendered(NamedTuple):
 class Renderer:
     """Loads templates from `templates_dir` and renders them with confd's function set."""
 
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, syntax: str = "auto") -> None:
         self.templates_dir = Path(templates_dir)
+        self.syntax = syntax
         self._root = os.path.normpath(os.path.abspath(self.templates_dir))
         self._env = SandboxedEnvironment(
             loader=FileSystemLoader(os.fspath(self.templates_dir)),
@@ -48,12 +49,13 @@ class Renderer:
             cache_size=-1,  # one compiled template per file, however many resources
         )
 
-    def check(self, src: str) -> None:
+    def check(self, src: str, syntax: str | None = None) -> None:
         """Load and compile `src` without rendering; `TemplateError` on any problem."""
         self._load(src)
 
     def render(
-        self, src: str, store: KVStore, extra: Mapping[str, Any] | None = None
+        self, src: str, store: KVStore, extra: Mapping[str, Any] | None = None, *,
+        syntax: str | None = None,
     ) -> Rendered:
         """Render `src` against `store`; `extra` adds variables (functions win on clashes)."""
         template = self._load(src)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from confd.backends.plugin.client import PluginDatabase
 from confd.backends.plugin.discover import find_plugin
 from confd.backends.registry import BUILTINS
 from plugin_sdk.database import Database
+
+if TYPE_CHECKING:
+    from confd.config.settings import Settings
 
 
 def plugin_command(name: str, plugin_dirs: list[str], isolate: bool) -> list[str]:
@@ -19,22 +22,10 @@ def plugin_command(name: str, plugin_dirs: list[str], isolate: bool) -> list[str
     return [str(find_plugin(name, plugin_dirs))]
 
 
-def open_plugin(name: str, config: Mapping[str, str], settings: Any) -> Database:
+def open_plugin(name: str, config: Mapping[str, str], settings: Settings) -> Database:
     """Start plugin `name` (or built-in `name` out of process when `settings.isolate`),
-    configure it with `config`, and return it as a `Database`.
-
-    `settings` needs `.plugin_dirs` and `.isolate`; optional `.plugin_start_timeout`
-    (seconds, default 10) and `.plugin_auto_mtls` (default True).
-    """
-    command = plugin_command(
-        name, list(getattr(settings, "plugin_dirs", None) or []),
-        bool(getattr(settings, "isolate", False)),
-    )
-    database = PluginDatabase(
-        name,
-        command,
-        auto_mtls=bool(getattr(settings, "plugin_auto_mtls", True)),
-        start_timeout=float(getattr(settings, "plugin_start_timeout", None) or 10.0),
-    )
+    configure it with `config`, and return it as a `Database`."""
+    command = plugin_command(name, list(settings.plugin_dirs), bool(settings.isolate))
+    database = PluginDatabase(name, command, start_timeout=float(settings.plugin_start_timeout))
     database.configure(config)
     return database

@@ -1,0 +1,89 @@
+"""A backend's settings: every layer merged into the one `map[string]string` it is configured with.
+
+Precedence per setting: flags (common flags, `--backend-opt`) > environment (CONFD_*,
+CONFD_BACKEND_OPT_*) > confd.toml (top-level keys, `[backends.NAME]`). Within one layer an
+explicit backend option beats a common flag. Only settings the user set are passed on, and a
+common flag the backend does not declare is left out (Go confd ignores `-scheme` with `-backend
+env` too); `--backend-opt` and `[backends.NAME]` stay strict, so a misspelling is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import NamedTuple
+
+from confd.config.options import BACKEND_OPTIONS
+from confd.config.settings import ENV, FILE, FLAG, Settings
+
+__all__ = ["BackendConfig", "backend_config"]
+
+
+class BackendConfig(NamedTuple):
+    """What backend `name` is configured with, and the common flags left out (it ignores them)."""
+
+    name: str
+    config: dict[str, str]
+    ignored: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """Identity of an open database: same name and settings, same connection."""
+        return self.name, tuple(sorted(self.config.items()))
+
+
+def _common(settings: Settings, layer: str) -> dict[str, str]:
+    """Common flags (nodes, scheme, username, ...) that `layer` set, as backend settings."""
+    config: dict[str, str] = {}
+    for option in BACKEND_OPTIONS:
+        if settings.source(option.name) != layer:
+            continue
+        value = getattr(settings, option.name)
+        if isinstance(value, bool):
+            config[option.name] = "true" if value else "false"
+        else:
+            config[option.name] = ",".join(value) if isinstance(value, list) else str(value)
+    return config
+
+
+def backend_config(
+    settings: Settings,
+    name: str,
+    overrides: Mapping[str, str] | None = None,
+    *,
+    accepts: Collection[str] | None = None,
+    nodes: list[str] | None = None,
+) -> BackendConfig:
+    """The settings backend `name` gets (`overrides`: a resource's own `[backend]` table).
+
+    The common flags and backend options apply to the selected backend (`settings.backend`);
+    a `[backends.NAME]` table applies to backend NAME whichever is selected. `accepts` is the
+    set of settings the backend declares (None: unknown, a plugin: pass every common flag).
+    `nodes`, when given, are discovered nodes (DNS SRV) that replace any configured ones.
+    """
+    common: dict[str, str] = {}
+    config: dict[str, str] = {}
+    selected = name == settings.backend
+    if selected:
+        common.update(_common(settings, FILE))
+    config.update(settings.backend_tables.get(name, {}))
+    if selected:
+        common.update(_common(settings, ENV))
+        common.update(_common(settings, FLAG))
+        if nodes:
+            common["nodes"] = ",".join(nodes)
+    ignored: list[str] = []
+    if accepts is not None:
+        for key in list(common):
+            if key not in accepts:
+                ignored.append(key)
+                del common[key]
+    # Layered: a table beats the file's common keys; env/flag options beat everything below.
+    merged = {**{k: v for k, v in common.items() if settings.source(k) == FILE}, **config}
+    merged.update({k: v for k, v in common.items() if settings.source(k) == ENV})
+    if selected:
+        merged.update(settings.env_backend_opts)
+    merged.update({k: v for k, v in common.items() if settings.source(k) not in (FILE, ENV)})
+    if selected:
+        merged.update(settings.flag_backend_opts)
+    merged.update(overrides or {})
+    return BackendConfig(name, merged, tuple(sorted(ignored)))

@@ -1,0 +1,58 @@
+"""`confd check`: validate a confdir without a backend (TOML, templates, sources, destinations)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from confd.cli.main import settings_from_context
+from confd.config.resource import load_resources
+from confd.config.settings import Settings
+from confd.errors import ConfdError, ConfigError
+
+
+@click.command()
+@click.option("--confdir", help="the confdir to check [default: as for the daemon]")
+@click.pass_context
+def check(ctx: click.Context, confdir: str | None) -> None:
+    """Validate a confdir without a backend: TOML, templates, sources, destinations."""
+    problems = check_confdir(ctx, confdir)
+    for problem in problems:
+        click.echo(f"error: {problem}")
+    if problems:
+        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found")
+        ctx.exit(1)
+
+
+def check_confdir(ctx: click.Context, confdir: str | None) -> list[str]:
+    """Every problem found in the confdir, as messages naming the file at fault."""
+    from confd.template.renderer import Renderer
+
+    problems: list[str] = []
+    try:
+        settings = settings_from_context(ctx, confdir=confdir)
+    except ConfigError as exc:
+        problems.append(str(exc))
+        settings = Settings(confdir=confdir or os.environ.get("CONFD_CONFDIR", "/etc/confd"))
+    try:
+        resources, errors = load_resources(Path(settings.confdir), prefix=settings.prefix)
+    except ConfigError as exc:
+        return [*problems, str(exc)]
+    problems.extend(str(e) for e in errors)
+    renderer = Renderer(settings.templates_dir, syntax=settings.template_syntax)
+    for resource in resources:
+        try:
+            renderer.check(resource.src, syntax=resource.syntax)
+        except ConfdError as exc:
+            problems.append(f"{resource.path}: {exc}")
+        directory = resource.dest.parent
+        if not directory.is_dir():
+            problems.append(f"{resource.path}: dest directory {directory} does not exist")
+        elif not os.access(directory, os.W_OK | os.X_OK):
+            problems.append(f"{resource.path}: dest directory {directory} is not writable")
+    if not problems:
+        click.echo(f"{settings.confdir}: {len(resources)} template resource"
+                   f"{'s' if len(resources) != 1 else ''} OK")
+    return problems
