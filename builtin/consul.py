@@ -26,17 +26,9 @@ import consul
 import requests
 
 from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk.keys import normalize_keys, outermost_keys
 
 _Snapshot = dict[str, int]  # key -> ModifyIndex
-
-
-def _normalize(keys: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(k.removesuffix("/*") or "/" for k in keys))
-
-
-def _outermost(keys: Sequence[str]) -> list[str]:
-    keys = _normalize(keys)
-    return [k for k in keys if not any(o != k and select_prefix(k, o) for o in keys)]
 
 
 class ConsulDatabase(Database):
@@ -157,7 +149,7 @@ class ConsulDatabase(Database):
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
         values: dict[str, str] = {}
         reads: dict[str, tuple[int, _Snapshot]] = {}
-        for key in _normalize(keys):
+        for key in normalize_keys(keys):
             index, entries = self._list(key)
             snapshot: _Snapshot = {}
             for name, entry in self._entries(key, entries):
@@ -174,7 +166,7 @@ class ConsulDatabase(Database):
     def watch_prefix(
         self, prefix: str, keys: Sequence[str], stop: threading.Event
     ) -> Iterator[Collection[str] | None]:
-        watched = _outermost(keys or [prefix])
+        watched = outermost_keys(keys or [prefix])
         query = prefix if all(select_prefix(k, prefix) for k in watched) else "/"
 
         def restrict(snapshot: _Snapshot) -> _Snapshot:

@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk.keys import normalize_keys, outermost_keys
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,6 @@ def _parse_node(raw: str) -> _Node:
         raise DatabaseError(
             f"backend 'redis': node {raw!r} is not host:port[/db] or a unix socket path"
         ) from None
-
-
-def _normalize(keys: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(k.replace("/*", "") or "/" for k in keys))
-
-
-def _outermost(keys: Sequence[str]) -> list[str]:
-    keys = _normalize(keys)
-    return [k for k in keys if not any(o != k and select_prefix(k, o) for o in keys)]
 
 
 class RedisDatabase(Database):
@@ -215,7 +207,8 @@ class RedisDatabase(Database):
         client = self._redis()
         node = self._node
         try:
-            return {key: self._read(client, key) for key in _normalize(keys)}
+            wanted = normalize_keys(keys, every_wildcard=True)  # Go confd's redis meaning of /*
+            return {key: self._read(client, key) for key in wanted}
         except redis.ConnectionError as exc:
             self._drop()
             raise DatabaseError(
@@ -263,7 +256,7 @@ class RedisDatabase(Database):
     def watch_prefix(
         self, prefix: str, keys: Sequence[str], stop: threading.Event
     ) -> Iterator[Collection[str] | None]:
-        watched = _outermost(keys or [prefix])
+        watched = outermost_keys(keys or [prefix], every_wildcard=True)
         with self._lock:
             reads = [self._reads.get(k) for k in watched]
         baseline: dict[str, str] | None = None

@@ -1,10 +1,14 @@
-"""Redis backend settings and key mapping: nodes, databases, separators."""
+"""Redis backend settings and key mapping: nodes, databases, separators, Go confd's quirks."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import redis
 
 from builtin.redis import RedisDatabase, _parse_node
+from integration.servers import RedisServer
 from plugin_sdk.database import DatabaseError
 
 
@@ -55,3 +59,25 @@ def test_keys_map_to_the_separator(separator, key, in_redis, pattern) -> None:
     assert database._pattern(key) == pattern
     if key != "/":
         assert database._from_redis(in_redis) == key
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+def test_every_wildcard_in_a_key_is_dropped_as_go_confd_redis_does(
+    redis_server: RedisServer,
+) -> None:
+    """Go confd's redis backend reads `/app/*/db` as `/app/db` (it strips every `/*`), so a
+    resource written for it reads the same keys here, not a literal `*` key."""
+    with redis.Redis(port=redis_server.port, decode_responses=True) as client:
+        client.flushdb()
+        client.mset({"/app/db/host": "h1", "/app/*/db/host": "literal"})
+    database = RedisDatabase()
+    database.configure({"nodes": f"127.0.0.1:{redis_server.port}"})
+    try:
+        assert database.get_values(["/app/*/db"]) == {"/app/db/host": "h1"}
+    finally:
+        database.close()
