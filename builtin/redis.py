@@ -6,7 +6,8 @@ is a directory, read as every string below it (`SCAN` for `app/*`, then `MGET`).
 `separator` set (e.g. `:`), confd's `/app/db/host` is Redis's `app:db:host` and back.
 
 Nodes are `host:port`, `host:port/db` or a unix socket path (optionally `/path.sock/db`), tried
-in order until one answers.
+in order until one answers. Go confd passed its `-client-key` as the Redis password; setting
+`client_key` still is, with a deprecation warning, unless `password` is set.
 
 Watches use keyspace notifications: the backend turns them on (`CONFIG SET
 notify-keyspace-events`, adding only the missing classes) and subscribes to the watched keys'
@@ -78,6 +79,10 @@ class RedisDatabase(Database):
         Setting("nodes", list, ["127.0.0.1:6379"], "host:port[/db] or socket paths, in order"),
         Setting("username", str, None, "Redis ACL user (Redis 6+)"),
         Setting("password", str, None, "Redis password", secret=True),
+        Setting(
+            "client_key", str, None, "deprecated: the password, as Go confd's -client-key",
+            secret=True,
+        ),
         Setting("db", int, 0, "database number, unless a node names one (host:port/db)"),
         Setting("separator", str, "/", "key separator in Redis (confd's / is mapped to it)"),
         Setting("timeout", float, 5.0, "seconds to wait to connect and for each answer"),
@@ -99,10 +104,24 @@ class RedisDatabase(Database):
         if opts["db"] < 0:
             raise DatabaseError("backend 'redis': setting 'db' must be 0 or more")
         self._sep: str = opts["separator"]
+        self._password: str | None = self._choose_password()
         self._lock = threading.Lock()
         self._client: redis.Redis | None = None
         self._node: _Node = self._nodes[0]
         self._reads: dict[str, dict[str, str]] = {}
+
+    def _choose_password(self) -> str | None:
+        """`password`, else `client_key` (Go confd passed -client-key as the Redis password)."""
+        password, key = self.options["password"], self.options["client_key"]
+        if key and password:
+            log.warning("backend 'redis': setting 'client_key' is ignored: 'password' is set")
+        elif key:
+            log.warning(
+                "backend 'redis': using 'client_key' as the password, as Go confd did; this is "
+                "deprecated, give it as --password (or setting 'password')"
+            )
+            return key
+        return password
 
     # --- connection ---------------------------------------------------------------------------
 
@@ -114,7 +133,7 @@ class RedisDatabase(Database):
         common = {
             "db": self._db(node),
             "username": opts["username"],
-            "password": opts["password"],
+            "password": self._password,
             "socket_timeout": opts["timeout"],
             "socket_connect_timeout": opts["timeout"],
             "retry": Retry(NoBackoff(), 0),

@@ -81,3 +81,45 @@ def test_every_wildcard_in_a_key_is_dropped_as_go_confd_redis_does(
         assert database.get_values(["/app/*/db"]) == {"/app/db/host": "h1"}
     finally:
         database.close()
+
+
+PASSWORD = "pw-REDIS-4e1b"
+
+
+@pytest.fixture(scope="module")
+def redis_with_password() -> Iterator[RedisServer]:
+    with RedisServer(extra=["--requirepass", PASSWORD]) as server:
+        with redis.Redis(port=server.port, password=PASSWORD) as client:
+            client.set("/app/name", "locked")
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("flags", "status", "hint"),
+    [
+        (["--client-key", PASSWORD], 0, "deprecated, give it as --password"),
+        (["--password", PASSWORD, "--client-key", "wrong"], 0, "'client_key' is ignored"),
+        (["--password", "wrong", "--client-key", PASSWORD], 1, "'client_key' is ignored"),
+    ],
+)
+def test_go_confds_client_key_is_the_password_unless_password_is_set(
+    tmp_path, make_confdir, run_confd, redis_with_password: RedisServer,
+    flags: list[str], status: int, hint: str,
+) -> None:
+    dest = tmp_path / "app.conf"
+    confdir = make_confdir(
+        {"app.tmpl": '{{ getv("/app/name") }}\n'},
+        {"app.toml": f'[template]\nsrc = "app.tmpl"\ndest = "{dest}"\nkeys = ["/app"]\n'},
+    )
+    done = run_confd(
+        "--onetime", "--backend", "redis", "--node", f"127.0.0.1:{redis_with_password.port}",
+        "--confdir", str(confdir), *flags,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == status, output
+    assert output.count(hint) == 1, output
+    assert PASSWORD not in output
+    if status == 0:
+        assert dest.read_text() == "locked\n"
+    else:
+        assert "authentication failed" in output and not dest.exists()
