@@ -36,6 +36,9 @@ def test_nodes_are_host_port_db_or_sockets(raw, host, port, path, db) -> None:
         ({"db": "-1"}, "'db' must be 0 or more"),
         ({"separator": ""}, "'separator' is empty"),
         ({"poll_interval": "0"}, "must be above 0"),
+        ({"failover_timeout": "0"}, "'failover_timeout' must be above 0"),
+        ({"sentinel_master": "m", "nodes": "127.0.0.1:26379/1"}, "is not a Sentinel's host:port"),
+        ({"sentinel_master": "m", "nodes": "/run/redis.sock"}, "is not a Sentinel's host:port"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_setting(config: dict, message: str) -> None:
