@@ -17,7 +17,8 @@ compares the store with what `get_values` last returned, so a change made in bet
 reported rather than lost.
 
 Redis Sentinel: with `sentinel_master` set (the name the Sentinels monitor), every node is a
-Sentinel (`host:port`, port 26379 by default) and the master is the one they name (redis-py's
+Sentinel (`host:port` or `sentinel://host:port`, port 26379 by default; a `sentinel://` node
+without `sentinel_master` is an error saying so) and the master is the one they name (redis-py's
 `Sentinel`; each new connection asks them again). `password`/`username` are the master's,
 `sentinel_password`/`sentinel_username` the Sentinels' own. When the master is lost (its
 connection breaks, or the Sentinels name another one), a watch keeps running: it waits up to
@@ -148,6 +149,12 @@ class RedisDatabase(Database):
             if not sentinels:
                 raise DatabaseError("backend 'redis': setting 'nodes' is empty")
         else:
+            for node in opts["nodes"]:
+                if node.startswith("sentinel://"):
+                    raise DatabaseError(
+                        f"backend 'redis': node {node!r} is a Sentinel: set 'sentinel_master' "
+                        "to the name of the master it monitors"
+                    )
             self._nodes = [_parse_node(n) for n in opts["nodes"]]
             if not self._nodes:
                 raise DatabaseError("backend 'redis': setting 'nodes' is empty")
