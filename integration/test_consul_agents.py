@@ -16,8 +16,7 @@ import pytest
 
 from builtin.consul import ConsulDatabase
 from integration.consul_double import ConsulDouble
-from integration.harness import read, wait_for
-from integration.test_faults import Daemon, confdir_with
+from integration.harness import Daemon, confdir_with, read, wait_for
 
 
 @pytest.fixture

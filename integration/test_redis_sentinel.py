@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from builtin.redis import RedisDatabase
-from integration.harness import read, wait_for
+from integration.harness import Daemon, confdir_with, read, wait_for
 from integration.servers import RedisSentinelCluster, free_port
-from integration.test_faults import Daemon, confdir_with
 from plugin_sdk.database import DatabaseError
 
 PASSWORD = "pw-MASTER-6d21"
