@@ -1,23 +1,32 @@
 """Real etcd and Redis servers for the tests: free 127.0.0.1 ports, temporary data, always stopped.
 
 On a fresh machine running as root, missing servers are installed from Debian's apt
-(`etcd-server`, `redis-server`); otherwise a missing or failing server is an error that says
-what to install or what the server printed. Nothing here ever skips a test.
+(`etcd-server`, `redis-server`, `redis-sentinel`); otherwise a missing or failing server is an
+error that says what to install or what the server printed. Nothing here ever skips a test.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
-__all__ = ["EtcdServer", "RedisServer", "ServerError", "free_port", "require_binary", "terminate"]
+__all__ = [
+    "EtcdServer",
+    "RedisSentinelCluster",
+    "RedisServer",
+    "ServerError",
+    "free_port",
+    "require_binary",
+    "terminate",
+]
 
 
 class ServerError(RuntimeError):
@@ -208,3 +217,154 @@ class RedisServer(_Server):
             "--daemonize", "no",
             *self.extra,
         ]  # fmt: skip
+
+
+class _Sentinel(_Server):
+    """One Redis Sentinel watching `master` (its config file is its own: Sentinel rewrites it)."""
+
+    name = "redis-sentinel"
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.binary = require_binary("redis-sentinel", "redis-sentinel")
+        self.config = self.dir / "sentinel.conf"
+        head = [f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}", "daemonize no"]
+        self.config.write_text("\n".join(head + lines) + "\n")
+
+    def command(self) -> list[str]:
+        return [self.binary, str(self.config)]
+
+
+class RedisSentinelCluster:
+    """A Redis master, one replica and three Sentinels (quorum 2) on free loopback ports, with
+    failover timings short enough for tests: a master is down after `down_after_ms`.
+
+    `password` protects master and replica, `sentinel_password` the Sentinels (and is what they
+    use with each other). As a context manager it starts everything and waits until the
+    Sentinels know each other and the replica, so a failover can happen; it always cleans up.
+    """
+
+    def __init__(
+        self,
+        master_name: str = "confd-master",
+        password: str | None = None,
+        sentinel_password: str | None = None,
+        down_after_ms: int = 1000,
+    ) -> None:
+        self.master_name = master_name
+        self.password = password
+        self.sentinel_password = sentinel_password
+        auth = ["--requirepass", password, "--masterauth", password] if password else []
+        self.master = RedisServer(extra=auth)
+        self.replica = RedisServer(
+            extra=["--replicaof", "127.0.0.1", str(self.master.port), *auth]
+        )
+        lines = [
+            f"sentinel monitor {master_name} 127.0.0.1 {self.master.port} 2",
+            f"sentinel down-after-milliseconds {master_name} {down_after_ms}",
+            f"sentinel failover-timeout {master_name} {max(3 * down_after_ms, 3000)}",
+            f"sentinel parallel-syncs {master_name} 1",
+        ]
+        if password:
+            lines.append(f"sentinel auth-pass {master_name} {password}")
+        if sentinel_password:
+            lines += [
+                f"requirepass {sentinel_password}",
+                f"sentinel sentinel-pass {sentinel_password}",
+            ]
+        self.sentinels = [_Sentinel(lines) for _ in range(3)]
+
+    @property
+    def nodes(self) -> str:
+        """The Sentinels as confd's `--node` list."""
+        return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+
+    def client(self, port: int) -> Any:
+        """A redis-py client of the master or replica on `port`."""
+        import redis
+
+        return redis.Redis(port=port, password=self.password, decode_responses=True,
+                           socket_timeout=5)
+
+    def _sentinel_client(self, port: int) -> Any:
+        import redis
+
+        return redis.Redis(port=port, password=self.sentinel_password, decode_responses=True,
+                           socket_timeout=2)
+
+    def master_port(self) -> int | None:
+        """The master's port as a majority of the Sentinels name it now (None: no majority)."""
+        import redis
+
+        named: list[int] = []
+        for sentinel in self.sentinels:
+            if sentinel.process is None:
+                continue
+            try:
+                with self._sentinel_client(sentinel.port) as client:
+                    address = client.sentinel_get_master_addr_by_name(self.master_name)
+            except redis.RedisError:
+                continue
+            if address:
+                named.append(int(address[1]))
+        for port in set(named):
+            if named.count(port) >= 2:
+                return port
+        return None
+
+    def _ready(self) -> bool:
+        import redis
+
+        try:
+            with self.client(self.replica.port) as replica:
+                if replica.info("replication").get("master_link_status") != "up":
+                    return False
+            for sentinel in self.sentinels:
+                with self._sentinel_client(sentinel.port) as client:
+                    state = client.sentinel_master(self.master_name)
+                if state.get("num-other-sentinels") != 2 or state.get("num-slaves") != 1:
+                    return False
+        except redis.RedisError:
+            return False
+        return True
+
+    def kill_master(self) -> int:
+        """SIGKILL the master (no goodbye to its clients); returns its port."""
+        process = self.master.process
+        assert process is not None, "the master is not running"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.master.process = None
+        return self.master.port
+
+    def wait_for_failover(self, old_port: int, timeout: float = 20.0) -> int:
+        """Wait until the Sentinels name a master other than `old_port`; returns its port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            port = self.master_port()
+            if port is not None and port != old_port:
+                return port
+            time.sleep(0.1)
+        logs = "\n".join(s.log_path.read_text(errors="replace")[-1500:] for s in self.sentinels)
+        raise ServerError(f"the Sentinels did not fail over within {timeout}s; their logs:\n{logs}")
+
+    def __enter__(self) -> Self:
+        servers: list[_Server] = [self.master, self.replica, *self.sentinels]
+        try:
+            for server in servers:
+                server.start()
+            deadline = time.monotonic() + 30
+            while not self._ready():
+                if time.monotonic() > deadline:
+                    logs = "\n".join(s.log_path.read_text(errors="replace")[-1500:]
+                                     for s in self.sentinels)
+                    raise ServerError(f"Sentinels not ready within 30s; their logs:\n{logs}")
+                time.sleep(0.1)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for server in (*self.sentinels, self.replica, self.master):
+            server.cleanup()

@@ -18,8 +18,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,8 +26,8 @@ from typing import Protocol
 import pytest
 
 from integration.consul_double import ConsulDouble
-from integration.harness import EXPECT, KEYS, Confd, read, wait_for
-from integration.servers import EtcdServer, RedisServer, free_port, terminate
+from integration.harness import EXPECT, KEYS, Confd, Daemon, confdir_with, read, wait_for
+from integration.servers import EtcdServer, RedisServer, free_port
 from integration.stores import SERVERS, ConsulStore, EtcdStore, RedisStore, Store
 from testsupport.plugins import install
 
@@ -139,37 +137,7 @@ def test_watch_raises_database_error_when_the_server_goes_away(
 
 # -- repeated kills under a running confd ----------------------------------------------------
 
-CONFD = Path(sys.executable).with_name("confd")
 CYCLES = 20
-
-
-class Daemon:
-    """One `confd --watch` over a confdir of our own; its log goes to a file."""
-
-    def __init__(self, workdir: Path, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.log_path = workdir / "confd.log"
-        base = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
-        base["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread's stack into the log
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [str(CONFD), "--log-level", "debug", *args],
-                cwd=workdir, env={**base, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM; a daemon still running after 15 s gets SIGABRT, so the log shows where
-        each of its threads hung."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.send_signal(signal.SIGABRT)
-                terminate(self.process, 5)
-        return self.process.returncode
 
 
 @pytest.fixture
@@ -178,21 +146,6 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for daemon in started:
         daemon.stop()
-
-
-def confdir_with(base: Path, resources: dict[str, tuple[str, str]]) -> Path:
-    """A confdir whose resources are {name: (template, extra toml)}; dests are base/out/NAME."""
-    confdir = base / "confdir"
-    (confdir / "conf.d").mkdir(parents=True)
-    (confdir / "templates").mkdir()
-    (base / "out").mkdir(exist_ok=True)
-    for name, (template, extra) in resources.items():
-        (confdir / "templates" / f"{name}.tmpl").write_text(template)
-        (confdir / "conf.d" / f"{name}.toml").write_text(
-            f'[template]\nsrc = "{name}.tmpl"\ndest = "{base / "out" / name}"\n'
-            f'keys = ["/fault"]\n{extra}'
-        )
-    return confdir
 
 
 def settle(condition: Callable[[], bool], timeout: float, what: str) -> None:
