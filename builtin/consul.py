@@ -20,7 +20,6 @@ Go's `api.DefaultConfig` reads fill settings the user did not set (see `_ENVIRON
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import re
@@ -35,10 +34,10 @@ import consul
 import requests
 from requests.adapters import HTTPAdapter
 
-from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
 from plugin_sdk.keys import normalize_keys, outermost_keys
 
-log = logging.getLogger(__name__)
+log = backend_logger("consul")
 
 _Snapshot = dict[str, int]  # key -> ModifyIndex
 

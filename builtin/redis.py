@@ -30,7 +30,6 @@ watches and reads notice them.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
@@ -44,10 +43,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
 from plugin_sdk.keys import normalize_keys, outermost_keys
 
-log = logging.getLogger(__name__)
+log = backend_logger("redis")
 
 _NOTIFY_CLASSES = "K$hgxe"  # keyspace channel; string, hash, generic, expired, evicted events
 _GLOB = re.compile(r"([\\*?\[\]])")

@@ -40,7 +40,7 @@ class DNSDouble:
 
     @property
     def nameservers(self) -> list[tuple[str, int]]:
-        """What `confd.srv.discover_nodes(nameservers=...)` takes to ask this server."""
+        """What `confd.backends.srv.discover_nodes(nameservers=...)` takes to ask this server."""
         return [("127.0.0.1", self.port)]
 
     def __enter__(self) -> Self:

@@ -50,7 +50,7 @@ def test_blocking_query_resumes_with_its_index_on_the_next_agent(
         assert database.get_values(["/app"]) == {"/app/value": "before"}
         known = first.index
         watch = database.watch_prefix("/app", ["/app"], stop)
-        with caplog.at_level(logging.WARNING, logger="builtin.consul"):
+        with caplog.at_level(logging.WARNING, logger="confd.backends.consul"):
             reader = threading.Thread(target=lambda: changes.append(next(watch)), daemon=True)
             reader.start()
             wait_for(lambda: blocking(first), "a blocking query on the first agent", timeout=5)

@@ -142,7 +142,7 @@ def test_a_client_key_without_its_certificate_is_named(monkeypatch, tmp_path: Pa
 
 def test_variables_this_backend_cannot_honour_are_said_once(monkeypatch, caplog) -> None:
     monkeypatch.setenv("CONSUL_CAPATH", "/etc/consul/ca.d")
-    with caplog.at_level(logging.WARNING, logger="builtin.consul"):
+    with caplog.at_level(logging.WARNING, logger="confd.backends.consul"):
         ConsulDatabase().configure({})
     assert [r.getMessage() for r in caplog.records] == [
         "backend 'consul': CONSUL_CAPATH is ignored: a CA directory is not supported; "

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import dns.rcode
 import pytest
 
-from confd.srv import SRVError, discover_nodes, srv_record_name
+from confd.backends.srv import SRVError, discover_nodes, srv_record_name
 from integration.dns_double import DNSDouble
 from integration.servers import free_port
 
@@ -106,7 +106,7 @@ def test_next_server_is_asked_when_one_fails(dns_server: DNSDouble) -> None:
 
 
 def test_a_silent_server_is_named_after_the_timeout(monkeypatch) -> None:
-    monkeypatch.setattr("confd.srv.TIMEOUT", 0.3)
+    monkeypatch.setattr("confd.backends.srv.TIMEOUT", 0.3)
     port = free_port()  # UDP to a closed port: nothing answers (or ICMP refuses)
     with pytest.raises(SRVError, match=rf"127.0.0.1:{port}"):
         discover_nodes("etcd", "example.test", None, nameservers=[("127.0.0.1", port)])
@@ -115,3 +115,43 @@ def test_a_silent_server_is_named_after_the_timeout(monkeypatch) -> None:
 def test_bad_scheme_is_refused() -> None:
     with pytest.raises(SRVError, match="--scheme must be http or https, got 'ftp'"):
         discover_nodes("etcd", "example.test", None, "ftp", nameservers=[])
+
+
+def test_the_command_line_finds_redis_through_an_srv_record(
+    dns_server: DNSDouble, make_confdir, run_confd, tmp_path
+) -> None:
+    import redis
+
+    from integration.servers import RedisServer
+
+    with RedisServer() as server:
+        client = redis.Redis(port=server.port)
+        client.set("/app/x", "found")
+        client.close()
+        dns_server.srv["_redis._tcp.example.test."] = [(0, 0, server.port, "localhost.")]
+        dest = tmp_path / "x.conf"
+        confdir = make_confdir(
+            templates={"x.tmpl": '{{ getv("/app/x") }}\n'},
+            resources={"x.toml": f'[template]\nsrc = "x.tmpl"\ndest = "{dest}"\n'
+                                 'keys = ["/app"]\n'},
+        )
+        host, port = dns_server.nameservers[0]
+        result = run_confd("-onetime", "-backend", "redis", "-srv-domain", "example.test",
+                           "-node", "127.0.0.1:1", f"--srv-nameserver={host}:{port}",
+                           "-confdir", str(confdir))
+        assert result.returncode == 0, result.stderr
+        assert dest.read_text() == "found\n"
+        assert "SRV record set to _redis._tcp.example.test." in result.stderr
+
+
+def test_the_command_line_names_a_missing_srv_record(
+    dns_server: DNSDouble, make_confdir, run_confd, tmp_path
+) -> None:
+    confdir = make_confdir(templates={"x.tmpl": "x\n"}, resources={
+        "x.toml": f'[template]\nsrc = "x.tmpl"\ndest = "{tmp_path}/x"\nkeys = ["/a"]\n'})
+    host, port = dns_server.nameservers[0]
+    result = run_confd("-onetime", "-backend", "etcdv3", "-srv-domain", "nowhere.test",
+                       f"--srv-nameserver={host}:{port}", "-confdir", str(confdir))
+    assert result.returncode == 1
+    assert "_etcdv3._tcp.nowhere.test." in result.stderr
+    assert "Traceback" not in result.stderr

@@ -93,6 +93,9 @@ OPTIONS: tuple[Option, ...] = (
            "_<backend>._tcp.<domain>"),
     Option("srv_record", _S, "", "discover backend nodes from this SRV record (e.g. "
            "_etcd-client._tcp.example.com)"),
+    Option("srv_nameservers", _L, [], "DNS servers (HOST or HOST:PORT) asked for SRV records "
+           "[default: the system's, from /etc/resolv.conf]", flag="--srv-nameserver",
+           toml=("srv_nameserver",), metavar="HOST[:PORT]"),
     Option("client_cert", _S, "", "the client certificate file", backend=True),
     Option("client_key", _S, "", "the client key file", backend=True),
     Option("client_ca_keys", _S, "", "the client CA certificate file", backend=True,

@@ -38,11 +38,28 @@ log = get_logger("assembly")
 
 
 def discovered_nodes(settings: Settings, environ: Mapping[str, str]) -> list[str] | None:
-    """Nodes the settings do not list but Go confd would find: `ETCDCTL_PEERS` for backend
-    `etcd` when no node is set (None: use the configured ones)."""
+    """Nodes Go confd would find beyond the configured ones (None: use the configured ones).
+
+    DNS SRV records (`--srv-domain`/`--srv-record`; not for the env backend, as Go confd)
+    replace any `--node`; `ETCDCTL_PEERS` gives backend `etcd` nodes when none is set.
+    """
+    if (settings.srv_domain or settings.srv_record) and settings.backend != "env":
+        from confd.backends.srv import discover_nodes
+
+        servers = [_host_port(s) for s in settings.srv_nameservers] or None
+        return discover_nodes(settings.backend, settings.srv_domain, settings.srv_record,
+                              settings.scheme, nameservers=servers)
     if settings.backend == "etcd" and not settings.nodes and environ.get("ETCDCTL_PEERS"):
         return [n.strip() for n in environ["ETCDCTL_PEERS"].split(",") if n.strip()]
     return None
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """`HOST`, `HOST:PORT` or `[v6]:PORT` of a DNS server (port 53 by default)."""
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and (not host.count(":") or host.startswith("[")):
+        return host.strip("[]"), int(port)
+    return text.strip("[]"), 53
 
 
 class Runtime:
