@@ -19,6 +19,7 @@ BUILTINS: dict[str, str] = {
     "etcd": "builtin.etcd:EtcdDatabase",
     "consul": "builtin.consul:ConsulDatabase",
     "redis": "builtin.redis:RedisDatabase",
+    "zookeeper": "builtin.zookeeper:ZooKeeperDatabase",
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from integration.consul_double import ConsulDouble
 from integration.harness import KEYS, Confd
-from integration.servers import EtcdServer, RedisServer
+from integration.servers import EtcdServer, RedisServer, ZooKeeperServer
 from integration.stores import (
     STORES,
     WATCHABLE,
@@ -25,6 +25,7 @@ from integration.stores import (
     FileStore,
     RedisStore,
     Store,
+    ZooKeeperStore,
 )
 
 MODES = {"in-process": []}  # isolated: see test_isolated.py (one run per backend, not per case)
@@ -39,6 +40,12 @@ def etcd_server() -> Iterator[EtcdServer]:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def zookeeper_server() -> Iterator[ZooKeeperServer]:
+    with ZooKeeperServer() as server:
         yield server
 
 
@@ -64,6 +71,8 @@ def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Sto
         return ConsulStore(request.getfixturevalue("consul_double"))
     if name == "redis":
         return RedisStore(request.getfixturevalue("redis_server"))
+    if name == "zookeeper":
+        return ZooKeeperStore(request.getfixturevalue("zookeeper_server"))
     raise AssertionError(f"no store adapter for backend {name!r}")
 
 

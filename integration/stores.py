@@ -7,20 +7,24 @@ the suite is adding an adapter here and its name to `STORES`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import redis
 import yaml
+from kazoo.client import KazooClient
 from pyetcd import etcdrpc
 
 from integration.consul_double import ConsulDouble
-from integration.servers import EtcdServer, RedisServer
+from integration.servers import EtcdServer, RedisServer, ZooKeeperServer
 
 __all__ = [
+    "NATIVE_WATCH",
     "SERVERS",
     "STORES",
     "WATCHABLE",
@@ -30,11 +34,13 @@ __all__ = [
     "FileStore",
     "RedisStore",
     "Store",
+    "ZooKeeperStore",
 ]
 
-STORES = ["env", "file", "etcd", "consul", "redis"]
-WATCHABLE = ["file", "etcd", "consul", "redis"]  # env: values are fixed when confd starts
-SERVERS = ["etcd", "consul", "redis"]  # stores behind a server that can go down
+STORES = ["env", "file", "etcd", "consul", "redis", "zookeeper"]
+WATCHABLE = ["file", "etcd", "consul", "redis", "zookeeper"]  # env: fixed when confd starts
+SERVERS = ["etcd", "consul", "redis", "zookeeper"]  # stores behind a server that can go down
+NATIVE_WATCH = ["etcd", "consul", "redis", "zookeeper"]  # servers with a watch of their own
 
 
 class Store(ABC):
@@ -213,3 +219,46 @@ class RedisStore(Store):
 
     def args(self) -> list[str]:
         return ["--backend", "redis", "--node", f"127.0.0.1:{self.server.port}"]
+
+
+class ZooKeeperStore(Store):
+    """A real ZooKeeper server; each key is a znode (parents created empty, as `makepath`)."""
+
+    name = "zookeeper"
+
+    def __init__(self, server: ZooKeeperServer) -> None:
+        self.server = server
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[KazooClient]:
+        """A client for one change: the server may have been restarted since the last one."""
+        client = KazooClient(hosts=self.server.address, timeout=10)
+        client.start(timeout=10)
+        try:
+            yield client
+        finally:
+            client.stop()
+            client.close()
+
+    def load(self, data: dict[str, str]) -> None:
+        with self.client() as client:
+            for child in client.get_children("/"):
+                if child != "zookeeper":
+                    client.delete(f"/{child}", recursive=True)
+            for key, value in data.items():
+                client.create(key, value.encode(), makepath=True)
+
+    def set(self, key: str, value: str) -> None:
+        with self.client() as client:
+            if client.exists(key):
+                client.set(key, value.encode())
+            else:
+                client.create(key, value.encode(), makepath=True)
+
+    def delete(self, key: str) -> None:
+        with self.client() as client:
+            if client.exists(key):
+                client.delete(key, recursive=True)
+
+    def args(self) -> list[str]:
+        return ["--backend", "zookeeper", "--node", self.server.address]

@@ -29,8 +29,16 @@ import pytest
 
 from integration.consul_double import ConsulDouble
 from integration.harness import EXPECT, KEYS, Confd, read, wait_for
-from integration.servers import EtcdServer, RedisServer, free_port, terminate
-from integration.stores import SERVERS, ConsulStore, EtcdStore, RedisStore, Store
+from integration.servers import EtcdServer, RedisServer, ZooKeeperServer, free_port, terminate
+from integration.stores import (
+    NATIVE_WATCH,
+    SERVERS,
+    ConsulStore,
+    EtcdStore,
+    RedisStore,
+    Store,
+    ZooKeeperStore,
+)
 from tests.plugins import install
 
 
@@ -51,6 +59,9 @@ def fresh(request: pytest.FixtureRequest) -> Iterator[tuple[Server, Store]]:
     elif request.param == "redis":
         server = red = RedisServer()
         store = RedisStore(red)
+    elif request.param == "zookeeper":
+        server = zk = ZooKeeperServer()
+        store = ZooKeeperStore(zk)
     else:
         server = double = ConsulDouble()
         double.port = free_port()
@@ -115,6 +126,7 @@ def test_watch_reconnects_after_a_server_restart(
     assert process.poll() is None, confd.log()
 
 
+@pytest.mark.parametrize("fresh", NATIVE_WATCH, indirect=True)  # a polled backend never watches
 def test_watch_raises_database_error_when_the_server_goes_away(
     fresh: tuple[Server, Store],
 ) -> None:
