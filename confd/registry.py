@@ -20,6 +20,7 @@ BUILTINS: dict[str, str] = {
     "consul": "builtin.consul:ConsulDatabase",
     "redis": "builtin.redis:RedisDatabase",
     "zookeeper": "builtin.zookeeper:ZooKeeperDatabase",
+    "vault": "builtin.vault:VaultDatabase",
 }
 
 

@@ -25,8 +25,10 @@ from integration.stores import (
     FileStore,
     RedisStore,
     Store,
+    VaultStore,
     ZooKeeperStore,
 )
+from integration.vault_double import VaultDouble
 
 MODES = {"in-process": []}  # isolated: see test_isolated.py (one run per backend, not per case)
 
@@ -59,6 +61,12 @@ def consul_double() -> Iterator[ConsulDouble]:
         double.stop()
 
 
+@pytest.fixture(scope="session")
+def vault_double() -> Iterator[VaultDouble]:
+    with VaultDouble() as double:
+        yield double
+
+
 def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     """The adapter for backend `name`, starting its session server on first use."""
     if name == "env":
@@ -73,6 +81,8 @@ def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Sto
         return RedisStore(request.getfixturevalue("redis_server"))
     if name == "zookeeper":
         return ZooKeeperStore(request.getfixturevalue("zookeeper_server"))
+    if name == "vault":
+        return VaultStore(request.getfixturevalue("vault_double"))
     raise AssertionError(f"no store adapter for backend {name!r}")
 
 

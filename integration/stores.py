@@ -22,6 +22,7 @@ from pyetcd import etcdrpc
 
 from integration.consul_double import ConsulDouble
 from integration.servers import EtcdServer, RedisServer, ZooKeeperServer
+from integration.vault_double import VaultDouble
 
 __all__ = [
     "NATIVE_WATCH",
@@ -34,12 +35,14 @@ __all__ = [
     "FileStore",
     "RedisStore",
     "Store",
+    "VaultStore",
     "ZooKeeperStore",
 ]
 
-STORES = ["env", "file", "etcd", "consul", "redis", "zookeeper"]
-WATCHABLE = ["file", "etcd", "consul", "redis", "zookeeper"]  # env: fixed when confd starts
-SERVERS = ["etcd", "consul", "redis", "zookeeper"]  # stores behind a server that can go down
+STORES = ["env", "file", "etcd", "consul", "redis", "zookeeper", "vault"]
+# env: values are fixed when confd starts; vault is polled (--interval 1), not watched
+WATCHABLE = ["file", "etcd", "consul", "redis", "zookeeper", "vault"]
+SERVERS = ["etcd", "consul", "redis", "zookeeper", "vault"]  # behind a server that can go down
 NATIVE_WATCH = ["etcd", "consul", "redis", "zookeeper"]  # servers with a watch of their own
 
 
@@ -262,3 +265,40 @@ class ZooKeeperStore(Store):
 
     def args(self) -> list[str]:
         return ["--backend", "zookeeper", "--node", self.server.address]
+
+
+class VaultStore(Store):
+    """The Vault double, laid out as Go confd's Vault integration test does: a KV v1 engine
+    mounted at each key's first segment, each key a secret holding `{"value": ...}` (so Go
+    confd's rule gives the key that value). confd logs in with the token from VAULT_TOKEN and,
+    Vault having no watch, polls every second under --watch."""
+
+    name = "vault"
+
+    def __init__(self, double: VaultDouble) -> None:
+        self.double = double
+
+    def _mount(self, key: str) -> None:
+        mount = key.strip("/").split("/")[0] + "/"
+        if mount not in self.double.mounts:
+            self.double.enable_kv(mount)
+
+    def load(self, data: dict[str, str]) -> None:
+        self.double.clear()
+        for key, value in data.items():
+            self.set(key, value)
+
+    def set(self, key: str, value: str) -> None:
+        self._mount(key)
+        self.double.put(key, {"value": value})
+
+    def delete(self, key: str) -> None:
+        self._mount(key)
+        self.double.delete(key)
+
+    def args(self) -> list[str]:
+        return ["--backend", "vault", "--node", self.double.address,
+                "--backend-opt", "auth_type=token", "--interval", "1"]  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        return {"VAULT_TOKEN": self.double.root_token}

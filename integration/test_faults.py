@@ -37,8 +37,10 @@ from integration.stores import (
     EtcdStore,
     RedisStore,
     Store,
+    VaultStore,
     ZooKeeperStore,
 )
+from integration.vault_double import VaultDouble
 from tests.plugins import install
 
 
@@ -62,6 +64,10 @@ def fresh(request: pytest.FixtureRequest) -> Iterator[tuple[Server, Store]]:
     elif request.param == "zookeeper":
         server = zk = ZooKeeperServer()
         store = ZooKeeperStore(zk)
+    elif request.param == "vault":
+        server = vault = VaultDouble()
+        vault.port = free_port()
+        store = VaultStore(vault)
     else:
         server = double = ConsulDouble()
         double.port = free_port()
