@@ -2,7 +2,9 @@
 
 Every adapter offers `load(data)` (replace the whole store), `set(key, value)`, `delete(key)`,
 `args()` (the confd flags selecting it) and `env()` (variables confd needs). Adding a backend to
-the suite is adding an adapter here and its name to `STORES`.
+the suite is adding an adapter here and its name to `STORES`, and to `WATCHABLE` (its values can
+change under a running confd), `SERVERS` (behind a server the fault tests stop and restart) and
+`NATIVE_WATCH` (it has a `watch_prefix` of its own, not polling) as they apply.
 """
 
 from __future__ import annotations

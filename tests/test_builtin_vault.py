@@ -508,3 +508,38 @@ def test_nodes_are_tried_in_order(vault) -> None:
     db = open_db(vault, auth_token=ROOT, nodes=f"{down},{vault.address}")
     assert db.get_values(["/secret/x"]) == {"/secret/x": "1"}
     db.close()
+
+
+# --- packaging and logs ------------------------------------------------------------------------
+
+
+def test_missing_hvac_names_the_install_command(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "hvac", None)  # `import hvac` now raises ImportError
+    with pytest.raises(DatabaseError) as caught:
+        VaultDatabase().configure({"auth_token": "t"})
+    assert str(caught.value) == (
+        "backend 'vault' needs the hvac package: pip install 'confd-py[vault]'"
+    )
+
+
+def test_no_secret_reaches_the_logs(vault, caplog) -> None:
+    secrets = {"pa55-s3cr3t", "wrong-s3cr3t"}
+    vault.add_login("userpass", {"bob": "pa55-s3cr3t"}, ttl=1)
+    vault.put("/secret/x", {"value": "1", "n": 2})
+    with caplog.at_level(logging.DEBUG):
+        db = open_db(vault, auth_type="userpass", username="bob", password="pa55-s3cr3t")
+        db.get_values(["/secret"])
+        time.sleep(1.2)  # a renewal, which near the maximum TTL logs in again
+        db.get_values(["/secret"])
+        secrets.add(db._token)  # type: ignore[arg-type]
+        db.close()
+        bad = open_db(vault, auth_type="userpass", username="bob", password="wrong-s3cr3t")
+        with pytest.raises(DatabaseError):
+            bad.get_values(["/secret"])
+        bad.close()
+    assert vault.count("POST", "auth/token/renew-self") >= 1
+    assert "builtin.vault" in {r.name for r in caplog.records}
+    leaked = [s for s in secrets if s in caplog.text]
+    assert leaked == [], caplog.text

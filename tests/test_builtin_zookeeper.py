@@ -12,7 +12,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from builtin.zookeeper import ZooKeeperDatabase
-from integration.servers import ZooKeeperServer, free_port
+from integration.servers import ZooKeeperServer, free_port, wait_serving
 from plugin_sdk.database import DatabaseError
 
 
@@ -316,3 +316,35 @@ def test_close_ends_a_running_watch(zk, database) -> None:
     database.close()
     follower.thread.join(2)
     assert not follower.thread.is_alive()
+
+
+def test_watch_across_an_ensemble_survives_the_leader_going_down() -> None:
+    # Without a leader the followers drop their clients until a new one is elected: every
+    # client reconnects, to whichever member serves first.
+    members = ZooKeeperServer.ensemble(3)
+    try:
+        for member in members:
+            member.start(wait=False)
+        wait_serving(members)
+        nodes = ",".join(m.address for m in members)
+        writer = KazooClient(hosts=nodes)
+        writer.start(10)
+        put(writer, "/e/k", "0")
+        db = ZooKeeperDatabase()
+        db.configure({"nodes": nodes})
+        follower = Follower(db, ["/e"], db.get_values(["/e"]))
+        try:
+            leader = next(m for m in members if "Mode: leader" in m.four_letter("srvr"))
+            leader.stop()
+            writer.retry(put, writer, "/e/k", "after the election")
+            follower.until({"/e/k": "after the election"}, timeout=20)
+            put(writer, "/e/new", "x")
+            follower.until({"/e/k": "after the election", "/e/new": "x"})
+        finally:
+            follower.close()
+            db.close()
+            writer.stop()
+            writer.close()
+    finally:
+        for member in members:
+            member.cleanup()
