@@ -15,7 +15,7 @@ import pytest
 
 from integration.consul_double import ConsulDouble
 from integration.harness import KEYS, Confd
-from integration.servers import EtcdServer, RedisServer
+from integration.servers import EtcdServer, RedisServer, ZooKeeperServer
 from integration.stores import (
     STORES,
     WATCHABLE,
@@ -25,7 +25,10 @@ from integration.stores import (
     FileStore,
     RedisStore,
     Store,
+    VaultStore,
+    ZooKeeperStore,
 )
+from integration.vault_double import VaultDouble
 
 MODES = {"in-process": []}  # isolated: see test_isolated.py (one run per backend, not per case)
 
@@ -43,6 +46,12 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
+def zookeeper_server() -> Iterator[ZooKeeperServer]:
+    with ZooKeeperServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def consul_double() -> Iterator[ConsulDouble]:
     double = ConsulDouble()
     double.start()
@@ -50,6 +59,12 @@ def consul_double() -> Iterator[ConsulDouble]:
         yield double
     finally:
         double.stop()
+
+
+@pytest.fixture(scope="session")
+def vault_double() -> Iterator[VaultDouble]:
+    with VaultDouble() as double:
+        yield double
 
 
 def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
@@ -64,6 +79,10 @@ def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Sto
         return ConsulStore(request.getfixturevalue("consul_double"))
     if name == "redis":
         return RedisStore(request.getfixturevalue("redis_server"))
+    if name == "zookeeper":
+        return ZooKeeperStore(request.getfixturevalue("zookeeper_server"))
+    if name == "vault":
+        return VaultStore(request.getfixturevalue("vault_double"))
     raise AssertionError(f"no store adapter for backend {name!r}")
 
 

@@ -1,8 +1,10 @@
-"""Real etcd and Redis servers for the tests: free 127.0.0.1 ports, temporary data, always stopped.
+"""Real etcd, Redis (with Sentinel) and ZooKeeper servers for the tests: free 127.0.0.1 ports,
+temporary data, always stopped.
 
 On a fresh machine running as root, missing servers are installed from Debian's apt
-(`etcd-server`, `redis-server`, `redis-sentinel`); otherwise a missing or failing server is an
-error that says what to install or what the server printed. Nothing here ever skips a test.
+(`etcd-server`, `redis-server`, `redis-sentinel`, `zookeeper`); otherwise a missing or failing
+server is an error that says what to install or what the server printed. Nothing here ever
+skips a test.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -23,9 +26,12 @@ __all__ = [
     "RedisSentinelCluster",
     "RedisServer",
     "ServerError",
+    "ZooKeeperServer",
     "free_port",
     "require_binary",
+    "require_file",
     "terminate",
+    "wait_serving",
 ]
 
 
@@ -40,13 +46,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def require_binary(name: str, package: str, fallback: str | None = None) -> str:
-    """Path of executable `name`; apt-get installs `package` when missing and running as root."""
-    found = shutil.which(name) or (fallback if fallback and os.path.exists(fallback) else None)
-    if found:
-        return found
+def _apt_install(package: str, what: str) -> None:
+    """apt-get install `package` (which provides `what`) when running as root, else fail."""
     if os.geteuid() != 0:
-        raise ServerError(f"{name} is not installed: run `apt-get install {package}` (as root)")
+        raise ServerError(f"{what} is not installed: run `apt-get install {package}` (as root)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (
         ["apt-get", "update", "-q"],
@@ -55,10 +58,31 @@ def require_binary(name: str, package: str, fallback: str | None = None) -> str:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise ServerError(f"`{' '.join(cmd)}` failed:\n{done.stderr[-2000:]}")
-    found = shutil.which(name) or (fallback if fallback and os.path.exists(fallback) else None)
+
+
+def require_binary(name: str, package: str, fallback: str | None = None) -> str:
+    """Path of executable `name`; apt-get installs `package` when missing and running as root."""
+
+    def find() -> str | None:
+        return shutil.which(name) or (fallback if fallback and os.path.exists(fallback) else None)
+
+    found = find()
+    if found:
+        return found
+    _apt_install(package, name)
+    found = find()
     if not found:
         raise ServerError(f"installed {package} but {name} is still not on PATH")
     return found
+
+
+def require_file(path: str, package: str) -> str:
+    """`path`, which Debian's `package` installs; apt-get installs it when missing (as root)."""
+    if not os.path.exists(path):
+        _apt_install(package, path)
+        if not os.path.exists(path):
+            raise ServerError(f"installed {package} but {path} is still missing")
+    return path
 
 
 def terminate(process: subprocess.Popen, timeout: float = 10.0) -> None:
@@ -368,3 +392,128 @@ class RedisSentinelCluster:
     def __exit__(self, *exc_info: object) -> None:
         for server in (*self.sentinels, self.replica, self.master):
             server.cleanup()
+ZOOKEEPER_JAR = "/usr/share/java/zookeeper.jar"  # Debian's libzookeeper-java (via `zookeeper`)
+_SLF4J_SIMPLE = "/usr/share/java/slf4j-simple.jar"  # so the server's log says why it failed
+
+
+class ZooKeeperServer(_Server):
+    """A ZooKeeper 3.x from Debian's jars (`QuorumPeerMain` with a generated zoo.cfg).
+
+    Alone by default (a standalone server). For an ensemble, build the members with
+    `ZooKeeperServer.ensemble(3)`: each gets its `server_id`, peer and election ports and the
+    shared `server.N=` list, then start them all (`start(wait=False)` each, then `serving()`),
+    since a member serves only once a quorum is up. The data directory survives `restart()`
+    (sessions too, when the restart is quicker than their timeout). `tick_ms` bounds the session
+    timeouts the server grants: 2 to 20 ticks.
+    """
+
+    name = "zookeeper"
+
+    def __init__(self, server_id: int = 1, tick_ms: int = 200) -> None:
+        super().__init__()
+        self.java = require_binary("java", "zookeeper")
+        self.jar = require_file(ZOOKEEPER_JAR, "zookeeper")
+        self.server_id = server_id
+        self.tick_ms = tick_ms
+        self.peer_port = free_port()
+        self.election_port = free_port()
+        self.members: list[str] = []  # `server.N=...` lines; empty: standalone
+
+    @classmethod
+    def ensemble(cls, size: int = 3, tick_ms: int = 200) -> list[ZooKeeperServer]:
+        """`size` members (ids 1..size) that know each other, none started."""
+        servers = [cls(server_id=n, tick_ms=tick_ms) for n in range(1, size + 1)]
+        lines = [s.member_line for s in servers]
+        for server in servers:
+            server.members = list(lines)
+        return servers
+
+    @property
+    def member_line(self) -> str:
+        """This server's entry in an ensemble's server list."""
+        return (
+            f"server.{self.server_id}=127.0.0.1:{self.peer_port}:{self.election_port}"
+            f";127.0.0.1:{self.port}"
+        )
+
+    @property
+    def address(self) -> str:
+        """`host:port` as clients (and confd's `--node`) name it."""
+        return f"127.0.0.1:{self.port}"
+
+    def config(self) -> str:
+        lines = [
+            f"tickTime={self.tick_ms}",
+            "initLimit=20",
+            "syncLimit=10",
+            f"dataDir={self.dir / 'data'}",
+            f"clientPort={self.port}",
+            "clientPortAddress=127.0.0.1",
+            "admin.enableServer=false",  # its Jetty would take port 8080
+            "4lw.commands.whitelist=srvr,ruok,stat,cons",
+            "maxClientCnxns=0",
+            "autopurge.purgeInterval=0",
+        ]
+        if self.members:
+            lines += ["standaloneEnabled=false", *self.members]
+        return "\n".join(lines) + "\n"
+
+    def command(self) -> list[str]:
+        data = self.dir / "data"
+        data.mkdir(exist_ok=True)
+        (data / "myid").write_text(f"{self.server_id}\n")
+        cfg = self.dir / "zoo.cfg"
+        cfg.write_text(self.config())
+        classpath = self.jar + (f":{_SLF4J_SIMPLE}" if os.path.exists(_SLF4J_SIMPLE) else "")
+        return [
+            self.java,
+            "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-Dzookeeper.jmx.log4j.disable=true",
+            "-cp", classpath,
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(cfg),
+        ]  # fmt: skip
+
+    def four_letter(self, command: str, timeout: float = 1.0) -> str:
+        """The answer to a four-letter command (`ruok`, `srvr`), or "" when there is none."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as sock:
+                sock.sendall(command.encode())
+                chunks = []
+                while chunk := sock.recv(4096):
+                    chunks.append(chunk)
+            return b"".join(chunks).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def serving(self) -> bool:
+        """True when the server answers client requests (standalone, leader or follower)."""
+        return "Mode: " in self.four_letter("srvr")
+
+    def ready(self) -> bool:
+        if self.members:
+            return self.four_letter("ruok") == "imok"  # up; serving needs the quorum
+        return self.serving()
+
+    def start(self, timeout: float = 30.0, wait: bool = True) -> None:
+        """Start the server; with `wait` (default) return once it serves."""
+        if wait:
+            super().start(timeout)
+            return
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir
+            )
+
+
+def wait_serving(servers: Sequence[ZooKeeperServer], timeout: float = 60.0) -> None:
+    """Wait until every ensemble member serves; fail with their log tails."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(s.serving() for s in servers):
+            return
+        time.sleep(0.1)
+    tails = "\n".join(
+        f"--- {s.member_line}\n{s.log_path.read_text(errors='replace')[-1500:]}" for s in servers
+    )
+    raise ServerError(f"ZooKeeper ensemble did not form within {timeout}s:\n{tails}")

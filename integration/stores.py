@@ -2,25 +2,32 @@
 
 Every adapter offers `load(data)` (replace the whole store), `set(key, value)`, `delete(key)`,
 `args()` (the confd flags selecting it) and `env()` (variables confd needs). Adding a backend to
-the suite is adding an adapter here and its name to `STORES`.
+the suite is adding an adapter here and its name to `STORES`, and to `WATCHABLE` (its values can
+change under a running confd), `SERVERS` (behind a server the fault tests stop and restart) and
+`NATIVE_WATCH` (it has a `watch_prefix` of its own, not polling) as they apply.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 import redis
 import yaml
+from kazoo.client import KazooClient
 from pyetcd import etcdrpc
 
 from integration.consul_double import ConsulDouble
-from integration.servers import EtcdServer, RedisServer
+from integration.servers import EtcdServer, RedisServer, ZooKeeperServer
+from integration.vault_double import VaultDouble
 
 __all__ = [
+    "NATIVE_WATCH",
     "SERVERS",
     "STORES",
     "WATCHABLE",
@@ -30,11 +37,15 @@ __all__ = [
     "FileStore",
     "RedisStore",
     "Store",
+    "VaultStore",
+    "ZooKeeperStore",
 ]
 
-STORES = ["env", "file", "etcd", "consul", "redis"]
-WATCHABLE = ["file", "etcd", "consul", "redis"]  # env: values are fixed when confd starts
-SERVERS = ["etcd", "consul", "redis"]  # stores behind a server that can go down
+STORES = ["env", "file", "etcd", "consul", "redis", "zookeeper", "vault"]
+# env: values are fixed when confd starts; vault is polled (--interval 1), not watched
+WATCHABLE = ["file", "etcd", "consul", "redis", "zookeeper", "vault"]
+SERVERS = ["etcd", "consul", "redis", "zookeeper", "vault"]  # behind a server that can go down
+NATIVE_WATCH = ["etcd", "consul", "redis", "zookeeper"]  # servers with a watch of their own
 
 
 class Store(ABC):
@@ -213,3 +224,83 @@ class RedisStore(Store):
 
     def args(self) -> list[str]:
         return ["--backend", "redis", "--node", f"127.0.0.1:{self.server.port}"]
+
+
+class ZooKeeperStore(Store):
+    """A real ZooKeeper server; each key is a znode (parents created empty, as `makepath`)."""
+
+    name = "zookeeper"
+
+    def __init__(self, server: ZooKeeperServer) -> None:
+        self.server = server
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[KazooClient]:
+        """A client for one change: the server may have been restarted since the last one."""
+        client = KazooClient(hosts=self.server.address, timeout=10)
+        client.start(timeout=10)
+        try:
+            yield client
+        finally:
+            client.stop()
+            client.close()
+
+    def load(self, data: dict[str, str]) -> None:
+        with self.client() as client:
+            for child in client.get_children("/"):
+                if child != "zookeeper":
+                    client.delete(f"/{child}", recursive=True)
+            for key, value in data.items():
+                client.create(key, value.encode(), makepath=True)
+
+    def set(self, key: str, value: str) -> None:
+        with self.client() as client:
+            if client.exists(key):
+                client.set(key, value.encode())
+            else:
+                client.create(key, value.encode(), makepath=True)
+
+    def delete(self, key: str) -> None:
+        with self.client() as client:
+            if client.exists(key):
+                client.delete(key, recursive=True)
+
+    def args(self) -> list[str]:
+        return ["--backend", "zookeeper", "--node", self.server.address]
+
+
+class VaultStore(Store):
+    """The Vault double, laid out as Go confd's Vault integration test does: a KV v1 engine
+    mounted at each key's first segment, each key a secret holding `{"value": ...}` (so Go
+    confd's rule gives the key that value). confd logs in with the token from VAULT_TOKEN and,
+    Vault having no watch, polls every second under --watch."""
+
+    name = "vault"
+
+    def __init__(self, double: VaultDouble) -> None:
+        self.double = double
+
+    def _mount(self, key: str) -> None:
+        mount = key.strip("/").split("/")[0] + "/"
+        if mount not in self.double.mounts:
+            self.double.enable_kv(mount)
+
+    def load(self, data: dict[str, str]) -> None:
+        self.double.clear()
+        for key, value in data.items():
+            self.set(key, value)
+
+    def set(self, key: str, value: str) -> None:
+        self._mount(key)
+        self.double.put(key, {"value": value})
+
+    def delete(self, key: str) -> None:
+        self._mount(key)
+        self.double.delete(key)
+
+    def args(self) -> list[str]:
+        return ["--backend", "vault", "--node", self.double.address,
+                "--backend-opt", "auth_type=token", "--interval", "1"]  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        return {"VAULT_TOKEN": self.double.root_token}

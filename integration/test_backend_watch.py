@@ -9,11 +9,11 @@ from collections.abc import Collection, Iterator
 import pytest
 
 from integration.harness import KEYS
-from integration.stores import SERVERS, Store
+from integration.stores import NATIVE_WATCH, SERVERS, Store
 from plugin_sdk.database import Database, DatabaseError
 
 
-@pytest.fixture(params=SERVERS)
+@pytest.fixture(params=NATIVE_WATCH)
 def served(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[Database, Store]]:
     """A configured backend and the store it reads, holding the case keys."""
     from confd.backends.registry import default_registry
@@ -114,7 +114,7 @@ def test_unknown_setting_is_a_clear_error() -> None:
 def test_database_error_is_what_a_down_server_raises() -> None:
     from confd.backends.registry import default_registry
 
-    for name in SERVERS:
+    for name in NATIVE_WATCH:
         database = default_registry().create(name, {"nodes": "127.0.0.1:1"})
         with pytest.raises(DatabaseError, match="127.0.0.1:1"):
             database.get_values(["/x"])

@@ -27,8 +27,18 @@ import pytest
 
 from integration.consul_double import ConsulDouble
 from integration.harness import EXPECT, KEYS, Confd, Daemon, confdir_with, read, wait_for
-from integration.servers import EtcdServer, RedisServer, free_port
-from integration.stores import SERVERS, ConsulStore, EtcdStore, RedisStore, Store
+from integration.servers import EtcdServer, RedisServer, ZooKeeperServer, free_port
+from integration.stores import (
+    NATIVE_WATCH,
+    SERVERS,
+    ConsulStore,
+    EtcdStore,
+    RedisStore,
+    Store,
+    VaultStore,
+    ZooKeeperStore,
+)
+from integration.vault_double import VaultDouble
 from testsupport.plugins import install
 
 
@@ -49,6 +59,13 @@ def fresh(request: pytest.FixtureRequest) -> Iterator[tuple[Server, Store]]:
     elif request.param == "redis":
         server = red = RedisServer()
         store = RedisStore(red)
+    elif request.param == "zookeeper":
+        server = zk = ZooKeeperServer()
+        store = ZooKeeperStore(zk)
+    elif request.param == "vault":
+        server = vault = VaultDouble()
+        vault.port = free_port()
+        store = VaultStore(vault)
     else:
         server = double = ConsulDouble()
         double.port = free_port()
@@ -113,6 +130,7 @@ def test_watch_reconnects_after_a_server_restart(
     assert process.poll() is None, confd.log()
 
 
+@pytest.mark.parametrize("fresh", NATIVE_WATCH, indirect=True)  # a polled backend never watches
 def test_watch_raises_database_error_when_the_server_goes_away(
     fresh: tuple[Server, Store],
 ) -> None:

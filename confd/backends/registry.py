@@ -19,6 +19,8 @@ BUILTINS: dict[str, str] = {
     "etcd": "builtin.etcd:EtcdDatabase",
     "consul": "builtin.consul:ConsulDatabase",
     "redis": "builtin.redis:RedisDatabase",
+    "zookeeper": "builtin.zookeeper:ZooKeeperDatabase",
+    "vault": "builtin.vault:VaultDatabase",
 }
 # Go confd's other names for a built-in.
 ALIASES: dict[str, str] = {"etcdv3": "etcd"}
