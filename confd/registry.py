@@ -19,6 +19,11 @@ BUILTINS: dict[str, str] = {
     "etcd": "builtin.etcd:EtcdDatabase",
     "consul": "builtin.consul:ConsulDatabase",
     "redis": "builtin.redis:RedisDatabase",
+    "dynamodb": "builtin.dynamodb:DynamoDBDatabase",
+    "ssm": "builtin.ssm:SSMDatabase",
+    "secretsmanager": "builtin.secretsmanager:SecretsManagerDatabase",
+    "acm": "builtin.acm:AcmDatabase",
+    "imds": "builtin.imds:ImdsDatabase",
 }
 
 
