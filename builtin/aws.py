@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ _BAD_CREDENTIALS = {
 }  # fmt: skip
 _ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer")
+_CODE_IN_BODY = re.compile(r"<Code>\s*(\w+)\s*</Code>|\"__type\"\s*:\s*\"(?:[^\"#]*#)?(\w+)\"")
+_MESSAGE_IN_BODY = re.compile(r"<Message>([^<]*)</Message>")
 
 
 @dataclass(frozen=True)
@@ -227,11 +230,31 @@ class AwsClient:
         return f"region {self.region or '?'}, endpoint {_shown(self.endpoint)}"
 
     def error_code(self, exc: BaseException) -> str | None:
-        """The AWS error code of a botocore ClientError, else None."""
+        """The AWS error code of a botocore ClientError, else None.
+
+        When the answer's body was not in the protocol botocore expected (an XML error to a
+        JSON API, as moto and some proxies send), botocore's code is the HTTP status; the AWS
+        code is then taken from the body (`<Code>X</Code>` or `"__type": "...#X"`) if it has one.
+        """
         response = getattr(exc, "response", None)
-        if isinstance(response, dict):
-            return str(response.get("Error", {}).get("Code") or "") or None
-        return None
+        if not isinstance(response, dict):
+            return None
+        error = response.get("Error", {})
+        code = str(error.get("Code") or "")
+        if code.isdigit():
+            found = _CODE_IN_BODY.search(str(error.get("Message") or ""))
+            if found:
+                return found.group(1) or found.group(2)
+        return code or None
+
+    def _message(self, exc: Any) -> str:
+        """AWS's message for a ClientError, from the body when botocore could not parse it."""
+        error = exc.response.get("Error", {})
+        message = str(error.get("Message") or "").strip()
+        if str(error.get("Code") or "").isdigit():
+            found = _MESSAGE_IN_BODY.search(message)
+            return found.group(1).strip() if found else ""
+        return message
 
     def _translate(self, exc: Exception, what: str) -> DatabaseError:
         """One message for a failed request, naming the backend, the request and the cause.
@@ -252,7 +275,7 @@ class AwsClient:
         prefix = f"backend {self.backend!r}: {what} ({self.where()})"
         if isinstance(exc, ClientError):
             code = self.error_code(exc) or "unknown error"
-            message = str(exc.response.get("Error", {}).get("Message") or "").strip()
+            message = self._message(exc)
             if code in _BAD_CREDENTIALS:
                 return DatabaseError(
                     f"{prefix}: AWS did not accept the credentials ({code}); check "
@@ -260,6 +283,13 @@ class AwsClient:
                 )
             if code in _ACCESS_DENIED:
                 return DatabaseError(f"{prefix}: access denied: {message or code}")
+            if code.isdigit():  # no AWS error code in the answer at all
+                status = int(code)
+                if status in (401, 403):
+                    return DatabaseError(
+                        f"{prefix}: refused (credentials or permissions): HTTP {status}"
+                    )
+                return DatabaseError(f"{prefix}: failed: HTTP {status}")
             return DatabaseError(f"{prefix}: {code}: {message}" if message else f"{prefix}: {code}")
         if isinstance(exc, NoCredentialsError | PartialCredentialsError):
             return DatabaseError(

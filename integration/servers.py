@@ -26,6 +26,7 @@ __all__ = [
     "RedisServer",
     "ServerError",
     "free_port",
+    "aws_environment",
     "require_binary",
     "terminate",
 ]
@@ -221,6 +222,20 @@ class RedisServer(_Server):
         ]  # fmt: skip
 
 
+def aws_environment(url: str, access_key: str, secret_key: str, region: str) -> dict[str, str]:
+    """Variables that point the AWS SDKs at `url` with these credentials, isolated from the
+    machine's own AWS configuration (no profile files, no instance metadata)."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_REGION": region,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
 class MotoServer(_Server):
     """moto in server mode (`moto_server`): AWS's APIs, in memory, on a real HTTP endpoint.
 
@@ -258,7 +273,10 @@ class MotoServer(_Server):
             return False
 
     def _post(self, path: str, body: bytes = b"") -> None:
-        request = urllib.request.Request(f"{self.url}{path}", data=body, method="POST")
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=body, method="POST",
+            headers={"Content-Type": "application/json"},  # moto reads the raw body
+        )  # fmt: skip
         with urllib.request.urlopen(request, timeout=10) as reply:
             reply.read()
 
@@ -273,17 +291,10 @@ class MotoServer(_Server):
     def env(
         self, access_key: str | None = None, secret_key: str | None = None
     ) -> dict[str, str]:
-        """Variables that point the AWS SDKs at this server, isolated from the machine's own
-        AWS configuration (no profile files, no instance metadata)."""
-        return {
-            "AWS_ENDPOINT_URL": self.url,
-            "AWS_ACCESS_KEY_ID": access_key or self.access_key,
-            "AWS_SECRET_ACCESS_KEY": secret_key or self.secret_key,
-            "AWS_REGION": self.region,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }
+        """Variables that point a process's AWS SDK at this server (see `aws_environment`)."""
+        return aws_environment(
+            self.url, access_key or self.access_key, secret_key or self.secret_key, self.region
+        )
 
     def client(self, service: str, **overrides: str) -> Any:
         """A boto3 client of `service` talking to this server (for filling it in tests)."""

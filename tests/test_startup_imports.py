@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("grpc", "yaml", "pyetcd", "consul", "redis")
+HEAVY = ("grpc", "yaml", "pyetcd", "consul", "redis", "boto3", "botocore", "moto")
 # Light, but each a cost on every start that the env path does not need (see
 # docs/performance.md): they load only for the resource or template that uses them.
 ON_USE = ("base64", "dataclasses", "grp", "pwd")
