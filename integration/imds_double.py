@@ -16,7 +16,8 @@ in IMDSv2-only mode (`HttpTokens = required`):
 Test hooks: `load(tree)`, `set(path, value)`, `delete(path)`, `expire_tokens()` (every issued
 token now gets 401), `max_ttl` (tokens live at most this long, whatever was asked),
 `refuse_tokens` (an HTTP status for every token request, e.g. 403 when IMDS is disabled),
-and `log` (method, path, whether a token was sent) of every request.
+`fail` (path -> HTTP status to answer instead), and `log`: (method, path, whether a token was
+sent, status answered) of every request.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class ImdsDouble:
         self.tokens: dict[str, float] = {}  # token -> monotonic expiry
         self.max_ttl: int | None = None
         self.refuse_tokens: int | None = None
-        self.log: list[tuple[str, str, bool]] = []
+        self.fail: dict[str, int] = {}
+        self.log: list[tuple[str, str, bool, int]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -128,6 +130,9 @@ class ImdsDouble:
 
             def _reply(self, status: int, body: str = "", headers: dict[str, str] | None = None
                        ) -> None:
+                path = urlsplit(self.path).path
+                double.log.append((self.command, path, bool(self.headers.get(TOKEN_HEADER)),
+                                   status))  # fmt: skip
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
@@ -139,7 +144,6 @@ class ImdsDouble:
 
             def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
                 path = urlsplit(self.path).path
-                double.log.append(("PUT", path, False))
                 if path != "/latest/api/token":
                     return self._reply(404)
                 if double.refuse_tokens is not None:
@@ -162,13 +166,14 @@ class ImdsDouble:
             def do_GET(self) -> None:  # noqa: N802
                 path = urlsplit(self.path).path
                 token = self.headers.get(TOKEN_HEADER)
-                double.log.append(("GET", path, bool(token)))
                 with double._lock:
                     expiry = double.tokens.get(token or "")
                 if expiry is None or expiry < time.monotonic():
                     return self._reply(401)
                 if not path.startswith("/latest/"):
                     return self._reply(404)
+                if path in double.fail:
+                    return self._reply(double.fail[path])
                 answer = double._answer(unquote(path[len("/latest/") :]))
                 if answer is None:
                     return self._reply(404)

@@ -166,7 +166,7 @@ def test_dynamodb_without_region_reads_the_instance_region_from_imds(
         monkeypatch.setenv("IMDS_ENDPOINT", double.url)
         database = open_backend("dynamodb", table="confd")
         assert database.get_values(["/app"]) == {"/app/name": "inside"}
-        assert ("GET", "/latest/meta-data/placement/region", True) in double.log
+        assert ("GET", "/latest/meta-data/placement/region", True, 200) in double.log
 
 
 def test_watch_polls_dynamodb_and_renders_once_the_endpoint_answers(tmp_path: Path) -> None:
