@@ -4,6 +4,8 @@ endpoint variables, and the error when boto3 is not installed. (Reads: integrati
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import sys
 
 import pytest
@@ -15,6 +17,7 @@ from builtin.imds import ImdsDatabase, _entries, _split, imds_endpoint, parse_du
 from builtin.secretsmanager import SecretsManagerDatabase, field_text
 from builtin.ssm import SSMDatabase
 from plugin_sdk.database import DatabaseError
+from tests.test_startup_imports import imported_modules
 
 
 @pytest.mark.parametrize(
@@ -180,3 +183,47 @@ def test_botocore_debug_logging_is_held_back(monkeypatch: pytest.MonkeyPatch) ->
     load_boto3("ssm")
     assert logging.getLogger("botocore").getEffectiveLevel() >= logging.WARNING
     assert logging.getLogger("botocore.endpoint").getEffectiveLevel() >= logging.WARNING
+
+
+def test_selecting_an_aws_backend_without_boto3_says_how_to_install_it(
+    run_confd, make_confdir, tmp_path
+) -> None:
+    shadow = tmp_path / "no-boto3"  # on PYTHONPATH, this boto3 fails to import as a missing one
+    (shadow / "boto3").mkdir(parents=True)
+    (shadow / "boto3" / "__init__.py").write_text(
+        'raise ModuleNotFoundError("No module named \'boto3\'", name="boto3")\n'
+    )
+    confdir = make_confdir(
+        templates={"a.tmpl": '{{ getv("/app/x") }}\n'},
+        resources={"a.toml": f'[template]\nsrc = "a.tmpl"\ndest = "{tmp_path}/a"\n'
+                             'keys = ["/app"]\n'},
+    )
+    env = {"PYTHONPATH": str(shadow)}
+    for backend in ("ssm", "secretsmanager"):
+        done = run_confd("--onetime", "--backend", backend, "--confdir", str(confdir), env=env)
+        assert done.returncode == 1
+        message = f"backend {backend!r} needs boto3, which is not installed: run {INSTALL}"
+        assert done.stderr.count(message) == 1, done.stderr
+        assert "Traceback" not in done.stderr
+    listing = run_confd("backends", env=env)  # describing the AWS backends needs no boto3
+    assert listing.returncode == 0, listing.stderr
+    assert "dynamodb:" in listing.stdout and "table" in listing.stdout
+
+
+def test_imds_backend_never_imports_boto3(run_confd, make_confdir, tmp_path) -> None:
+    confdir = make_confdir(
+        templates={"a.tmpl": '{{ getv("/meta-data/ami-id") }}\n'},
+        resources={"a.toml": f'[template]\nsrc = "a.tmpl"\ndest = "{tmp_path}/a"\n'
+                             'keys = ["/meta-data/ami-id"]\n'},
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "confd", "--onetime", "--backend", "imds",
+         "--backend-opt", "endpoint=http://127.0.0.1:9", "--backend-opt", "timeout=1",
+         "--confdir", str(confdir)],
+        capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("CONFD_", "AWS_"))},
+    )  # fmt: skip
+    assert "cannot reach the instance metadata service" in done.stderr  # imds really ran
+    modules = imported_modules(done.stderr)
+    assert "urllib.request" in modules  # the parse saw the backend's own imports
+    assert not [m for m in modules if m.split(".")[0] in ("boto3", "botocore")]
