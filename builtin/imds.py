@@ -21,7 +21,7 @@ the backend and the path, never the token. The service is polled (it has no watc
 The endpoint is the `endpoint` setting, else `IMDS_ENDPOINT` (the fork's, for tests), else
 `AWS_EC2_METADATA_SERVICE_ENDPOINT` (the AWS SDKs'), else `http://169.254.169.254` (or
 `http://[fd00:ec2::254]` with `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`). Requests never go
-through an HTTP proxy.
+through an HTTP proxy. `AWS_EC2_METADATA_DISABLED=true` is an error, as in the AWS SDKs.
 """
 
 from __future__ import annotations
@@ -281,6 +281,11 @@ class ImdsDatabase(Database):
         if opts["timeout"] <= 0:
             raise DatabaseError("backend 'imds': setting 'timeout' must be above 0")
         environ = os.environ if self._environ is None else self._environ
+        if environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
+            raise DatabaseError(
+                "backend 'imds': AWS_EC2_METADATA_DISABLED=true turns the instance metadata "
+                "service off for this process (as the AWS SDKs, and so the fork, read it)"
+            )
         self._client = MetadataClient(
             imds_endpoint(opts["endpoint"], environ),
             timeout=opts["timeout"],

@@ -513,3 +513,38 @@ def test_no_secret_in_a_debug_log(
     assert "DEBUG" in output  # the log really was at debug level
     assert SECRET_VALUE not in output
     assert secret_key not in output
+
+
+# --- where the endpoint comes from ---------------------------------------------------------------
+
+SERVICE_VARIABLE = {"dynamodb": "AWS_ENDPOINT_URL_DYNAMODB", "ssm": "AWS_ENDPOINT_URL_SSM",
+                    "secretsmanager": "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+                    "acm": "AWS_ENDPOINT_URL_ACM"}  # fmt: skip
+LEGACY = {"dynamodb": ("DYNAMODB_LOCAL", "DYNAMODB_ENDPOINT_URL"),
+          "ssm": ("SSM_LOCAL", "SSM_ENDPOINT_URL"),
+          "secretsmanager": ("SECRETSMANAGER_LOCAL", "SECRETSMANAGER_ENDPOINT_URL"),
+          "acm": ("ACM_LOCAL", "ACM_ENDPOINT_URL")}  # fmt: skip
+
+
+@pytest.mark.parametrize("source", ["setting", "legacy", "service-variable"])
+@pytest.mark.parametrize("backend", AWS)
+def test_endpoint_setting_then_go_confds_variables_then_botocores(
+    backend: str, source: str, aws: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AWS_ENDPOINT_URL names a closed port: the read reaches moto only through `source`.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    settings = {"table": "confd"} if backend == "dynamodb" else {}
+    if source == "setting":
+        settings["endpoint"] = aws.url
+        monkeypatch.setenv(SERVICE_VARIABLE[backend], "http://127.0.0.1:9")  # loses
+    elif source == "legacy":
+        switch, url = LEGACY[backend]
+        monkeypatch.setenv(switch, "1")
+        monkeypatch.setenv(url, aws.url)
+        monkeypatch.setenv(SERVICE_VARIABLE[backend], "http://127.0.0.1:9")  # loses
+    else:
+        monkeypatch.setenv(SERVICE_VARIABLE[backend], aws.url)
+    if backend == "dynamodb":
+        create_table(aws)
+    database = open_backend(backend, **settings)
+    assert database.get_values([KEYS[backend]]) == {}  # answered by moto: nothing there

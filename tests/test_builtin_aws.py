@@ -71,6 +71,12 @@ def test_bad_settings_are_refused_naming_the_setting(cls: type, config: dict, me
         cls({}).configure(config)
 
 
+def test_imds_disabled_by_the_sdk_variable_is_an_error_naming_it() -> None:
+    with pytest.raises(DatabaseError, match="backend 'imds': AWS_EC2_METADATA_DISABLED=true"):
+        ImdsDatabase({"AWS_EC2_METADATA_DISABLED": "true"}).configure({})
+    ImdsDatabase({"AWS_EC2_METADATA_DISABLED": "false"}).configure({})
+
+
 def test_acm_export_needs_the_passphrase_variable() -> None:
     with pytest.raises(DatabaseError, match="ACM_PASSPHRASE environment variable"):
         AcmDatabase({}).configure({"acm_export_private_key": "true"})
