@@ -76,8 +76,6 @@ class AcmDatabase(Database):
                     "backend 'acm': ACM_PASSPHRASE must be 4 to 128 bytes long (ACM's limits)"
                 )
             self._passphrase = passphrase.encode()
-        if self.options["timeout"] <= 0:
-            raise DatabaseError("backend 'acm': setting 'timeout' must be above 0")
         self._aws = AwsClient("acm", "acm", self.options, environ)
 
     def _read(self, key: str, values: dict[str, str]) -> None:

@@ -119,10 +119,13 @@ def load_boto3(backend: str) -> ModuleType:
     try:
         import boto3
     except ModuleNotFoundError as exc:
-        if exc.name not in ("boto3", "botocore") and not str(exc.name).startswith("botocore."):
-            raise
-        raise DatabaseError(
-            f"backend {backend!r} needs boto3, which is not installed: run {INSTALL}"
+        if exc.name in ("boto3", "botocore"):
+            raise DatabaseError(
+                f"backend {backend!r} needs boto3, which is not installed: run {INSTALL}"
+            ) from None
+        raise DatabaseError(  # a broken install: one of boto3's own dependencies is missing
+            f"backend {backend!r} needs boto3, whose dependency {exc.name} is missing: "
+            f"run {INSTALL}"
         ) from None
     for name in _QUIET_LOGGERS:
         logger = logging.getLogger(name)
@@ -157,6 +160,8 @@ class AwsClient:
         options: Mapping[str, Any],
         environ: Mapping[str, str] | None = None,
     ) -> None:
+        if options.get("timeout", 5.0) <= 0:
+            raise DatabaseError(f"backend {backend!r}: setting 'timeout' must be above 0")
         self.backend = backend
         self.service = service
         self._boto3 = load_boto3(backend)

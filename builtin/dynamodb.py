@@ -51,8 +51,6 @@ class DynamoDBDatabase(Database):
         super().configure(config)
         if not self.options["table"]:
             raise DatabaseError("backend 'dynamodb': setting 'table' is empty")
-        if self.options["timeout"] <= 0:
-            raise DatabaseError("backend 'dynamodb': setting 'timeout' must be above 0")
         self._aws = AwsClient(
             "dynamodb", "dynamodb", self.options,
             os.environ if self._environ is None else self._environ,

@@ -114,7 +114,6 @@ class MetadataClient:
         self._token: str | None = None
         self._token_expires = 0.0
         self._cache: dict[str, tuple[float, str | None]] = {}
-        self.requests = 0  # HTTP requests made (tokens included), for tests and debugging
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -122,7 +121,6 @@ class MetadataClient:
         request = urllib.request.Request(
             f"{self.endpoint}/latest/{path}", method=method, headers=headers
         )
-        self.requests += 1
         try:
             with self._opener.open(request, timeout=self._timeout) as reply:
                 return reply.status, reply.headers, reply.read()

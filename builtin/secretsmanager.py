@@ -78,8 +78,6 @@ class SecretsManagerDatabase(Database):
             raise DatabaseError(
                 "backend 'secretsmanager': setting 'secretsmanager_version_stage' is empty"
             )
-        if self.options["timeout"] <= 0:
-            raise DatabaseError("backend 'secretsmanager': setting 'timeout' must be above 0")
         self._aws = AwsClient(
             "secretsmanager", "secretsmanager", self.options,
             os.environ if self._environ is None else self._environ,

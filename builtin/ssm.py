@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from builtin.aws import AWS_SETTINGS, AwsClient, outermost
-from plugin_sdk.database import Database, DatabaseError, select_prefix
+from plugin_sdk.database import Database, select_prefix
 
 __all__ = ["SSMDatabase"]
 
@@ -40,8 +40,6 @@ class SSMDatabase(Database):
 
     def configure(self, config: Mapping[str, str]) -> None:
         super().configure(config)
-        if self.options["timeout"] <= 0:
-            raise DatabaseError("backend 'ssm': setting 'timeout' must be above 0")
         self._aws = AwsClient(
             "ssm", "ssm", self.options, os.environ if self._environ is None else self._environ
         )

@@ -183,6 +183,19 @@ def test_missing_boto3_is_an_error_naming_the_install_command(
     assert INSTALL == "pip install 'confd-py[aws]'"
 
 
+def test_a_broken_boto3_install_names_the_missing_dependency(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    (tmp_path / "boto3").mkdir()
+    (tmp_path / "boto3" / "__init__.py").write_text(
+        'raise ModuleNotFoundError("No module named \'jmespath\'", name="jmespath")\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "boto3", raising=False)
+    with pytest.raises(DatabaseError, match="whose dependency jmespath is missing: run pip"):
+        SSMDatabase({}).configure({})
+
+
 def test_botocore_debug_logging_is_held_back(monkeypatch: pytest.MonkeyPatch) -> None:
     # botocore logs whole requests and answers (secret values) at debug level.
     monkeypatch.setattr(logging.getLogger("botocore"), "level", logging.DEBUG)
