@@ -198,15 +198,13 @@ class AwsClient:
             endpoint = self._options.get("endpoint") or local_endpoint(
                 self.backend, self._environ
             )
-            retries: dict[str, Any] = {"mode": "standard"}
+            timeout = self._options.get("timeout", 5.0)
+            config = Config(connect_timeout=timeout, read_timeout=timeout,
+                            user_agent_extra="confd-py")  # fmt: skip
             if not (self._environ.get("AWS_RETRY_MODE") or self._environ.get("AWS_MAX_ATTEMPTS")):
-                retries["total_max_attempts"] = 3
-            config = Config(
-                connect_timeout=self._options.get("timeout", 5.0),
-                read_timeout=self._options.get("timeout", 5.0),
-                retries=retries,
-                user_agent_extra="confd-py",
-            )
+                # Three tries with standard backoff: an unreachable endpoint fails in seconds
+                # (botocore's legacy default retries five times for up to ~15 s).
+                config = config.merge(Config(retries={"mode": "standard", "total_max_attempts": 3}))
             client = session.client(
                 self.service, region_name=region, endpoint_url=endpoint or None, config=config
             )
