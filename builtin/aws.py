@@ -129,7 +129,7 @@ def load_boto3(backend: str) -> ModuleType:
         ) from None
     for name in _QUIET_LOGGERS:
         logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
+        if logger.level < logging.WARNING:  # NOTSET included: it would inherit debug
             logger.setLevel(logging.WARNING)
     return boto3
 
@@ -347,6 +347,7 @@ class AwsClient:
             raise self._translate(exc, what) from None
 
     def close(self) -> None:
+        """Close the client's connections; a later call makes a new client."""
         with self._lock:
             client, self._client = self._client, None
         if client is not None:

@@ -291,10 +291,6 @@ class ImdsDatabase(Database):
             cache_ttl=cache_ttl,
         )
 
-    @property
-    def client(self) -> MetadataClient:
-        return self._client
-
     def _kind(self, category: str, path: str) -> bool | None:
         """True for a directory, False for a value, None when there is no such path."""
         if category == "user-data":
