@@ -30,7 +30,6 @@ polls every `--interval` seconds (Go confd's vault watch never fires at all).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import posixpath
 import threading
@@ -40,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from plugin_sdk.database import Database, DatabaseError, Setting, parse_settings
+from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, parse_settings
 
-log = logging.getLogger(__name__)
+log = backend_logger("vault")
 
 K8S_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 

@@ -15,15 +15,20 @@ import pytest
 
 from integration.consul_double import ConsulDouble
 from integration.harness import KEYS, Confd
-from integration.servers import EtcdServer, RedisServer, ZooKeeperServer
+from integration.imds_double import ImdsDouble
+from integration.servers import EtcdServer, MotoServer, RedisServer, ZooKeeperServer
 from integration.stores import (
     STORES,
     WATCHABLE,
     ConsulStore,
+    DynamoDBStore,
     EnvStore,
     EtcdStore,
     FileStore,
+    ImdsStore,
     RedisStore,
+    SecretsManagerStore,
+    SSMStore,
     Store,
     VaultStore,
     ZooKeeperStore,
@@ -67,6 +72,19 @@ def vault_double() -> Iterator[VaultDouble]:
         yield double
 
 
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server for the AWS backends' shared cases (each adapter replaces its data)."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def imds_double() -> Iterator[ImdsDouble]:
+    with ImdsDouble() as double:
+        yield double
+
+
 def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     """The adapter for backend `name`, starting its session server on first use."""
     if name == "env":
@@ -83,6 +101,14 @@ def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Sto
         return ZooKeeperStore(request.getfixturevalue("zookeeper_server"))
     if name == "vault":
         return VaultStore(request.getfixturevalue("vault_double"))
+    if name == "dynamodb":
+        return DynamoDBStore(request.getfixturevalue("moto_server"))
+    if name == "ssm":
+        return SSMStore(request.getfixturevalue("moto_server"))
+    if name == "secretsmanager":
+        return SecretsManagerStore(request.getfixturevalue("moto_server"))
+    if name == "imds":
+        return ImdsStore(request.getfixturevalue("imds_double"))
     raise AssertionError(f"no store adapter for backend {name!r}")
 
 

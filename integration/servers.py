@@ -1,10 +1,10 @@
-"""Real etcd, Redis (with Sentinel) and ZooKeeper servers for the tests: free 127.0.0.1 ports,
-temporary data, always stopped.
+"""Real etcd, Redis (with Sentinel), ZooKeeper and moto (AWS) servers for the tests: free
+127.0.0.1 ports, temporary data, always stopped.
 
 On a fresh machine running as root, missing servers are installed from Debian's apt
-(`etcd-server`, `redis-server`, `redis-sentinel`, `zookeeper`); otherwise a missing or failing
-server is an error that says what to install or what the server printed. Nothing here ever
-skips a test.
+(`etcd-server`, `redis-server`, `redis-sentinel`, `zookeeper`); moto comes with the `test`
+extra (`scripts/bootstrap`). A missing or failing server is an error that says what to install
+or what the server printed. Nothing here ever skips a test.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -23,10 +24,12 @@ from typing import Any, Self
 
 __all__ = [
     "EtcdServer",
+    "MotoServer",
     "RedisSentinelCluster",
     "RedisServer",
     "ServerError",
     "ZooKeeperServer",
+    "aws_environment",
     "free_port",
     "require_binary",
     "require_file",
@@ -517,3 +520,90 @@ def wait_serving(servers: Sequence[ZooKeeperServer], timeout: float = 60.0) -> N
         f"--- {s.member_line}\n{s.log_path.read_text(errors='replace')[-1500:]}" for s in servers
     )
     raise ServerError(f"ZooKeeper ensemble did not form within {timeout}s:\n{tails}")
+
+
+def aws_environment(url: str, access_key: str, secret_key: str, region: str) -> dict[str, str]:
+    """Variables that point the AWS SDKs at `url` with these credentials, isolated from the
+    machine's own AWS configuration (no profile files, no instance metadata)."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_REGION": region,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+class MotoServer(_Server):
+    """moto in server mode (`moto_server`): AWS's APIs, in memory, on a real HTTP endpoint.
+
+    Every AWS service moto knows answers on the one port (`url`), for any region and any access
+    key, until `require_auth()` makes it check signatures against IAM users created in it.
+    `reset()` forgets every resource. `env()` is what a process needs to reach it.
+    """
+
+    name = "moto"
+    region = "us-east-1"
+    access_key = "AKIAMOTOTESTKEY00001"
+    secret_key = "moto-test-secret-key-that-must-never-be-logged"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.binary = str(Path(sys.executable).with_name("moto_server"))
+        if not os.path.exists(self.binary):
+            raise ServerError(
+                f"{self.binary} is missing: run scripts/bootstrap (moto[server] is in the "
+                "`test` extra)"
+            )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        return [self.binary, "-H", "127.0.0.1", "-p", str(self.port)]
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1) as reply:
+                return reply.status == 200
+        except OSError:
+            return False
+
+    def _post(self, path: str, body: bytes = b"") -> None:
+        request = urllib.request.Request(
+            f"{self.url}{path}", data=body, method="POST",
+            headers={"Content-Type": "application/json"},  # moto reads the raw body
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            reply.read()
+
+    def reset(self) -> None:
+        """Drop every table, parameter, secret, certificate and IAM user moto holds."""
+        self._post("/moto-api/reset")
+
+    def require_auth(self) -> None:
+        """From now on, check every request's signature against moto's IAM users and policies."""
+        self._post("/moto-api/reset-auth", b"0")
+
+    def env(
+        self, access_key: str | None = None, secret_key: str | None = None
+    ) -> dict[str, str]:
+        """Variables that point a process's AWS SDK at this server (see `aws_environment`)."""
+        return aws_environment(
+            self.url, access_key or self.access_key, secret_key or self.secret_key, self.region
+        )
+
+    def client(self, service: str, **overrides: str) -> Any:
+        """A boto3 client of `service` talking to this server (for filling it in tests)."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=self.region,
+            aws_access_key_id=overrides.get("access_key", self.access_key),
+            aws_secret_access_key=overrides.get("secret_key", self.secret_key),
+        )

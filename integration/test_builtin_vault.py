@@ -95,7 +95,7 @@ def test_json_is_written_as_go_writes_it(vault, root_db) -> None:
 
 def test_non_string_fields_stay_in_the_json_with_a_warning(vault, root_db, caplog) -> None:
     vault.put("/secret/mixed", {"n": 5, "ok": True, "list": [1], "none": None, "s": "str"})
-    with caplog.at_level(logging.WARNING, logger="builtin.vault"):
+    with caplog.at_level(logging.WARNING, logger="confd.backends.vault"):
         values = root_db.get_values(["/secret/mixed"])
     assert values == {
         "/secret/mixed": '{"list":[1],"n":5,"none":null,"ok":true,"s":"str"}',
@@ -540,6 +540,6 @@ def test_no_secret_reaches_the_logs(vault, caplog) -> None:
             bad.get_values(["/secret"])
         bad.close()
     assert vault.count("POST", "auth/token/renew-self") >= 1
-    assert "builtin.vault" in {r.name for r in caplog.records}
+    assert "confd.backends.vault" in {r.name for r in caplog.records}
     leaked = [s for s in secrets if s in caplog.text]
     assert leaked == [], caplog.text

@@ -21,6 +21,11 @@ BUILTINS: dict[str, str] = {
     "redis": "builtin.redis:RedisDatabase",
     "zookeeper": "builtin.zookeeper:ZooKeeperDatabase",
     "vault": "builtin.vault:VaultDatabase",
+    "dynamodb": "builtin.dynamodb:DynamoDBDatabase",
+    "ssm": "builtin.ssm:SSMDatabase",
+    "secretsmanager": "builtin.secretsmanager:SecretsManagerDatabase",
+    "acm": "builtin.acm:AcmDatabase",
+    "imds": "builtin.imds:ImdsDatabase",
 }
 # Go confd's other names for a built-in.
 ALIASES: dict[str, str] = {"etcdv3": "etcd"}
