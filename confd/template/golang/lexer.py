@@ -131,8 +131,11 @@ def _has_right_trim(s: str, i: int) -> bool:
 class _Lexer:
     """The scanner's state; `run` fills `tokens` and stops after an EOF or ERROR token."""
 
-    def __init__(self, source: str, break_ok: bool, continue_ok: bool) -> None:
+    def __init__(
+        self, source: str, break_ok: bool, continue_ok: bool, emit_comments: bool = False
+    ) -> None:
         self.src = source
+        self.emit_comments = emit_comments
         self.pos = 0
         self.start = 0
         self.line = 1
@@ -265,6 +268,8 @@ class _Lexer:
         if not delim:
             self.error("comment ends before closing delimiter")
             return None
+        if self.emit_comments:
+            self.emit(Kind.COMMENT)
         if trim:
             self.pos += 2
         self.pos += len(RIGHT_DELIM)
@@ -318,7 +323,7 @@ class _Lexer:
             return self.lex_variable
         elif c == "'":
             return self.lex_char
-        elif c == "." and not ("0" <= self.peek() <= "9" and self.peek() != ""):
+        elif c == "." and self.peek() != "" and not "0" <= self.peek() <= "9":
             return self.lex_field
         elif c == "." or c in "+-" or "0" <= c <= "9":
             self.backup()
@@ -365,7 +370,7 @@ class _Lexer:
             self.backup()
             word = self.src[self.start : self.pos]
             if not self.at_terminator():
-                self.error(f"bad character {describe_rune(c) if c else 'U+FFFFFFFF'}")
+                self.error(f"bad character {describe_rune(c)}")
                 return None
             keyword = KEYWORDS.get(word)
             if keyword is not None and keyword > Kind.KEYWORD:
@@ -402,7 +407,7 @@ class _Lexer:
                 self.backup()
                 break
         if not self.at_terminator():
-            self.error(f"bad character {describe_rune(c) if c else 'U+FFFFFFFF'}")
+            self.error(f"bad character {describe_rune(c)}")
             return None
         self.emit(kind)
         return self.lex_inside_action
@@ -496,8 +501,14 @@ def _go_quote(s: str) -> str:
     return quote(s)
 
 
-def tokenize(source: str, *, break_ok: bool = True, continue_ok: bool = True) -> list[Token]:
-    """Every token of `source`, ending with an EOF token or, at the first error, an ERROR one."""
-    lexer = _Lexer(source, break_ok, continue_ok)
+def tokenize(
+    source: str, *, break_ok: bool = True, continue_ok: bool = True, comments: bool = False
+) -> list[Token]:
+    """Every token of `source`, ending with an EOF token or, at the first error, an ERROR one.
+
+    With `comments`, each `{{/* ... */}}` gives a COMMENT token (`/* ... */`), as Go's
+    ParseComments mode; the parser does not take them.
+    """
+    lexer = _Lexer(source, break_ok, continue_ok, comments)
     lexer.run()
     return lexer.tokens

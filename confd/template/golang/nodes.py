@@ -205,17 +205,19 @@ class ActionNode(Node):
 class BranchNode(Node):
     """`if`, `range` and `with`: a pipeline, a body, and an optional else body."""
 
-    __slots__ = ("line", "pipe", "list", "else_list")
+    __slots__ = ("line", "pipe", "list", "else_list", "else_if")
     keyword = ""
 
     def __init__(
-        self, pos: int, line: int, pipe: PipeNode, body: ListNode, else_list: ListNode | None
-    ) -> None:
+        self, pos: int, line: int, pipe: PipeNode, body: ListNode, else_list: ListNode | None,
+        else_if: bool = False,
+    ) -> None:  # fmt: skip
         self.pos = pos
         self.line = line
         self.pipe = pipe
         self.list = body
         self.else_list = else_list
+        self.else_if = else_if  # the else list is an "{{else if}}" (sharing this {{end}})
 
     def __str__(self) -> str:
         text = "{{" + self.keyword + " " + str(self.pipe) + "}}" + str(self.list)

@@ -329,17 +329,19 @@ class _Parser:
             if context == "range":
                 self.range_depth -= 1
             else_list = None
+            else_if = False
             if isinstance(nxt, n.ElseNode):
                 if allow_else_if and self.peek().kind == Kind.IF:
                     # "{{else if b}}" is "{{else}}{{if b}}...{{end}}{{end}}" with one {{end}}.
                     self.next()
                     else_list = n.ListNode(nxt.pos)
                     else_list.nodes.append(n.IfNode(*self.parse_control(True, "if")))
+                    else_if = True
                 else:
                     else_list, nxt = self.item_list()
                     if not isinstance(nxt, n.EndNode):
                         self.errorf(f"expected end; found {nxt}")
-            return pipe.pos, pipe.line, pipe, body, else_list
+            return pipe.pos, pipe.line, pipe, body, else_list, else_if
         finally:
             del self.vars[depth:]
 
