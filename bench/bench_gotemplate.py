@@ -1,3 +1,4 @@
+# ruff: noqa: E501 - the benchmark templates are quoted whole
 """Go templates against their hand-written Jinja equivalents: render and load cost.
 
 Each case is one realistic template written twice, as a Go confd user wrote it and as a person
