@@ -292,8 +292,9 @@ class _Converter:
             return Converted(None, self.problems)
         self.namespaced = _namespaced_declarations(self.trees[self.name].root)
         self.convert_list(self.trees[self.name].root, None)
-        while self.cursor < len(self.tags):  # trailing comments
-            self.write_comment(self.next_tag("comment"))
+        for tag in self.tags[self.cursor :]:  # comments after the last action
+            self.write_comment(tag)
+        self.cursor = len(self.tags)
         self.text_until(None)
         if self.problems:
             return Converted(None, self.problems)
