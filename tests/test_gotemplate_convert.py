@@ -86,7 +86,8 @@ IDIOMS = [
      '{% for kv in gets("/app/hosts/*") %}{% else %}none{% endfor %}'),
     ("{{/* note */}}a{{- /* trimmed */ -}} b", "{# note #}a{#- trimmed -#} b"),
     ('{{ getv "/app/name" | toUpper | printf "%s!" }}', '{{ toUpper(getv("/app/name")) ~ "!" }}'),
-    ('{{ (datetime).Format "2006-01-02" | len }}', '{{ datetime().strftime("%Y-%m-%d").encode() | length }}'),
+    ('{{ (datetime).Format "2006-01-02" | len }}',
+     '{{ datetime().strftime("%Y-%m-%d").encode() | length }}'),
     ('{{ $x := 1 }}{{ $x = add $x 1 }}{{ $x }}', '{% set x = 1 %}{% set x = add(x, 1) %}{{ x }}'),
 ]
 
@@ -177,7 +178,10 @@ def test_refuses_what_it_cannot_convert_naming_line_and_construct(
 
 
 def test_every_refused_construct_is_reported() -> None:
-    go = '{{ range ls "/" }}{{ continue }}\n{{ index "ab" 0 }}{{ end }}\n{{ js "x" }}{{ getv "/ok" }}'
+    go = (
+        '{{ range ls "/" }}{{ continue }}\n{{ index "ab" 0 }}{{ end }}\n'
+        '{{ js "x" }}{{ getv "/ok" }}'
+    )
     result = convert(go, "t.tmpl", SIGNATURES)
     assert result.text is None
     assert [p.line for p in result.problems] == [1, 2, 3]
