@@ -9,7 +9,6 @@ errors at the same places. Positions are character offsets into the source; `Tok
 from __future__ import annotations
 
 import unicodedata
-from enum import IntEnum
 from typing import NamedTuple
 
 __all__ = ["Kind", "Token", "tokenize"]
@@ -21,8 +20,9 @@ RIGHT_COMMENT = "*/"
 SPACES = " \t\r\n"
 
 
-class Kind(IntEnum):
-    """Token kinds, in Go's order; every kind after KEYWORD is a keyword."""
+class Kind:
+    """Token kinds, in Go's order; every kind after KEYWORD is a keyword (plain ints: an enum
+    class costs start-up time for nothing here)."""
 
     ERROR = 0
     BOOL = 1
@@ -80,7 +80,7 @@ KEYWORDS = {
 class Token(NamedTuple):
     """One token: its kind, offset in the source, text, and the line it starts on."""
 
-    kind: Kind
+    kind: int
     pos: int
     val: str
     line: int
@@ -169,7 +169,7 @@ class _Lexer:
     def peek(self) -> str:
         return self.src[self.pos] if self.pos < len(self.src) else ""
 
-    def emit(self, kind: Kind) -> None:
+    def emit(self, kind: int) -> None:
         end = min(self.pos, len(self.src))
         self.tokens.append(Token(kind, self.start, self.src[self.start : end], self.start_line))
         self.start = end
@@ -397,7 +397,7 @@ class _Lexer:
             return self.lex_inside_action
         return self.lex_field_or_variable(Kind.VARIABLE)
 
-    def lex_field_or_variable(self, kind: Kind):  # noqa: ANN201
+    def lex_field_or_variable(self, kind: int):  # noqa: ANN201
         if self.at_terminator():  # "." or "$" alone
             self.emit(Kind.VARIABLE if kind == Kind.VARIABLE else Kind.DOT)
             return self.lex_inside_action

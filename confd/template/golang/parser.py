@@ -119,13 +119,13 @@ class _Parser:
         _, column = position(self.source, token.pos)
         raise GoSyntaxError(self.where, token.line, column, message)
 
-    def expect(self, kind: Kind, context: str) -> Token:
+    def expect(self, kind: int, context: str) -> Token:
         token = self.next_non_space()
         if token.kind != kind:
             self.unexpected(token, context)
         return token
 
-    def expect_one_of(self, kind1: Kind, kind2: Kind, context: str) -> Token:
+    def expect_one_of(self, kind1: int, kind2: int, context: str) -> Token:
         token = self.next_non_space()
         if token.kind not in (kind1, kind2):
             self.unexpected(token, context)
@@ -263,7 +263,7 @@ class _Parser:
             return n.BreakNode(keyword.pos, keyword.line)
         return n.ContinueNode(keyword.pos, keyword.line)
 
-    def pipeline(self, context: str, end: Kind) -> n.PipeNode:
+    def pipeline(self, context: str, end: int) -> n.PipeNode:
         token = self.peek_non_space()
         pipe = n.PipeNode(token.pos, token.line)
         self._declarations(pipe, context)
