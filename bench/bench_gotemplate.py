@@ -7,6 +7,8 @@ microseconds per render (median of `--runs` timings of `--loops` renders each, t
 map built per render as confd does) and milliseconds to parse and compile, and the ratio
 Go / Jinja, whose target (issue #11) is <= 1.5 for rendering.
 
+Also the cost of importing each front end in a fresh interpreter (the `--onetime` concern).
+
 Run: .venv/bin/python bench/bench_gotemplate.py [--runs 15] [--loops 200]
 """
 
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
-from common import emit, machine
+from common import emit, machine, user_env
 
 from confd.kvstore import KVStore
 from confd.template.golang.functions import SIGNATURES, go_functions
@@ -123,6 +127,22 @@ def jinja_env():  # noqa: ANN201 - the environment confd renders Jinja templates
     )  # fmt: skip
 
 
+SHARED = "confd.kvstore, confd.template_funcs, json, datetime"  # loaded whichever front end
+
+
+def import_ms(modules: str, runs: int) -> float:
+    """Median time a fresh interpreter takes to import `modules` once SHARED is loaded."""
+    code = (f"import time, {SHARED}; t = time.perf_counter(); import {modules}; "
+            "print(time.perf_counter() - t)")  # fmt: skip
+    env = user_env()
+    samples = []
+    for _ in range(runs):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, check=True)  # fmt: skip
+        samples.append(float(run.stdout) * 1000)
+    return statistics.median(samples)
+
+
 def per_call_us(fn: Callable[[], object], runs: int, loops: int) -> float:
     samples = []
     for _ in range(runs):
@@ -164,8 +184,14 @@ def main() -> None:
             "output_bytes": len(render_go()),
         }
     worst = max(r["render_ratio"] for r in results.values())  # type: ignore[index]
+    imports = {
+        # What a render needs loaded, beyond the store and confd's functions (both share those).
+        "go_front_end": round(import_ms(
+            "confd.template.golang.template, confd.template.golang.functions", 7), 1),
+        "jinja_sandbox": round(import_ms("jinja2.sandbox", 7), 1),
+    }
     emit("gotemplate", {"machine": machine(), "cases": results, "worst_render_ratio": worst,
-                        "target_render_ratio": 1.5})  # fmt: skip
+                        "target_render_ratio": 1.5, "import_ms": imports})  # fmt: skip
 
 
 if __name__ == "__main__":
