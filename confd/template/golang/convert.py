@@ -45,7 +45,7 @@ _JINJA_RESERVED = frozenset((
 ))  # fmt: skip
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 _GO_SPACE = " \t\r\n"
-_JINJA_SYNTAX = re.compile(r"\{[{%#]")
+_JINJA_SYNTAX = re.compile(r"\{[{%#]|\{(?=\r)|\r")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _STRUCT_FIELDS = {
     "memkv.KVPair": {"Key": ("key", "string"), "Value": ("value", "string")},
@@ -223,10 +223,7 @@ class _Converter:
         self.left_trim_ok = not (tag is not None and tag.left_trim and kept[-1:].isspace())
         if not self.left_trim_ok:
             tail = ""
-        text = _escape_text(kept)
-        if tag is not None and not tail and text.endswith("{"):  # "{" + "{%" would be "{{%"
-            text = text[:-1] + '{{ "{" }}'
-        self.out.append(head + text + tail)
+        self.out.append(head + _escape_text(kept, tag is not None and not tail) + tail)
         self.pending_right_trim = False
 
     def write_tag(self, tag: _Tag, body: str, kind: str) -> None:
@@ -760,12 +757,18 @@ _BUILTINS: dict[str, Callable[[_Converter, list[_Expr], n.Node], _Expr]] = {
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _escape_text(text: str) -> str:
-    """Template text as Jinja data: `{{`, `{%`, `{#` and carriage returns written as strings."""
-    text = _JINJA_SYNTAX.sub(lambda m: '{{ "' + m.group() + '" }}', text)
-    if "\r" in text:  # Jinja turns \r\n into \n in template data
-        text = text.replace("\r", '{{ "\\r" }}')
-    return text
+def _escape_text(text: str, before_tag: bool) -> str:
+    """Template text as Jinja data: `{{`, `{%`, `{#` and carriage returns (Jinja turns \r\n
+    into \n in template data) written as strings, and a `{` that would join the `{{` of what
+    follows it (an escape, or the next tag) written as one too."""
+    escaped = _JINJA_SYNTAX.sub(_quote_match, text)
+    if before_tag and escaped.endswith("{"):
+        escaped = escaped[:-1] + '{{ "{" }}'
+    return escaped
+
+
+def _quote_match(match: re.Match[str]) -> str:
+    return '{{ "\\r" }}' if match.group() == "\r" else '{{ "' + match.group() + '" }}'
 
 
 def _python_string(s: str) -> str:
