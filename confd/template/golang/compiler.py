@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from confd.template.golang import nodes as n
 from confd.template.golang.functions import BUILTIN_SIGNATURES, Signature
 from confd.template.golang.parser import Tree
+from confd.template.golang.strconv import quote
 
 __all__ = ["Compiled", "compile_trees"]
 
@@ -344,7 +345,7 @@ class _Compiler:
     def compile_template_call(self, node: n.TemplateNode, ctx: _Context) -> None:
         fname = self.functions.get(node.name)
         if fname is None:
-            self.emit(self.fail(node, f"template {_go_quote(node.name)} not defined"), node)
+            self.emit(self.fail(node, f"template {quote(node.name)} not defined"), node)
             return
         value = "None"
         if node.pipe is not None:
@@ -631,12 +632,6 @@ def _assigned_names(node: n.Node | None) -> set[str]:
         elif isinstance(item, n.ChainNode):
             stack.append(item.node)
     return names
-
-
-def _go_quote(s: str) -> str:
-    from confd.template.golang.strconv import quote
-
-    return quote(s)
 
 
 def compile_trees(trees: Mapping[str, Tree], signatures: Mapping[str, Signature]) -> Compiled:

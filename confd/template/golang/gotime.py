@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any, ClassVar
+from typing import ClassVar
 
 __all__ = ["Duration", "GoLocation", "GoTime", "Month", "Weekday", "format_layout"]
 
@@ -462,9 +462,3 @@ def _element(  # noqa: C901 - one case per layout element
         return element[0] + nanos
     raise AssertionError(f"unknown layout element {element!r}")
 
-
-def as_gotime(value: Any) -> Any:
-    """A datetime as a `GoTime` (anything else unchanged)."""
-    if isinstance(value, datetime):
-        return GoTime.now_from(value)
-    return value

@@ -11,6 +11,8 @@ from __future__ import annotations
 import unicodedata
 from typing import NamedTuple
 
+from confd.template.golang.strconv import quote
+
 __all__ = ["Kind", "Token", "tokenize"]
 
 LEFT_DELIM = "{{"
@@ -86,8 +88,6 @@ class Token(NamedTuple):
     line: int
 
     def __str__(self) -> str:  # as Go's item.String, used in "unexpected ..." messages
-        from confd.template.golang.strconv import quote
-
         if self.kind == Kind.EOF:
             return "EOF"
         if self.kind == Kind.ERROR:
@@ -431,11 +431,11 @@ class _Lexer:
 
     def lex_number(self):  # noqa: ANN201
         if not self.scan_number():
-            self.error(f"bad number syntax: {_go_quote(self.src[self.start : self.pos])}")
+            self.error(f"bad number syntax: {quote(self.src[self.start : self.pos])}")
             return None
         if self.peek() in ("+", "-") and self.peek() != "":
             if not self.scan_number() or self.src[self.pos - 1] != "i":
-                self.error(f"bad number syntax: {_go_quote(self.src[self.start : self.pos])}")
+                self.error(f"bad number syntax: {quote(self.src[self.start : self.pos])}")
                 return None
             self.emit(Kind.COMPLEX)
         else:
@@ -493,12 +493,6 @@ class _Lexer:
         self.pos = end + 1
         self.emit(Kind.RAW_STRING)
         return self.lex_inside_action
-
-
-def _go_quote(s: str) -> str:
-    from confd.template.golang.strconv import quote
-
-    return quote(s)
 
 
 def tokenize(

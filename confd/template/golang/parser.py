@@ -14,7 +14,14 @@ from collections.abc import Container
 from confd.template.golang import nodes as n
 from confd.template.golang.errors import GoSyntaxError, position
 from confd.template.golang.lexer import Kind, Token, tokenize
-from confd.template.golang.strconv import parse_float, parse_int, parse_uint, unquote, unquote_char
+from confd.template.golang.strconv import (
+    parse_float,
+    parse_int,
+    parse_uint,
+    quote,
+    unquote,
+    unquote_char,
+)
 
 __all__ = ["BUILTINS", "Tree", "is_empty_tree", "parse"]
 
@@ -168,7 +175,7 @@ class _Parser:
             self.tree_set[name] = Tree(name, root)
             return
         if not is_empty_tree(root):
-            self.errorf(f"template: multiple definition of template {_quote(name)}")
+            self.errorf(f"template: multiple definition of template {quote(name)}")
 
     def parse(self) -> dict[str, Tree]:
         root = n.ListNode(self.peek().pos)
@@ -420,7 +427,7 @@ class _Parser:
             if isinstance(node, n.VariableNode):
                 return n.VariableNode(chain.pos, node.ident + chain.fields)
             if isinstance(node, n.BoolNode | n.StringNode | n.NumberNode | n.NilNode | n.DotNode):
-                self.errorf(f"unexpected . after term {_quote(str(node))}")
+                self.errorf(f"unexpected . after term {quote(str(node))}")
             return chain
         return node
 
@@ -429,7 +436,7 @@ class _Parser:
         kind = token.kind
         if kind == Kind.IDENTIFIER:
             if not self.has_function(token.val):
-                self.errorf(f"function {_quote(token.val)} not defined")
+                self.errorf(f"function {quote(token.val)} not defined")
             return n.IdentifierNode(token.pos, token.val)
         if kind == Kind.DOT:
             return n.DotNode(token.pos)
@@ -457,7 +464,7 @@ class _Parser:
     def use_var(self, pos: int, name: str) -> n.VariableNode:
         node = n.VariableNode(pos, name.split("."))
         if node.ident[0] not in self.vars:
-            self.errorf(f"undefined variable {_quote(node.ident[0])}")
+            self.errorf(f"undefined variable {quote(node.ident[0])}")
         return node
 
     def number(self, token: Token) -> n.NumberNode:  # noqa: C901 - Go's newNumber
@@ -502,14 +509,14 @@ class _Parser:
             f = parse_float(text)
             if f is not None:
                 if not any(c in text for c in ".eEpP"):
-                    self.errorf(f"integer overflow: {_quote(text)}")
+                    self.errorf(f"integer overflow: {quote(text)}")
                 node.float64 = f
                 if f == int(f) and -(1 << 63) <= f < 1 << 63:
                     node.int64 = int(f)
                 if f == int(f) and 0 <= f < 1 << 64:
                     node.uint64 = int(f)
         if node.int64 is None and node.uint64 is None and node.float64 is None:
-            self.errorf(f"illegal number syntax: {_quote(text)}")
+            self.errorf(f"illegal number syntax: {quote(text)}")
         return node
 
 
@@ -528,12 +535,6 @@ def _simplify_complex(node: n.NumberNode) -> None:
             node.int64 = int(value.real)
         if value.real == int(value.real) and 0 <= value.real < 1 << 64:
             node.uint64 = int(value.real)
-
-
-def _quote(s: str) -> str:
-    from confd.template.golang.strconv import quote
-
-    return quote(s)
 
 
 def parse(
