@@ -23,10 +23,10 @@ from collections.abc import Callable
 
 from common import emit, machine, user_env
 
-from confd.kvstore import KVStore
+from confd.template.functions import template_functions
 from confd.template.golang.functions import SIGNATURES, go_functions
 from confd.template.golang.template import GoTemplate
-from confd.template_funcs import template_functions
+from confd.template.store import KVStore
 
 APPS = 20
 SERVERS = 5
@@ -127,7 +127,7 @@ def jinja_env():  # noqa: ANN201 - the environment confd renders Jinja templates
     )  # fmt: skip
 
 
-SHARED = "confd.kvstore, confd.template_funcs, json, datetime"  # loaded whichever front end
+SHARED = "confd.template.store, confd.template.functions, json, datetime"  # loaded whichever front end
 
 
 def import_ms(modules: str, runs: int) -> float:

@@ -16,11 +16,11 @@ from typing import NamedTuple
 
 import pytest
 
-from confd.kvstore import KVStore
-from confd.render import Renderer
 from confd.template.golang.convert import JINJA_HELPERS, convert
 from confd.template.golang.functions import SIGNATURES, go_functions
 from confd.template.golang.template import GoTemplate
+from confd.template.renderer import Renderer
+from confd.template.store import KVStore
 
 sys.path.insert(0, str(Path(__file__).parent / "gotemplates"))
 from record import PEER, go_confd  # noqa: E402

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from confd.kvstore import KVStore
-from confd.render import Renderer
 from confd.template.golang.convert import JINJA_HELPERS, convert
 from confd.template.golang.errors import GoSyntaxError
 from confd.template.golang.functions import SIGNATURES, go_functions
 from confd.template.golang.template import GoTemplate
+from confd.template.renderer import Renderer
+from confd.template.store import KVStore
 
 STORE = {
     "/app/name": "billing",

@@ -13,12 +13,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from confd.kvstore import KVStore
-from confd.render import Renderer
 from confd.template.golang.convert import JINJA_HELPERS, convert
 from confd.template.golang.errors import GoSyntaxError
 from confd.template.golang.functions import SIGNATURES, go_functions
 from confd.template.golang.template import GoTemplate
+from confd.template.renderer import Renderer
+from confd.template.store import KVStore
 
 STORE = KVStore({"/a": "x", "/b/c": "1", "/b/d": "2", "/j": '{"n": 5, "s": "t", "l": [1, 2]}'})
 

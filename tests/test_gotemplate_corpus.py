@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from confd.kvstore import KVStore
-from confd.render import Renderer
 from confd.template.golang.convert import JINJA_HELPERS, convert
 from confd.template.golang.functions import SIGNATURES, go_functions
 from confd.template.golang.template import GoTemplate
+from confd.template.renderer import Renderer
+from confd.template.store import KVStore
 
 CORPUS = Path(__file__).parent / "gotemplates"
 sys.path.insert(0, str(CORPUS))

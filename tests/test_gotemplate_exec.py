@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from confd.kvstore import KVPair, KVStore, Reads
 from confd.template.golang.errors import GoExecError, GoSyntaxError
 from confd.template.golang.functions import SIGNATURES, Signature, go_functions
 from confd.template.golang.gotime import GoTime
 from confd.template.golang.template import GoTemplate
+from confd.template.store import KVPair, KVStore, Reads
 
 # Test-only functions beside confd's: a KV pair maker and a fixed clock.
 EXTRA_SIGNATURES = {

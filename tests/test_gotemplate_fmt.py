@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from confd.kvstore import KVPair
 from confd.template.golang import fmt
 from confd.template.golang.gotime import Duration, GoTime
 from confd.template.golang.values import Uint8
+from confd.template.store import KVPair
 
 DATA = Path(__file__).parent / "gotemplate_data"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from confd.errors import TemplateError
-from confd.kvstore import KVStore
-from confd.render import Renderer
+from confd.template.renderer import Renderer
+from confd.template.store import KVStore
 
 STORE = KVStore({"/flag": "true", "/app/port": "8080", "/json": '{"a": 1.5, "b": [1, "x"]}'})
 

@@ -15,8 +15,8 @@ from typing import Any
 from jinja2.exceptions import UndefinedError
 from jinja2.runtime import Undefined
 
-from confd.kvstore import KVPair
-from confd.template_funcs import SRV
+from confd.template.functions import SRV
+from confd.template.store import KVPair
 
 __all__ = ["finalize"]
 

@@ -1,6 +1,6 @@
 """confd's function set as Go templates see it: Go signatures, and Go-typed results.
 
-The implementations are the shared ones (`confd.template_funcs.template_functions`); this module
+The implementations are the shared ones (`confd.template.functions.template_functions`); this module
 only adds what Go templates need on top: each function's Go signature (so a call is checked the
 way Go's text/template checks it, with Go's messages) and the few results whose Go type differs
 from the Python value: `datetime` gives a `GoTime`, `json`/`jsonArray` numbers are float64.
@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from confd.kvstore import KVView
+from confd.template.functions import template_functions
 from confd.template.golang.gotime import GoTime
-from confd.template_funcs import template_functions
+from confd.template.store import KVView
 
 __all__ = ["BUILTIN_SIGNATURES", "SIGNATURES", "Signature", "go_functions"]
 

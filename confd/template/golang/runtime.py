@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from confd.kvstore import KVPair
 from confd.template.golang import fmt
 from confd.template.golang.strconv import from_bytes, is_print, quote, to_bytes
 from confd.template.golang.values import STRUCTS, Uint8, go_type_name
+from confd.template.store import KVPair
 
 __all__ = ["ExecFailure"]
 

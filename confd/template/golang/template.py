@@ -17,13 +17,13 @@ from collections.abc import Callable, Container, Mapping
 from types import TracebackType
 from typing import Any
 
+from confd.template.functions import FunctionError
 from confd.template.golang import nodes as n
 from confd.template.golang.compiler import compile_trees, helper_namespace
 from confd.template.golang.errors import GoExecError, GoSyntaxError, position
 from confd.template.golang.functions import SIGNATURES, Signature
 from confd.template.golang.parser import Tree, parse
 from confd.template.golang.runtime import ExecFailure
-from confd.template_funcs import FunctionError
 
 __all__ = ["GoExecError", "GoSyntaxError", "GoTemplate"]
 

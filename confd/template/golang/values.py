@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from confd.kvstore import KVPair
+from confd.template.functions import SRV
 from confd.template.golang import gotime
-from confd.template_funcs import SRV
+from confd.template.store import KVPair
 
 __all__ = ["GoStruct", "STRUCTS", "Uint8", "go_type_name", "register_struct"]
 
