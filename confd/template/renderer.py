@@ -19,6 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from confd.errors import TemplateError
 from confd.template.functions import FunctionError, template_functions
+from confd.template.printing import finalize
 from confd.template.store import KVStore, Reads
 
 __all__ = ["Rendered", "Renderer"]
@@ -47,6 +48,7 @@ class Renderer:
             autoescape=False,
             auto_reload=True,
             cache_size=-1,  # one compiled template per file, however many resources
+            finalize=finalize,  # {{ value }} prints as Go confd prints it
         )
 
     def check(self, src: str, syntax: str | None = None) -> None:
