@@ -31,6 +31,7 @@ log = get_logger("cli")
 # Subcommands other modules provide, imported only when invoked: name -> "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
     "exec": "confd.cli.exec:exec_command",
+    "convert": "confd.cli.convert:convert_command",
     "check": "confd.cli.check:check",
     "backends": "confd.cli.inventory:backends_command",
     "plugins": "confd.cli.plugins:plugins",

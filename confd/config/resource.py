@@ -255,8 +255,13 @@ def _syntax(path: Path, raw: Any) -> str | None:
     return raw.lower()
 
 
-def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> TemplateResource:
-    """Parse one resource file; `prefix` is the global one (it replaces the resource's)."""
+def load_resource(
+    path: Path, templates_dir: Path, *, prefix: str = "", strict: bool = False
+) -> TemplateResource:
+    """Parse one resource file; `prefix` is the global one (it replaces the resource's).
+
+    An unknown key is a warning, or with `strict` (`confd check --strict`) an error.
+    """
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -268,13 +273,15 @@ def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> Templ
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read resource file: {exc.strerror}") from None
-    for key in sorted(set(data) - _TOP_KEYS):
-        log.warning("%s: unknown key %r ignored", path, key)
+    unknown = [f"unknown key {key!r}" for key in sorted(set(data) - _TOP_KEYS)]
     table = data.get("template")
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: missing [template] table")
-    for key in sorted(set(table) - _TEMPLATE_KEYS):
-        log.warning("%s: unknown key %r in [template] ignored", path, key)
+    unknown += [f"unknown key {key!r} in [template]" for key in sorted(set(table) - _TEMPLATE_KEYS)]
+    if unknown and strict:
+        raise ConfigError(f"{path}: {'; '.join(unknown)} (--strict)")
+    for problem in unknown:
+        log.warning("%s: %s ignored", path, problem)
 
     src = _string(path, table, "src", required=True)
     dest = _string(path, table, "dest", required=True)
@@ -303,7 +310,7 @@ def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> Templ
 
 
 def load_resources(
-    confdir: Path, *, prefix: str = ""
+    confdir: Path, *, prefix: str = "", strict: bool = False
 ) -> tuple[list[TemplateResource], list[ConfigError]]:
     """Every `*.toml` under `conf.d` (subfolders too, in Go's walk order: names sorted within
     each folder, depth first); bad files are returned as errors, the rest load.
@@ -319,7 +326,9 @@ def load_resources(
     errors: list[ConfigError] = []
     for path in resource_files(resources_dir):
         try:
-            resources.append(load_resource(path, confdir / "templates", prefix=prefix))
+            resources.append(
+                load_resource(path, confdir / "templates", prefix=prefix, strict=strict)
+            )
         except ConfigError as exc:
             errors.append(exc)
     return resources, errors

@@ -90,7 +90,8 @@ class Processor:
                 resource.src, KVStore(resource.to_store(values)), syntax=resource.syntax
             )
             reads = rendered.reads
-            status = sync_file(rendered.text.encode(), resource, self.options, out=self._out)
+            data = rendered.text.encode("utf-8", "surrogateescape")  # Go templates: raw bytes
+            status = sync_file(data, resource, self.options, out=self._out)
         except ConfdError as exc:
             log.error("%s: %s", resource.path, exc, extra={"fields": fields})
             return Outcome(resource, Status.FAILED, exc, reads, values)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from confd.template.store import KeyNotFound, KVPair, KVView, clean_key
 
-__all__ = ["SRV", "FunctionError", "template_functions", "srv_resolver"]
+__all__ = ["FUNCTION_NAMES", "SRV", "FunctionError", "template_functions", "srv_resolver"]
 
 MAX_SEQ = 100_000  # as Jinja's sandbox bounds range(): a template cannot allocate without limit
 
@@ -39,14 +39,57 @@ class FunctionError(Exception):
         return str(self.cause) or type(self.cause).__name__
 
 
+class ArgumentError(TypeError):
+    """A template called a function with the wrong arguments; the message is its signature."""
+
+
+def signature_of(name: str, fn: Callable[..., Any]) -> str:
+    """`getv(key, default)` as a template writer reads it (types and defaults left out)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin such as str.upper
+        return f"{name}(s)"
+    shown = []
+    for param in params:
+        if param.kind is param.VAR_POSITIONAL:
+            shown.append(f"{param.name}...")
+        elif param.kind is not param.VAR_KEYWORD:
+            label = "s" if param.name == "self" else param.name
+            shown.append(label if param.default is param.empty else f"[{label}]")
+    return f"{name}({', '.join(shown)})"
+
+
+def _arity_error(name: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> bool:
+    """Whether calling `fn` with these arguments fails on their number or names alone."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        return True
+    except ValueError:  # no signature to check against
+        return False
+    return False
+
+
 def _wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn` under its template name, its exceptions raised as `FunctionError`."""
+    """`fn` under its template name, its exceptions raised as `FunctionError`; a call with the
+    wrong number of arguments names the function's signature."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except FunctionError:
             raise
+        except TypeError as exc:
+            if _arity_error(name, fn, args, kwargs):
+                given = len(args) + len(kwargs)
+                raise FunctionError(name, ArgumentError(
+                    f"wrong number of arguments: {given} given, expected "
+                    f"{signature_of(name, fn)}")) from None
+            raise FunctionError(name, exc) from exc
         except Exception as exc:
             raise FunctionError(name, exc) from exc
 
@@ -407,6 +450,7 @@ _PLAIN: dict[str, Callable[..., Any]] = {
 }
 _STATIC: dict[str, Callable[..., Any]] = {name: _wrap(name, fn) for name, fn in _PLAIN.items()}
 _KV_NAMES = ("get", "gets", "getv", "getvs", "exists", "ls", "lsdir")
+FUNCTION_NAMES: frozenset[str] = frozenset(_STATIC) | frozenset(_KV_NAMES)
 
 
 def template_functions(view: KVView) -> dict[str, Callable[..., Any]]:

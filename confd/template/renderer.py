@@ -1,8 +1,11 @@
-"""Render Jinja2 templates against a KV store, in a sandbox, with errors naming file and line.
+"""Render templates against a KV store, with errors naming file and line: Jinja2 (sandboxed)
+or Go's text/template (`confd.template.golang`), chosen per template file.
 
-Templates are compiled once and cached (re-read when the file changes). Each render gets
-its own recording view of the store, so concurrent renders never share state and the
-processor learns exactly which keys an output depends on.
+`template_syntax` is `go`, `jinja` or `auto`, where the file decides (the rule is
+`confd.template.golang.syntax.detect_syntax`: `{%`/`{#` means Jinja, else whichever parser
+accepts it, Go when both do). Templates are compiled once and cached (re-read when the file
+changes). Each render gets its own recording view of the store, so concurrent renders never
+share state and the processor learns exactly which keys an output depends on, in either syntax.
 """
 
 from __future__ import annotations
@@ -11,18 +14,23 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from confd.errors import TemplateError
-from confd.template.functions import FunctionError, template_functions
+from confd.template.functions import FUNCTION_NAMES, FunctionError, template_functions
 from confd.template.printing import finalize
 from confd.template.store import KVStore, Reads
 
-__all__ = ["Rendered", "Renderer"]
+if TYPE_CHECKING:
+    from confd.template.golang.template import GoTemplate
+
+__all__ = ["Rendered", "Renderer", "SYNTAXES"]
+
+SYNTAXES = ("auto", "go", "jinja")
 
 _MIN_REDACT = 4  # shorter values ("80", "on") are too common to hide without garbling messages
 
@@ -34,13 +42,26 @@ class Rendered(NamedTuple):
     reads: Reads
 
 
+class Syntax(NamedTuple):
+    """The syntax a template was read as (`go` or `jinja`) and why."""
+
+    name: str
+    reason: str
+
+
 class Renderer:
-    """Loads templates from `templates_dir` and renders them with confd's function set."""
+    """Loads templates from `templates_dir` and renders them with confd's function set.
+
+    `syntax` is the run's `template_syntax`; a resource may ask for its own per call.
+    """
 
     def __init__(self, templates_dir: Path, syntax: str = "auto") -> None:
         self.templates_dir = Path(templates_dir)
         self.syntax = syntax
         self._root = os.path.normpath(os.path.abspath(self.templates_dir))
+        # per file: (mtime_ns, size) -> the syntax it was read as, and its compiled Go form
+        self._syntaxes: dict[tuple[str, str], tuple[tuple[int, int], Syntax]] = {}
+        self._go: dict[str, tuple[tuple[int, int], GoTemplate]] = {}
         self._env = SandboxedEnvironment(
             loader=FileSystemLoader(os.fspath(self.templates_dir)),
             undefined=StrictUndefined,
@@ -51,26 +72,134 @@ class Renderer:
             finalize=finalize,  # {{ value }} prints as Go confd prints it
         )
 
-    def check(self, src: str, syntax: str | None = None) -> None:
-        """Load and compile `src` without rendering; `TemplateError` on any problem."""
-        self._load(src)
+    def check(self, src: str, syntax: str | None = None) -> Syntax:
+        """Load and compile `src` without rendering; returns the syntax it was read as.
+
+        `TemplateError` on any problem (a syntax error names file:line[:column]).
+        """
+        chosen = self.syntax_of(src, syntax)
+        if chosen.name == "go":
+            self._load_go(src)
+        else:
+            self._load(src)
+        return chosen
 
     def render(
         self, src: str, store: KVStore, extra: Mapping[str, Any] | None = None, *,
         syntax: str | None = None,
     ) -> Rendered:
         """Render `src` against `store`; `extra` adds variables (functions win on clashes)."""
-        template = self._load(src)
         reads = Reads()
-        context: dict[str, Any] = dict(extra) if extra else {}
+        if self.syntax_of(src, syntax).name == "go":
+            from confd.template.golang.functions import go_functions
+
+            template = self._load_go(src)
+            try:
+                text = template.execute(go_functions(store.view(reads)))
+            except TemplateError as exc:
+                raise TemplateError(self._redact(str(exc), src, store)) from exc
+            return Rendered(text, reads)
+        jinja = self._load(src)
+        context: dict[str, Any] = {"printf": _printf}
+        context.update(extra or {})
         context.update(template_functions(store.view(reads)))
         try:
-            text = template.render(context)
+            text = jinja.render(context)
         except TemplateError as exc:
             raise TemplateError(self._redact(str(exc), src, store)) from exc
         except Exception as exc:
             raise TemplateError(self._redact(self._describe(src, exc), src, store)) from exc
         return Rendered(text, reads)
+
+    def syntax_of(self, src: str, syntax: str | None = None) -> Syntax:
+        """The syntax `src` is read as: the one asked for (resource, then run), or under
+        `auto` what the file says (cached until the file changes)."""
+        wanted = syntax or self.syntax
+        if wanted in ("go", "jinja"):
+            return Syntax(wanted, "template_syntax says so")
+        path = self._checked_path(src)
+        stamp = _stamp(path)
+        cached = self._syntaxes.get((src, wanted))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        from confd.template.golang.syntax import detect_syntax
+
+        detection = detect_syntax(self._source(src, path), FUNCTION_NAMES, self._jinja_error)
+        if detection.syntax is None:
+            raise TemplateError(
+                f"{path}: not a template confd can read: {detection.reason}; set "
+                "template_syntax = \"go\" or \"jinja\" in its resource to see one syntax's error"
+            )
+        found = Syntax(detection.syntax, detection.reason)
+        self._syntaxes[(src, wanted)] = (stamp, found)
+        return found
+
+    def unknown_names(self, src: str) -> list[str]:
+        """Names a Jinja template uses that are neither confd functions nor set in the
+        template (`file:line: unknown function or variable 'x'`): what would fail at render
+        time, found at load time. Go templates have this checked by their parser."""
+        from jinja2 import meta, nodes
+
+        path = self._checked_path(src)
+        tree = self._env.parse(self._source(src, path))
+        known = FUNCTION_NAMES | {"printf"} | set(self._env.globals)
+        unknown = sorted(meta.find_undeclared_variables(tree) - known)
+        problems = []
+        for name in unknown:
+            line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
+            problems.append(f"{path}:{line}: unknown function or variable {name!r}")
+        return problems
+
+    def _jinja_error(self, source: str) -> str | None:
+        """Why `source` does not compile as Jinja (None when it does)."""
+        try:
+            self._env.compile(source)
+        except TemplateSyntaxError as exc:
+            return f"line {exc.lineno}: {exc.message}"
+        return None
+
+    def _source(self, src: str, path: str) -> str:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise TemplateError(f"{path}: template not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"{path}: cannot read template: {exc}") from exc
+
+    def _load_go(self, src: str) -> GoTemplate:
+        """The compiled Go template `src` (compiled again when the file changes)."""
+        from confd.template.golang.template import GoTemplate
+
+        path = self._checked_path(src)
+        stamp = _stamp(path)
+        cached = self._go.get(src)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        template = GoTemplate.parse(self._source(src, path), src, FUNCTION_NAMES, where=path)
+        self._go[src] = (stamp, template)
+        return template
+
+    def _go_hint(self, src: str) -> str:
+        """When a template failing as Jinja is a valid Go template, say how to read it as Go."""
+        from confd.template.golang.errors import GoSyntaxError
+        from confd.template.golang.parser import parse
+
+        try:
+            parse(self._source(src, self._path(src)), src, FUNCTION_NAMES)
+        except (GoSyntaxError, TemplateError):
+            return ""
+        return (" (this is a Go text/template template: set template_syntax = \"go\" or "
+                "\"auto\" to read it as one)")
+
+    def _checked_path(self, src: str) -> str:
+        full = os.path.normpath(os.path.join(self._root, src))
+        if not full.startswith(self._root.rstrip(os.sep) + os.sep):
+            raise TemplateError(
+                f"{self._path(src)}: template path escapes the templates directory "
+                f"{self.templates_dir}"
+            )
+        return self._path(src)
 
     def _redact(self, message: str, src: str, store: KVStore) -> str:
         """Hide store values that an error message quotes (a value used as a dict key, or
@@ -93,17 +222,13 @@ class Renderer:
         return os.path.join(os.fspath(self.templates_dir), src)
 
     def _load(self, src: str) -> Template:
-        full = os.path.normpath(os.path.join(self._root, src))
-        if not full.startswith(self._root.rstrip(os.sep) + os.sep):
-            raise TemplateError(
-                f"{self._path(src)}: template path escapes the templates directory "
-                f"{self.templates_dir}"
-            )
+        self._checked_path(src)
         try:
             return self._env.get_template(src)
         except TemplateSyntaxError as exc:
             where = exc.filename or self._path(src)
-            raise TemplateError(f"{where}:{exc.lineno}: {exc.message}") from exc
+            raise TemplateError(f"{where}:{exc.lineno}: {exc.message}{self._go_hint(src)}") \
+                from exc
         except TemplateNotFound as exc:
             raise TemplateError(f"{self._path(src)}: template not found") from exc
         except (OSError, UnicodeDecodeError) as exc:
@@ -123,6 +248,28 @@ class Renderer:
         if isinstance(exc, TemplateSyntaxError):  # an included template failed to parse
             return f"{exc.filename}:{exc.lineno}: {exc.message}"
         return f"{where}: {type(exc).__name__}: {exc}"
+
+
+def _printf(fmt: str, *args: Any) -> str:
+    """Go's fmt.Sprintf for Jinja templates (what `confd convert` writes for Go's `printf`)."""
+    from confd.template.golang.fmt import sprintf
+
+    try:
+        return sprintf(fmt, *args)
+    except Exception as exc:
+        raise FunctionError("printf", exc) from exc
+
+
+_printf.__name__ = "printf"
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """(mtime_ns, size) of `path`: a template file changed when this did; (0, 0) if gone."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (info.st_mtime_ns, info.st_size)
 
 
 def _template_location(tb: TracebackType | None) -> str | None:
