@@ -105,6 +105,7 @@ def _click_option(option: Option) -> Callable[..., Any]:
         off = "--no-" + flag[2:]
         return click.option(f"{flag}/{off}", option.name, default=None, help=help_text)
     kwargs: dict[str, Any] = {"help": help_text}
+    names = [flag, option.short] if option.short else [flag]
     if option.metavar:
         kwargs["metavar"] = option.metavar
     if option.type is list:
@@ -115,7 +116,7 @@ def _click_option(option: Option) -> Callable[..., Any]:
         kwargs["type"] = float
     if option.choices:
         kwargs["type"] = click.Choice(option.choices, case_sensitive=False)
-    return click.option(flag, option.name, **kwargs)
+    return click.option(*names, option.name, **kwargs)
 
 
 class ConfdGroup(click.Group):
@@ -217,8 +218,17 @@ def _unknown_flag(arg: str, names: set[str]) -> click.UsageError:
     return click.UsageError(f"no such flag {arg.partition('=')[0]!r}{hint}")
 
 
+def _is_backend(word: str) -> bool:
+    """A built-in backend's name (or Go confd's alias of one): the fork selects the backend
+    as a subcommand, `confd consul --node ...`."""
+    from confd.backends.registry import ALIASES, BUILTINS
+
+    return word in BUILTINS or word in ALIASES
+
+
 def normalize_argv(argv: Sequence[str]) -> list[str]:
-    """Accept Go's spelling: `-onetime`, `-node=x`, `-onetime=false` become click's.
+    """Accept Go's spelling: `-onetime`, `-node=x`, `-onetime=false` become click's, and the
+    fork's: `confd etcd --node x` selects the backend like `--backend etcd`.
 
     Known long options are rewritten; an unknown single-dash word where a flag is expected is
     an error naming the whole flag (`-tabel`, not `-t`) and the closest known one. Subcommand
@@ -235,7 +245,12 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
             continue
         if arg == "--" or (in_subcommand and not arg.startswith("-")):
             return out + args[index:]  # a subcommand's arguments (exec's program) stay as given
-        if not arg.startswith("-"):
+        if arg == "-n":  # the fork's short --node
+            expect_value = True
+        elif not arg.startswith("-") and not in_subcommand and _is_backend(arg):
+            out += ["--backend", arg]  # the fork's `confd etcd --node ...`
+            continue
+        elif not arg.startswith("-"):
             command = cli.commands.get(arg) or (lazy_command(arg) if arg in LAZY_COMMANDS
                                                 else None)
             if command is not None:

@@ -26,6 +26,7 @@ class Option(NamedTuple):
     default: Any
     help: str
     flag: str = ""  # the long flag when it is not --name-with-dashes (e.g. --node for nodes)
+    short: str = ""  # a one-letter flag too (the fork's -n for --node)
     env: tuple[str, ...] = ()  # variables read besides CONFD_<NAME>
     toml: tuple[str, ...] = ()  # confd.toml spellings besides the name (dashes or underscores)
     choices: tuple[str, ...] = ()
@@ -85,7 +86,7 @@ OPTIONS: tuple[Option, ...] = (
            toml=("log-level",)),
     Option("log_format", _S, "text", "log line format", choices=("text", "json")),
     # -- common backend settings --------------------------------------------------------------
-    Option("nodes", _L, [], "backend node address (repeatable)", flag="--node",
+    Option("nodes", _L, [], "backend node address (repeatable)", flag="--node", short="-n",
            env=("CONFD_NODE",), toml=("node",), backend=True),
     Option("scheme", _S, "http", "URI scheme for nodes given without one, and for nodes from "
            "DNS SRV records (http or https)", backend=True),
@@ -117,6 +118,14 @@ OPTIONS: tuple[Option, ...] = (
            secret=True),
     Option("path", _S, "", "vault mount path of the auth method", backend=True),
     Option("table", _S, "", "the DynamoDB table", backend=True),
+    Option("secretsmanager_version_stage", _S, "", "the secret version stage to read "
+           "(secretsmanager backend) [default: AWSCURRENT]", backend=True),
+    Option("secretsmanager_no_flatten", _B, False, "keep a JSON secret whole instead of one key "
+           "per field (secretsmanager backend)", backend=True),
+    Option("acm_export_private_key", _B, False, "also read each certificate's private key, "
+           "encrypted with $ACM_PASSPHRASE (acm backend)", backend=True),
+    Option("imds_cache_ttl", _S, "", "reuse instance metadata answers this long, e.g. 2m "
+           "(imds backend) [default: 60s]", backend=True),
     Option("file", _L, [], "the YAML/JSON file to read (file backend, repeatable)", backend=True,
            toml=("files",)),
     Option("filter", _S, "*", "file name filter in --file directories (file backend)",
