@@ -128,7 +128,7 @@ def polled(
 ) -> Iterator[tuple[Database, Store]]:
     """A configured polled backend (settings and environment as its store adapter gives them to
     confd) and the store it reads, holding the case keys."""
-    from confd.registry import default_registry
+    from confd.backends.registry import default_registry
 
     from integration.conftest import make_store
 
