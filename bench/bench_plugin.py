@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from confd.backends.plugin.client import PluginDatabase  # noqa: E402
+from confd.backends.plugin.launch import LaunchOptions  # noqa: E402
 from plugin_sdk import Database, select_prefix  # noqa: E402
 
 KEYS = 10_000
@@ -72,13 +73,13 @@ def main() -> None:
         for _ in range(args.spawns):
             for mode, mtls in (("automtls", True), ("plaintext", False)):
                 started = time.perf_counter()
-                database = PluginDatabase("bench", [str(exe)], auto_mtls=mtls)
+                database = PluginDatabase(LaunchOptions("bench", [str(exe)], auto_mtls=mtls))
                 database.configure({})
                 spawn[mode].append((time.perf_counter() - started) * 1000)
                 database.close()
         local = InProcess()
         local.configure({})
-        plugin = PluginDatabase("bench", [str(exe)])
+        plugin = PluginDatabase(LaunchOptions("bench", [str(exe)]))
         plugin.configure({})
         try:
             local_ms, plugin_ms = [], []

@@ -45,15 +45,15 @@ def describe(ctx: click.Context, name: str) -> None:
     import grpc
 
     from confd.backends.config import backend_config
-    from confd.backends.plugin.host import plugin_command
+    from confd.backends.plugin.host import launch_options
     from confd.backends.plugin.process import PluginProcess
     from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
 
     settings = _settings(ctx, ctx.obj.get("plugin_dirs", ()) if ctx.obj else ())
     settings.backend = name  # the backend options given on the command line are for it
     try:
-        command = plugin_command(name, settings.plugin_dirs, settings.isolate)
-        process = PluginProcess(name, command)
+        options = launch_options(name, settings)
+        process = PluginProcess(options)
         started = time.monotonic()
         process.start()
     except ConfdError as exc:
@@ -75,11 +75,11 @@ def describe(ctx: click.Context, name: str) -> None:
             stdio = "not supported (go-plugin 1.0.x)"
         rows = [
             ("plugin", name),
-            ("command", " ".join(command)),
+            ("command", " ".join(options.command)),
             ("pid", str(process.pid)),
             ("protocol", f"core {shake.core_version}, app {shake.app_version}, {shake.protocol}"),
             ("address", f"{shake.network} {shake.address}"),
-            ("transport", "TLS (AutoMTLS)" if process.tls else "plaintext"),
+            ("transport", process.transport),
             ("health", "SERVING"),
             ("stdio", stdio),
             ("ready in", f"{ready_ms:.0f} ms"),

@@ -14,7 +14,8 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import grpc
 
-from confd.backends.plugin.process import PluginProcess, TlsUnusable
+from confd.backends.plugin.launch import LaunchOptions
+from confd.backends.plugin.process import PluginProcess
 from confd.errors import PluginError
 from plugin_sdk.database import Database, DatabaseError, WatchUnsupported
 from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
@@ -36,22 +37,13 @@ class _Dead(Exception):
 
 
 class PluginDatabase(Database):
-    """A database served by plugin `name`, started from `command`."""
+    """A database served by the plugin `options` describe (name, command, AutoMTLS, ...)."""
 
     can_watch = True
 
-    def __init__(
-        self,
-        name: str,
-        command: Sequence[str],
-        *,
-        auto_mtls: bool = True,
-        start_timeout: float = 10.0,
-    ) -> None:
-        self.name = name  # type: ignore[misc]  # instance name: the plugin's
-        self.command = list(command)
-        self.auto_mtls = auto_mtls
-        self.start_timeout = start_timeout
+    def __init__(self, options: LaunchOptions) -> None:
+        self.options = options
+        self.name = options.name  # type: ignore[misc]  # instance name: the plugin's
         self.config: dict[str, str] = {}
         self.restarts = 0
         self._lock = threading.Lock()
@@ -75,21 +67,8 @@ class PluginDatabase(Database):
 
     def _launch(self) -> None:
         """Start a process and configure it; caller holds the lock."""
-        process = PluginProcess(
-            self.name, self.command, auto_mtls=self.auto_mtls, start_timeout=self.start_timeout
-        )
-        try:
-            process.start()
-        except TlsUnusable as exc:
-            log.warning(
-                "%s; restarting it without AutoMTLS (plaintext gRPC: on a unix socket, or on "
-                "127.0.0.1 TCP when the plugin does not use one)",
-                exc,
-            )
-            self.auto_mtls = False
-            process = PluginProcess(self.name, self.command, auto_mtls=False,
-                                    start_timeout=self.start_timeout)
-            process.start()
+        process = PluginProcess(self.options)
+        process.start()
         stub = database_pb2_grpc.DatabaseStub(process.channel)
         try:
             self._configure(stub)

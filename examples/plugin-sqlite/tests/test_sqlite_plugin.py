@@ -93,8 +93,10 @@ def test_bad_table_is_a_clear_error(venv, database, confdir, tmp_path) -> None:
 
 def test_watch_reports_changed_keys(venv, database) -> None:
     from confd.backends.plugin.client import PluginDatabase
+    from confd.backends.plugin.launch import LaunchOptions
 
-    plugin = PluginDatabase("sqlite", [str(venv / "bin" / "confd-database-sqlite")])
+    command = [str(venv / "bin" / "confd-database-sqlite")]
+    plugin = PluginDatabase(LaunchOptions("sqlite", command))
     try:
         plugin.configure({"path": str(database)})
         assert plugin.get_values(["/app"]) == {"/app/name": "shop", "/app/port": "8080"}
