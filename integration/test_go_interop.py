@@ -93,13 +93,15 @@ class Site:
             "--plugin-dir", str(self.plugin_dir), "--log-level", "debug", *opts, *extra,
         ]
 
-    def env(self) -> dict[str, str]:
+    def env(self, **extra: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
-        return {**base, "TMPDIR": str(self.tmpdir)}
+        return {**base, "TMPDIR": str(self.tmpdir), **extra}
 
-    def onetime(self, *extra: str, path: bool = True) -> subprocess.CompletedProcess[str]:
+    def onetime(
+        self, *extra: str, path: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command("--onetime", *extra, path=path), env=self.env(),
+            self.command("--onetime", *extra, path=path), env=self.env(**(env or {})),
             capture_output=True, text=True, timeout=60, check=False,
         )
 
@@ -199,12 +201,14 @@ def test_go_plugin_session_is_tls_and_refuses_plaintext(
 @pytest.mark.parametrize(
     ("opts", "message"),
     [
-        (["path={data}", "colour=blue"], "unknown setting \"colour\" (known: interval, path)"),
-        ([], "setting 'path' is required"),
+        (["path={data}", "colour=blue"],
+         "backend 'gomem' has no setting 'colour' (its settings: interval, path)"),
+        ([], "backend 'gomem': setting 'path' is required"),
         (["path=/nonexistent/data.json"],
-         "setting 'path': open /nonexistent/data.json: no such file or directory"),
+         "backend 'gomem': setting 'path': open /nonexistent/data.json: no such file or "
+         "directory"),
         (["path={data}", "interval=soon"],
-         "setting 'interval' is \"soon\", not a positive duration like 50ms"),
+         "backend 'gomem': setting 'interval' is \"soon\", not a positive duration like 50ms"),
     ],
     ids=["unknown", "missing-path", "unreadable-path", "bad-interval"],
 )
@@ -214,8 +218,32 @@ def test_onetime_bad_setting_names_the_go_plugin(
     flags = [f for opt in opts for f in ("--backend-opt", opt.format(data=site.data))]
     done = site.onetime(*flags, path=False)
     assert done.returncode != 0
-    assert f"plugin 'gomem': backend 'gomem': {message}" in done.stderr
+    assert f"plugin 'gomem': {message}" in done.stderr
     assert not site.dest.exists()
+
+
+def test_misspelled_setting_is_refused_before_the_go_plugin_configure(site: Site) -> None:
+    """The Go plugin describes itself; confd refuses `colour` with its list, and the plugin's
+    Configure (which logs `configured`) never runs."""
+    done = site.onetime("--backend-opt", "colour=blue")
+    assert done.returncode != 0
+    assert ("plugin 'gomem': backend 'gomem' has no setting 'colour' (its settings: interval, "
+            "path)") in done.stderr
+    assert "plugin gomem: configured" not in done.stderr
+
+
+def test_go_plugin_without_describe_still_works(site: Site) -> None:
+    """A plugin built before Describe answers UNIMPLEMENTED: it renders, and its own Configure
+    judges settings as before."""
+    done = site.onetime(env={"GOMEM_DESCRIBE": "off"})
+    assert done.returncode == 0, done.stderr
+    assert site.dest.read_text() == EXPECTED
+    assert "plugin gomem has no Describe (an older plugin)" in done.stderr
+    site.dest.unlink()
+    done = site.onetime("--backend-opt", "colour=blue", env={"GOMEM_DESCRIBE": "off"})
+    assert done.returncode != 0
+    assert ("plugin 'gomem': backend 'gomem': unknown setting \"colour\" (known: interval, "
+            "path)") in done.stderr
 
 
 def _plugin_pids(parent: int, plugin_dir: Path) -> set[int]:

@@ -12,13 +12,14 @@ import os
 import sys
 import time
 
-from plugin_sdk import Database, DatabaseError, serve
+from plugin_sdk import Database, DatabaseError, Setting, serve
 
 mode = os.environ.get("MISBEHAVE", "")
 
 
 class Failing(Database):
     name = "misbehave"
+    settings = (Setting("fail_configure", bool, False, "refuse Configure (mode errors)"),)
 
     def configure(self, config):
         if mode == "errors" and config.get("fail_configure"):
