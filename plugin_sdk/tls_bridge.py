@@ -28,8 +28,6 @@ Address = str | tuple[str, int]
 _CHUNK = 1 << 16
 _START_TIMEOUT = 10.0
 
-log = logging.getLogger("plugin_sdk.tls")
-
 
 class BridgeError(Exception):
     """The bridge could not listen (no usable address)."""
@@ -40,7 +38,8 @@ class TlsBridge:
 
     `accept_tls`: TLS (server side) on accepted connections, plaintext to `target`.
     `connect_tls`: plaintext accepted, TLS (client side, `server_hostname`) to `target`.
-    `failure` holds the first TLS or connection error seen, for the owner to report.
+    `failure` holds the first TLS or connection error seen, for the owner to report; each
+    one is also logged (warning) on `log`.
     """
 
     def __init__(
@@ -51,6 +50,7 @@ class TlsBridge:
         connect_tls: ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         handshake_timeout: float = 10.0,
+        log: logging.Logger | None = None,
     ) -> None:
         if (accept_tls is None) == (connect_tls is None):
             raise ValueError("a TLS bridge needs TLS on exactly one side")
@@ -61,6 +61,7 @@ class TlsBridge:
         self._connect_tls = connect_tls
         self._server_hostname = server_hostname
         self._timeout = handshake_timeout
+        self._log = log or logging.getLogger("plugin_sdk.tls")
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._unix_paths: list[str] = []
@@ -162,7 +163,7 @@ class TlsBridge:
             text = f"cannot connect: {exc.strerror or exc}"
         if self.failure is None:
             self.failure = text
-        log.warning("TLS bridge: %s", text)
+        self._log.warning("TLS bridge to %s: %s", self.target, text)
 
     # -- closing ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ host's P-521). When TLS cannot be set up the plugin exits 1 saying why: never pl
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -76,7 +77,7 @@ def _bridged(server: grpc.Server, own, client_der: bytes) -> Listening:
         context = server_context(own, client_der, private)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         fail(f"cannot set up AutoMTLS with the host's certificate: {exc}")
-    bridge = TlsBridge(inner, accept_tls=context)
+    bridge = TlsBridge(inner, accept_tls=context, log=logging.getLogger("plugin_sdk"))
 
     def bind(target: str) -> int:
         if target.startswith("unix:"):

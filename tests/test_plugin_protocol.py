@@ -162,6 +162,12 @@ def test_p521_plugin_is_reached_through_the_openssl_bridge(
     assert (socket_dir / "tls-bridge.sock").is_socket()
     _refuses_plaintext(process.handshake.target)
     assert database.get_values(["/k"]) == {"/k": "v"}
+    os.kill(process.pid, 9)  # a crash: the restarted plugin gets a fresh bridge
+    process._proc.wait(5)
+    assert database.get_values(["/k"]) == {"/k": "v"}
+    assert database.restarts == 1
+    assert database.process.bridge is not None and database.process.bridge is not process.bridge
+    assert not (socket_dir / "tls-bridge.sock").exists()
 
 
 def test_p521_host_certificate_is_served_through_openssl(
@@ -191,7 +197,8 @@ def test_tls_failure_through_the_bridge_is_a_clear_error(plugin_dir, monkeypatch
     assert time.monotonic() - started < 5  # reported at once, not after the start timeout
     text = str(info.value)
     assert text.startswith("plugin 'misbehave' (")
-    assert "refused the AutoMTLS session (TLS handshake failed: CERTIFICATE_VERIFY_FAILED)" in text
+    assert ("could not open its AutoMTLS session (TLS handshake failed: "
+            "CERTIFICATE_VERIFY_FAILED)") in text
     assert "does not fall back to plaintext" in text
     assert not process.alive()
 

@@ -202,6 +202,7 @@ class PluginProcess:
             target,
             connect_tls=client_context(cert, server_cert, self._socket_dir),
             server_hostname="localhost",
+            log=self.log,
         )
         path = self.bridge.listen_unix(os.path.join(self._socket_dir, "tls-bridge.sock"))
         self.log.debug(
@@ -213,8 +214,8 @@ class PluginProcess:
     def _raise_tls_failure(self) -> None:
         if self.bridge is not None and self.bridge.failure:
             raise self._failure(
-                f"refused the AutoMTLS session ({self.bridge.failure}); confd does not fall "
-                "back to plaintext"
+                f"could not open its AutoMTLS session ({self.bridge.failure}); confd does not "
+                "fall back to plaintext"
             )
 
     def _check_health(self, deadline: float) -> None:
