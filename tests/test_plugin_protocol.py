@@ -159,7 +159,7 @@ def test_p521_plugin_is_reached_through_the_openssl_bridge(
     # grpcio's plaintext side is a socket in our 0700 directory; the plugin's is TLS only
     socket_dir = Path(process.handshake.address).parent
     assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
-    assert (socket_dir / "tls-bridge.sock").is_socket()
+    assert (socket_dir / "tls.sock").is_socket()
     _refuses_plaintext(process.handshake.target)
     assert database.get_values(["/k"]) == {"/k": "v"}
     os.kill(process.pid, 9)  # a crash: the restarted plugin gets a fresh bridge
@@ -167,7 +167,7 @@ def test_p521_plugin_is_reached_through_the_openssl_bridge(
     assert database.get_values(["/k"]) == {"/k": "v"}
     assert database.restarts == 1
     assert database.process.bridge is not None and database.process.bridge is not process.bridge
-    assert not (socket_dir / "tls-bridge.sock").exists()
+    assert not (socket_dir / "tls.sock").exists()
 
 
 def test_p521_host_certificate_is_served_through_openssl(

@@ -204,7 +204,13 @@ class PluginProcess:
             server_hostname="localhost",
             log=self.log,
         )
-        path = self.bridge.listen_unix(os.path.join(self._socket_dir, "tls-bridge.sock"))
+        path = os.path.join(self._socket_dir, "tls.sock")
+        try:
+            self.bridge.listen_unix(path)
+        except OSError as exc:  # a path over 107 bytes (the plugin's own is longer)
+            raise self._failure(
+                f"needs a TLS bridge, which cannot listen on {path}: {exc}"
+            ) from None
         self.log.debug(
             "plugin %s sent a P-521 certificate (go-plugin): TLS through the OpenSSL bridge",
             self.name,
