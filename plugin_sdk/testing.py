@@ -127,9 +127,13 @@ def run_plugin(
     from confd.backends.plugin.launch import LaunchOptions
 
     command = plugin_command(target)
+    served = command[1:3] == ["-m", "plugin_sdk.testing"]
     if name is None:
-        name = target.name if isinstance(target, type) and target.name else "plugin"
-    extra = {"PYTHONPATH": _import_path(), **(env or {})}
+        name = _name_of(_load(command[3]).name if served else "", command)
+    # a class is imported by a child of this interpreter: give it this process's path; a
+    # command (a console script, a Go binary) runs in its own environment, untouched
+    extra = {"PYTHONPATH": _import_path()} if served else {}
+    extra.update(env or {})
     database = PluginDatabase(
         LaunchOptions(name, command, auto_mtls=auto_mtls, start_timeout=start_timeout, env=extra)
     )
@@ -138,6 +142,14 @@ def run_plugin(
         yield database
     finally:
         database.close()
+
+
+def _name_of(declared: str, command: Sequence[str]) -> str:
+    """The backend name: the class's, else the executable's after `confd-database-`."""
+    if declared:
+        return declared
+    base = Path(command[0]).name
+    return base.removeprefix("confd-database-") if base.startswith("confd-database-") else "plugin"
 
 
 def _load(spec: str) -> type[Database]:

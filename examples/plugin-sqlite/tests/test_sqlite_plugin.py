@@ -230,3 +230,28 @@ def test_watch_reports_changed_keys(venv, database) -> None:
         thread.join(3)
     finally:
         plugin.close()
+
+
+def test_the_installed_plugin_passes_the_kit_as_a_command(venv, tmp_path) -> None:
+    """The kit also takes an installed plugin's command (any language): here the console
+    script, which runs in the venv's own environment."""
+    from plugin_sdk.testing import check_prefix_semantics, check_values, run_plugin
+
+    store = tmp_path / "kit.db"
+    with sqlite3.connect(store) as connection:
+        connection.execute("CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT)")
+    connection.close()
+
+    class Store:
+        settings = {"path": str(store)}
+
+        @staticmethod
+        def put(values) -> None:
+            with sqlite3.connect(store) as db:
+                db.executemany("INSERT OR REPLACE INTO kv VALUES (?, ?)", values.items())
+            db.close()
+
+    with run_plugin([str(venv / "bin" / "confd-database-sqlite")], Store.settings) as database:
+        assert database.name == "sqlite"
+        check_prefix_semantics(database, Store)
+        check_values(database, Store)
