@@ -193,11 +193,11 @@ def test_env_python3_script_plugin_fails_with_a_hint(venv, confdir, tmp_path) ->
     assert not (tmp_path / "app.conf").exists()
     # the same script with the venv's interpreter in its first line works
     script.write_text(README_PLUGIN.replace("/usr/bin/env python3", str(venv / "bin" / "python")))
-    (confdir / "templates" / "app.conf.tmpl").write_text('{{ exists("/app/name") }}\n')
+    (confdir / "templates" / "app.conf.tmpl").write_text('{{ getv("/app/name", "none") }}\n')
     result = _confd(venv, "--onetime", "--confdir", str(confdir), "--backend", "memory",
                     "--plugin-dir", str(plugins), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "app.conf").read_text() == "False\n"
+    assert (tmp_path / "app.conf").read_text() == "none\n"
 
 
 def test_watch_reports_changed_keys(venv, database) -> None:
