@@ -39,7 +39,7 @@ TEMPLATE = (
     '{% for kv in gets("/app/*") %}{{ kv.key }}={{ kv.value }}\n{% endfor %}'
     'db={{ getv("/app/db/host") }}\napplication={{ exists("/application") }}\n'
 )
-EXPECTED = "/app/name=demo\n/app/port=8080\ndb=db1\napplication=False\n"
+EXPECTED = "/app/name=demo\n/app/port=8080\ndb=db1\napplication=false\n"
 
 
 @pytest.fixture(scope="module")
