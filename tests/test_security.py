@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from confd.backends.plugin.client import PluginDatabase
 from confd.backends.plugin.host import open_plugin
+from confd.backends.plugin.launch import LaunchOptions
 from confd.config.settings import Settings
 from testsupport.plugins import install
 
@@ -281,7 +282,9 @@ def test_restarted_plugin_gets_a_fresh_private_socket_directory(tmp_path: Path) 
     install(plugins, "jsonfile.py", "jsonfile")
     store = tmp_path / "store.json"
     store.write_text(json.dumps({"/app/a": "1"}))
-    database = PluginDatabase("jsonfile", [str(plugins / "confd-database-jsonfile")])
+    database = PluginDatabase(
+        LaunchOptions("jsonfile", [str(plugins / "confd-database-jsonfile")])
+    )
     try:
         database.configure({"path": str(store)})
         first_dir, first_pid = _socket_dir(database), database.process.pid
