@@ -2,13 +2,17 @@
 
 Templates are compiled once and cached (re-read when the file changes). Each render gets
 its own recording view of the store, so concurrent renders never share state and the
-processor learns exactly which keys an output depends on.
+processor learns exactly which keys an output depends on; templates it `include`s read
+through the same view. confd's functions are the template's globals; those of the fork's
+utility set that read naturally after a `|` are filters too (`FILTERS`), with the piped value
+as the subject. Jinja's own `default` and `indent` filters keep Jinja's meaning; `tojson`
+writes JSON as Go does (compact, keys sorted), like `toJson`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -18,12 +22,63 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from confd.errors import TemplateError
-from confd.template.functions import FunctionError, template_functions
+from confd.template.functions import FunctionError, function, template_functions
+from confd.template.include import Includes
 from confd.template.store import KVStore, Reads
 
-__all__ = ["Rendered", "Renderer"]
+__all__ = ["FILTERS", "Rendered", "Renderer"]
 
 _MIN_REDACT = 4  # shorter values ("80", "on") are too common to hide without garbling messages
+
+
+def _piped(name: str) -> Callable[..., Any]:
+    """Filter `name` as a Go pipeline calls it: `x|nindent(2)` is `nindent(2, x)`."""
+    fn = function(name)
+
+    def apply(value: Any, *args: Any) -> Any:
+        return fn(*args, value)
+
+    apply.__name__ = name
+    return apply
+
+
+def _subject_first(name: str) -> Callable[..., Any]:
+    """Filter `name` whose first parameter is the subject: `m|hasKey("a")`."""
+    return function(name)
+
+
+def _regex_replace_all(value: Any, pattern: Any, replacement: Any) -> Any:
+    return function("regexReplaceAll")(pattern, value, replacement)
+
+
+def _pluck(maps: Any, key: Any) -> Any:
+    return function("pluck")(key, *maps)
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    """Jinja's `tojson`, writing JSON as Go does (`indent`: spaces, pretty-printed)."""
+    if indent is None:
+        return function("toJson")(value)
+    from confd.template.gojson import marshal
+
+    try:
+        return marshal(value, " " * int(indent))
+    except Exception as exc:
+        raise FunctionError("tojson", exc) from exc
+
+
+# The fork's functions as Jinja filters, the piped value as subject.
+FILTERS: dict[str, Callable[..., Any]] = {
+    **{name: _piped(name) for name in (
+        "ternary", "empty", "toJson", "fromJson", "toPrettyJson", "nindent", "quote",
+        "squote", "regexMatch", "regexFind", "repeat", "nospace", "snakecase", "camelcase",
+        "kebabcase", "keys", "values", "sha256sum",
+    )},
+    **{name: _subject_first(name) for name in ("coalesce", "hasKey", "append")},
+    "regexReplaceAll": _regex_replace_all,
+    "pluck": _pluck,
+    "tojson": _tojson,
+}
 
 
 class Rendered(NamedTuple):
@@ -48,6 +103,7 @@ class Renderer:
             auto_reload=True,
             cache_size=-1,  # one compiled template per file, however many resources
         )
+        self._env.filters.update(FILTERS)
 
     def check(self, src: str, syntax: str | None = None) -> None:
         """Load and compile `src` without rendering; `TemplateError` on any problem."""
@@ -61,7 +117,11 @@ class Renderer:
         template = self._load(src)
         reads = Reads()
         context: dict[str, Any] = dict(extra) if extra else {}
-        context.update(template_functions(store.view(reads)))
+        functions: dict[str, Any] = {}
+        includes = Includes(self.templates_dir,
+                            lambda name, data: self._render_included(name, data, functions))
+        functions.update(template_functions(store.view(reads), includes))
+        context.update(functions)
         try:
             text = template.render(context)
         except TemplateError as exc:
@@ -69,6 +129,17 @@ class Renderer:
         except Exception as exc:
             raise TemplateError(self._redact(self._describe(src, exc), src, store)) from exc
         return Rendered(text, reads)
+
+    def _render_included(self, name: str, data: Any, functions: Mapping[str, Any]) -> str:
+        """An included template, rendered with the includer's functions: a map's keys are its
+        variables and `data` is the whole value given (None without one)."""
+        template = self._load(name)
+        context: dict[str, Any] = {}
+        if isinstance(data, Mapping):
+            context.update((k, v) for k, v in data.items() if isinstance(k, str))
+        context["data"] = data
+        context.update(functions)
+        return template.render(context)
 
     def _redact(self, message: str, src: str, store: KVStore) -> str:
         """Hide store values that an error message quotes (a value used as a dict key, or
@@ -111,6 +182,8 @@ class Renderer:
         """`file:line: message` for an error raised while rendering."""
         where = _template_location(exc.__traceback__) or self._path(src)
         if isinstance(exc, FunctionError):
+            if isinstance(exc.cause, TemplateError):  # an included template: it names itself
+                return str(exc.cause)
             return f"{where}: {exc.reason} (in {exc.function})"
         if isinstance(exc, UndefinedError):
             return f"{where}: {exc.message}"
