@@ -90,6 +90,10 @@ class Processor:
                 resource.src, KVStore(resource.to_store(values)), syntax=resource.syntax
             )
             reads = rendered.reads
+            if resource.output_format:
+                from confd.template.output_format import validate_output
+
+                validate_output(rendered.text, resource.output_format)
             status = sync_file(rendered.text.encode(), resource, self.options, out=self._out)
         except ConfdError as exc:
             log.error("%s: %s", resource.path, exc, extra={"fields": fields})
