@@ -2,7 +2,8 @@
 
 The format is Go confd's (src, dest, keys, prefix, mode, uid, gid, check_cmd, reload_cmd) plus
 owner/group names, command timeouts, a per-resource `[backend]` table, `wait`,
-`min_reload_interval` and the fork's `output_format`. Every problem is a `ConfigError` naming the file (and key).
+`min_reload_interval` and the fork's `output_format`. Every problem is a `ConfigError` naming
+the file (and key).
 """
 
 from __future__ import annotations
