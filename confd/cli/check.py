@@ -37,7 +37,11 @@ def check_confdir(ctx: click.Context, confdir: str | None) -> list[str]:
         problems.append(str(exc))
         settings = Settings(confdir=confdir or os.environ.get("CONFD_CONFDIR", "/etc/confd"))
     try:
-        resources, errors = load_resources(Path(settings.confdir), prefix=settings.prefix)
+        resources, errors = load_resources(
+            Path(settings.confdir), prefix=settings.prefix,
+            check_cmd_timeout=settings.check_cmd_timeout,
+            reload_cmd_timeout=settings.reload_cmd_timeout,
+        )
     except ConfigError as exc:
         return [*problems, str(exc)]
     problems.extend(str(e) for e in errors)

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from confd import __version__
-from confd.config.options import OPTIONS, Option
+from confd.config.options import OPTIONS, Duration, Option
 from confd.config.settings import Settings, load_settings, log_options
 from confd.errors import ConfdError, ConfigError
 from confd.log import get_logger, setup_logging
@@ -112,6 +112,8 @@ def _click_option(option: Option) -> Callable[..., Any]:
         kwargs["type"] = int
     elif option.type is float:
         kwargs["type"] = float
+    elif option.type is Duration:
+        kwargs["type"] = str  # seconds or a Go duration, parsed with the other layers
     if option.choices:
         kwargs["type"] = click.Choice(option.choices, case_sensitive=False)
     return click.option(flag, option.name, **kwargs)
