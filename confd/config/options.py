@@ -2,10 +2,10 @@
 
 Each `Option` says its name, type, default and help, how the environment and confd.toml may
 spell it, whether it reaches backends as a common setting (`--node`, `--username`, ...) and
-whether SIGHUP can apply it to a running daemon. The maintained fork's (abtreece/confd) timeout,
-retry and diff settings are here under its names and defaults. The click options (`confd.cli.main`), the
+whether SIGHUP can apply it to a running daemon. The click options (`confd.cli.main`), the
 environment mapping, the TOML keys and the coercion (`confd.config.settings`) are generated from
-it, the way `plugin_sdk.Setting` describes a backend's settings.
+it, the way `plugin_sdk.Setting` describes a backend's settings. The maintained fork's
+(abtreece/confd) timeout, retry and diff settings are here under its names and defaults.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any, NamedTuple
 
-__all__ = ["OPTIONS", "BY_NAME", "BACKEND_OPTIONS", "FOLDED_OPTIONS", "Duration", "Option", "LOG_LEVELS",
-           "format_duration"]
+__all__ = ["OPTIONS", "BY_NAME", "BACKEND_OPTIONS", "FOLDED_OPTIONS", "Duration", "Option",
+           "LOG_LEVELS", "format_duration"]
 
 # Go confd's levels (logrus) and ours; fatal and panic log as error.
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "fatal", "panic")
