@@ -8,17 +8,19 @@ from pathlib import Path
 import click
 
 from confd.cli.main import settings_from_context
-from confd.config.resource import load_resources
+from confd.config.resource import load_resources, select_resources
 from confd.config.settings import Settings
 from confd.errors import ConfdError, ConfigError
 
 
 @click.command()
 @click.option("--confdir", help="the confdir to check [default: as for the daemon]")
+@click.option("--resource", "names", multiple=True, metavar="NAME",
+              help="check only this resource (nginx.toml, nginx or a path; repeatable)")
 @click.pass_context
-def check(ctx: click.Context, confdir: str | None) -> None:
+def check(ctx: click.Context, confdir: str | None, names: tuple[str, ...] = ()) -> None:
     """Validate a confdir without a backend: TOML, templates, sources, destinations."""
-    problems = check_confdir(ctx, confdir)
+    problems = check_confdir(ctx, confdir, names)
     for problem in problems:
         click.echo(f"error: {problem}")
     if problems:
@@ -26,8 +28,10 @@ def check(ctx: click.Context, confdir: str | None) -> None:
         ctx.exit(1)
 
 
-def check_confdir(ctx: click.Context, confdir: str | None) -> list[str]:
-    """Every problem found in the confdir, as messages naming the file at fault."""
+def check_confdir(ctx: click.Context, confdir: str | None,
+                  names: tuple[str, ...] = ()) -> list[str]:
+    """Every problem found in the confdir (or in the resources `names`), as messages naming
+    the file at fault."""
     from confd.template.renderer import Renderer
 
     problems: list[str] = []
@@ -44,7 +48,15 @@ def check_confdir(ctx: click.Context, confdir: str | None) -> list[str]:
         )
     except ConfigError as exc:
         return [*problems, str(exc)]
-    problems.extend(str(e) for e in errors)
+    if names:
+        wanted = {Path(n).name for n in names} | {f"{Path(n).name}.toml" for n in names}
+        problems.extend(str(e) for e in errors if any(w in str(e) for w in wanted))
+        try:
+            resources = select_resources(resources, names, settings.resources_dir)
+        except ConfigError as exc:
+            return problems or [str(exc)]
+    else:
+        problems.extend(str(e) for e in errors)
     renderer = Renderer(settings.templates_dir, syntax=settings.template_syntax)
     for resource in resources:
         try:

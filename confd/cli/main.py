@@ -32,6 +32,8 @@ log = get_logger("cli")
 LAZY_COMMANDS: dict[str, str] = {
     "exec": "confd.cli.exec:exec_command",
     "check": "confd.cli.check:check",
+    "render": "confd.cli.render:render_command",
+    "preflight": "confd.cli.preflight:preflight_command",
     "backends": "confd.cli.inventory:backends_command",
     "plugins": "confd.cli.plugins:plugins",
     "internal-plugin": "confd.cli.plugins:internal_plugin",
@@ -156,8 +158,33 @@ def lazy_command(name: str) -> click.Command | None:
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def fork_spellings(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The maintained fork's one-shot modes as flags: `--check-config`, `--preflight`,
+    `--validate [--mock-data FILE]`, `--resource NAME`; they run `check`, `preflight` and
+    `render` (see `_run_fork_mode`)."""
+    options = [
+        click.option("--check-config", is_flag=True, default=False,
+                     help="validate the confdir and exit (the fork's spelling of `check`)"),
+        click.option("--preflight", is_flag=True, default=False,
+                     help="check backends and templates and exit (`preflight`)"),
+        click.option("--validate", is_flag=True, default=False,
+                     help="check templates and exit (`check`; with --mock-data: `render`)"),
+        click.option("--mock-data", metavar="FILE",
+                     help="with --validate: render every template from this JSON/YAML file"),
+        click.option("--resource", "fork_resources", multiple=True, metavar="NAME",
+                     help="with --check-config, --validate, --preflight: only this resource"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+_FORK_MODES = ("check_config", "preflight", "validate", "mock_data", "fork_resources")
+
+
 @click.group(cls=ConfdGroup, invoke_without_command=True, context_settings=_CONTEXT)
 @settings_options
+@fork_spellings
 @click.version_option(__version__, "--version", prog_name="confd")
 @click.pass_context
 def cli(ctx: click.Context, backend_opts: tuple[str, ...], **flags: Any) -> None:
@@ -165,14 +192,49 @@ def cli(ctx: click.Context, backend_opts: tuple[str, ...], **flags: Any) -> None
 
     Settings come from flags, then CONFD_* environment variables, then confd.toml.
     """
+    modes = {name: flags.pop(name) for name in _FORK_MODES}
     ctx.obj = CliState(given(flags), parse_backend_opts(backend_opts))
     setup_logging(*log_options(ctx.obj.flags, os.environ))
+    if any(modes.values()):
+        if ctx.invoked_subcommand is not None:
+            raise click.UsageError("--check-config, --preflight and --validate are commands "
+                                   "of their own; give no other command")
+        _collect_as_usual()
+        ctx.exit(_run_fork_mode(ctx, **modes))
     if ctx.invoked_subcommand is None:
         settings = ctx.obj.settings()
         if not settings.onetime:
             _collect_as_usual()
         ctx.exit(run(settings, ctx.obj.settings))
     _collect_as_usual()
+
+
+def _run_fork_mode(ctx: click.Context, check_config: bool, preflight: bool, validate: bool,
+                   mock_data: str | None, fork_resources: tuple[str, ...]) -> int:
+    """Run the command a fork flag spells: `--check-config` and `--validate` -> `check`,
+    `--validate --mock-data FILE` -> `render` (one line per resource), `--preflight`."""
+    if sum((check_config, preflight, validate)) != 1:
+        raise click.UsageError("give one of --check-config, --preflight and --validate"
+                               + (" (--mock-data and --resource go with one of them)"
+                                  if not (check_config or preflight or validate) else ""))
+    if mock_data and not validate:
+        raise click.UsageError("--mock-data goes with --validate")
+    if preflight:
+        from confd.run.preflight import run_preflight
+
+        settings = ctx.obj.settings()
+        setup_logging(settings.log_level, settings.log_format)
+        return run_preflight(settings, fork_resources)
+    if validate and mock_data:
+        render = lazy_command("render")
+        assert render is not None
+        ctx.invoke(render, data_file=mock_data, confdir=None, expect=None,
+                   resources=fork_resources, validate_only=True)
+        return 0
+    check = lazy_command("check")
+    assert check is not None
+    ctx.invoke(check, confdir=None, names=fork_resources)
+    return 0
 
 
 def run(settings: Settings, read: Callable[[], Settings], *, out: Any = None) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -31,6 +31,7 @@ __all__ = [
     "store_key",
     "load_resource",
     "load_resources",
+    "select_resources",
 ]
 
 log = get_logger("resource")
@@ -365,3 +366,30 @@ def resource_files(directory: Path) -> list[Path]:
         elif entry.name.endswith(".toml"):
             found.append(Path(entry.path))
     return found
+
+
+def select_resources(resources: Sequence[TemplateResource], names: Sequence[str],
+                     conf_d: Path) -> list[TemplateResource]:
+    """The resources `names` pick (a file name `nginx.toml`, its stem `nginx`, or its path
+    under conf.d); all of them without names. An unknown name is a `ConfigError`."""
+    if not names:
+        return list(resources)
+    chosen: list[TemplateResource] = []
+    for name in names:
+        found = [r for r in resources if name in _names(r, conf_d)]
+        if not found:
+            known = ", ".join(r.name for r in resources) or "none"
+            raise ConfigError(f"no template resource {name!r} in {conf_d} (there are: {known})")
+        chosen.extend(r for r in found if r not in chosen)
+    return chosen
+
+
+def _names(resource: TemplateResource, conf_d: Path) -> set[str]:
+    path = resource.path
+    names = {path.name, path.stem, str(path)}
+    try:
+        relative = path.relative_to(conf_d)
+        names |= {str(relative), str(relative.with_suffix(""))}
+    except ValueError:
+        pass
+    return names
