@@ -217,6 +217,11 @@ def test_watch_error_backoff_is_the_first_reconnect_delay() -> None:
     try:
         [watch] = groups._watches.values()
         assert 2.4 <= watch._backoff.next() <= 3.6
+        runtime.watch_error_backoff = 0.5  # a reload keeps the watch, with the new back-off
+        groups.apply(runtime, watching=True, baseline_timeout=1.0)
+        assert list(groups._watches.values()) == [watch]
+        watch._backoff.reset()
+        assert 0.4 <= watch._backoff.next() <= 0.6
     finally:
         for watch in groups.stop_all():
             watch.join(2)

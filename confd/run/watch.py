@@ -198,6 +198,11 @@ class PrefixWatch(threading.Thread):
     def keys(self) -> tuple[str, ...]:
         return self.keyset.keys
 
+    def retune(self, error_backoff: float) -> None:
+        """A reload's --watch-error-backoff: the first wait after the next error."""
+        self._backoff.initial = error_backoff
+        self._backoff.maximum = max(WATCH_BACKOFF_MAX, error_backoff)
+
     def stop(self) -> None:
         """Ask the thread to end; backends return from `watch_prefix` within about a second."""
         self._stop_event.set()
@@ -402,6 +407,7 @@ class WatchGroups:
                 if watch is not None and list(watch.keys) == keys and not watch.stopping \
                         and watching and watch.database is databases[group]:
                     watch.poll_interval = runtime.interval
+                    watch.retune(runtime.watch_error_backoff)
                     self._watches[group] = watch
                     continue
                 if watch is not None:
