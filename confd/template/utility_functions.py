@@ -10,13 +10,10 @@ the function.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections.abc import Mapping
 from typing import Any
-
-from confd.template import gojson, goregexp
 
 __all__ = ["UTILITY_FUNCTIONS", "GO_SIGNATURES", "go_quote", "is_empty"]
 
@@ -92,14 +89,21 @@ def coalesce(*values: Any) -> Any:
 # -- JSON -------------------------------------------------------------------------------------
 
 
+# The JSON and regexp modules load when a template first uses them (start-up stays light).
+
+
 def to_json(value: Any) -> str:
     """`value` as compact JSON, byte for byte as Go's `json.Marshal`."""
-    return gojson.marshal(value)
+    from confd.template.gojson import marshal
+
+    return marshal(value)
 
 
 def to_pretty_json(value: Any) -> str:
     """`value` as JSON indented by two spaces, as Go's `json.MarshalIndent`."""
-    return gojson.marshal(value, "  ")
+    from confd.template.gojson import marshal
+
+    return marshal(value, "  ")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -168,6 +172,30 @@ def quote(text: str) -> str:
 def squote(text: str) -> str:
     """`text` in single quotes, a single quote inside doubled: `it's` -> `'it''s'`."""
     return "'" + _str("argument", text).replace("'", "''") + "'"
+
+
+# -- regular expressions (Go's RE2: see confd.template.goregexp) ----------------------------
+
+
+def regex_match(pattern: str, text: str) -> bool:
+    """Whether `text` contains a match of `pattern`."""
+    from confd.template.goregexp import match
+
+    return match(pattern, text)
+
+
+def regex_find(pattern: str, text: str) -> str:
+    """The leftmost match of `pattern` in `text`, or ""."""
+    from confd.template.goregexp import find
+
+    return find(pattern, text)
+
+
+def regex_replace_all(pattern: str, text: str, replacement: str) -> str:
+    """`text` with every match of `pattern` replaced; `$1`, `${name}`, `$$` expanded."""
+    from confd.template.goregexp import replace_all
+
+    return replace_all(pattern, text, replacement)
 
 
 # -- strings ---------------------------------------------------------------------------------
@@ -291,6 +319,8 @@ def pluck(key: Any, *maps: Any) -> list[Any]:
 
 def sha256sum(text: str) -> str:
     """The SHA-256 of `text` (UTF-8), in lower-case hex."""
+    import hashlib
+
     return hashlib.sha256(_str("argument", text).encode()).hexdigest()
 
 
@@ -308,9 +338,9 @@ UTILITY_FUNCTIONS: dict[str, Any] = {
     "nindent": nindent,
     "quote": quote,
     "squote": squote,
-    "regexMatch": goregexp.match,
-    "regexFind": goregexp.find,
-    "regexReplaceAll": goregexp.replace_all,
+    "regexMatch": regex_match,
+    "regexFind": regex_find,
+    "regexReplaceAll": regex_replace_all,
     "repeat": repeat,
     "nospace": nospace,
     "snakecase": snakecase,
