@@ -129,7 +129,6 @@ def polled(
     """A configured polled backend (settings and environment as its store adapter gives them to
     confd) and the store it reads, holding the case keys."""
     from confd.backends.registry import default_registry
-
     from integration.conftest import make_store
 
     store = make_store(request.param, request, tmp_path)

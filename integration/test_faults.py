@@ -209,8 +209,9 @@ def test_server_restarts_lose_no_update(
         "redis.conf": ('{{ getv("/fault/value") }}\n',
                        f'[backend]\nname = "redis"\nnodes = ["127.0.0.1:{killable_redis.port}"]\n'),
     })  # fmt: skip
+    # 200ms: the subject is lost updates, not the back-off (--watch-error-backoff is 2s)
     daemon = Daemon(tmp_path, ["--watch", "--backend", "etcd", "--node", killable_etcd.url,
-                               "--confdir", str(confdir)])
+                               "--confdir", str(confdir), "--watch-error-backoff", "200ms"])
     daemons.append(daemon)
     etcd_dest, redis_dest = tmp_path / "out" / "etcd.conf", tmp_path / "out" / "redis.conf"
     settle(lambda: read(etcd_dest) == "etcd-start\n" and read(redis_dest) == "redis-start\n",

@@ -21,7 +21,7 @@ STORE = KVStore({"/flag": "true", "/app/port": "8080", "/json": '{"a": 1.5, "b":
 
 def render(tmp_path: Path, source: str) -> str:
     (tmp_path / "t.tmpl").write_text(source)
-    return Renderer(tmp_path).render("t.tmpl", STORE).text
+    return Renderer(tmp_path, syntax="jinja").render("t.tmpl", STORE).text
 
 
 @pytest.mark.parametrize(

@@ -170,12 +170,12 @@ def test_the_settings_table_in_the_docs_is_generated_from_the_options() -> None:
 
 def test_every_option_is_a_flag_an_environment_variable_and_a_toml_key(tmp_path: Path) -> None:
     from confd.cli.main import cli
-    from confd.config.options import OPTIONS
+    from confd.config.options import OPTIONS, Duration
 
     flags = {opt for param in cli.params for opt in getattr(param, "opts", ())}
     for option in OPTIONS:
         assert option.long_flag in flags
-        value = "2" if option.type in (int, float) or option.name == "wait" else "x"
+        value = "2" if option.type in (int, float, Duration) or option.name == "wait" else "x"
         if option.type is bool:
             value = "true"
         if option.choices:

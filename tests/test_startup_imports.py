@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 HEAVY = ("grpc", "yaml", "pyetcd", "consul", "redis", "kazoo", "hvac", "boto3", "botocore",
-         "moto")
+         "moto", "re2", "psutil")
 # Light, but each a cost on every start that the env path does not need (see
 # docs/performance.md): they load only for the resource or template that uses them.
-ON_USE = ("base64", "dataclasses", "grp", "pwd")
+ON_USE = ("base64", "dataclasses", "grp", "pwd", "decimal")
 
 
 def imported_modules(stderr: str) -> set[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from confd.cli.main import settings_from_context
-from confd.config.resource import load_resources
+from confd.config.resource import load_resources, select_resources
 from confd.config.settings import Settings
 from confd.errors import ConfdError, ConfigError
 
@@ -20,14 +20,17 @@ _NAMES = {"go": "a Go template", "jinja": "a Jinja template"}
 @click.option("--strict", is_flag=True, help="unknown keys in resource files are errors")
 @click.option("--no-dest-check", "no_dest_check", is_flag=True,
               help="do not check that destination directories exist and are writable (CI)")
+@click.option("--resource", "names", multiple=True, metavar="NAME",
+              help="check only this resource (nginx.toml, nginx or a path; repeatable)")
 @click.pass_context
-def check(ctx: click.Context, confdir: str | None, strict: bool, no_dest_check: bool) -> None:
+def check(ctx: click.Context, confdir: str | None, strict: bool, no_dest_check: bool,
+          names: tuple[str, ...] = ()) -> None:
     """Validate a confdir without a backend: TOML, templates, sources, destinations.
 
     Each template is compiled in the syntax it is read as (printed), and names a template
     uses that no function or variable defines are reported, as a render would fail on them.
     """
-    problems = check_confdir(ctx, confdir, strict=strict, dest_check=not no_dest_check)
+    problems = check_confdir(ctx, confdir, names, strict=strict, dest_check=not no_dest_check)
     for problem in problems:
         click.echo(f"error: {problem}")
     if problems:
@@ -36,9 +39,11 @@ def check(ctx: click.Context, confdir: str | None, strict: bool, no_dest_check: 
 
 
 def check_confdir(
-    ctx: click.Context, confdir: str | None, *, strict: bool = False, dest_check: bool = True
+    ctx: click.Context, confdir: str | None, names: tuple[str, ...] = (), *,
+    strict: bool = False, dest_check: bool = True,
 ) -> list[str]:
-    """Every problem found in the confdir, as messages naming the file at fault."""
+    """Every problem found in the confdir (or in the resources `names`), as messages naming
+    the file at fault."""
     from confd.template.renderer import Renderer
 
     problems: list[str] = []
@@ -48,11 +53,22 @@ def check_confdir(
         problems.append(str(exc))
         settings = Settings(confdir=confdir or os.environ.get("CONFD_CONFDIR", "/etc/confd"))
     try:
-        resources, errors = load_resources(Path(settings.confdir), prefix=settings.prefix,
-                                           strict=strict)
+        resources, errors = load_resources(
+            Path(settings.confdir), prefix=settings.prefix, strict=strict,
+            check_cmd_timeout=settings.check_cmd_timeout,
+            reload_cmd_timeout=settings.reload_cmd_timeout,
+        )
     except ConfigError as exc:
         return [*problems, str(exc)]
-    problems.extend(str(e) for e in errors)
+    if names:
+        wanted = {Path(n).name for n in names} | {f"{Path(n).name}.toml" for n in names}
+        problems.extend(str(e) for e in errors if any(w in str(e) for w in wanted))
+        try:
+            resources = select_resources(resources, names, settings.resources_dir)
+        except ConfigError as exc:
+            return problems or [str(exc)]
+    else:
+        problems.extend(str(e) for e in errors)
     renderer = Renderer(settings.templates_dir, syntax=settings.template_syntax)
     for resource in resources:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -22,7 +23,7 @@ from confd.config.resource import TemplateResource, load_resources
 from confd.config.settings import Settings
 from confd.errors import BackendError, ConfigError
 from confd.log import get_logger, setup_logging
-from confd.run.processor import Outcome, Processor, failure_summary
+from confd.run.processor import Outcome, Processor, RetryPolicy, failure_summary
 from confd.sync import SyncOptions
 from confd.template.renderer import Renderer
 from plugin_sdk.database import Database
@@ -62,6 +63,17 @@ def _host_port(text: str) -> tuple[str, int]:
     return text.strip("[]"), 53
 
 
+def _color(setting: bool | None, out: IO[str] | None) -> bool:
+    """--color / --no-color, or (unset) whether the diff goes to a terminal."""
+    if setting is not None:
+        return bool(setting)
+    stream = out if out is not None else sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class Runtime:
     """One load of the configuration: its resources and everything needed to render them."""
 
@@ -83,8 +95,12 @@ class Runtime:
         self.processor = Processor(
             self.renderer,
             self,
-            SyncOptions(settings.noop, settings.sync_only, settings.keep_stage_file),
+            SyncOptions(settings.noop, settings.sync_only, settings.keep_stage_file,
+                        diff=bool(settings.diff), diff_context=int(settings.diff_context),
+                        color=_color(settings.color, out)),
             out=out,
+            retry=RetryPolicy(int(settings.retry_max_attempts), float(settings.retry_base_delay),
+                              float(settings.retry_max_delay)),
         )
         self.resources: list[TemplateResource] = []
         self.load_errors: list[ConfigError] = []
@@ -105,6 +121,16 @@ class Runtime:
     def failure_mode(self) -> str:
         return str(self.settings.failure_mode)
 
+    @property
+    def watch_error_backoff(self) -> float:
+        """The first wait before a failed watch reconnects (--watch-error-backoff)."""
+        return float(self.settings.watch_error_backoff)
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """How long a stop waits for the render in flight (--shutdown-timeout)."""
+        return float(self.settings.shutdown_timeout)
+
     # -- resources ------------------------------------------------------------------------------
 
     def scan(self) -> None:
@@ -113,7 +139,11 @@ class Runtime:
         A missing confdir or conf.d raises `ConfigError`; bad files are `load_errors`.
         """
         settings = self.settings
-        resources, errors = load_resources(Path(settings.confdir), prefix=settings.prefix)
+        resources, errors = load_resources(
+            Path(settings.confdir), prefix=settings.prefix,
+            check_cmd_timeout=settings.check_cmd_timeout,
+            reload_cmd_timeout=settings.reload_cmd_timeout,
+        )
         for error in errors:
             log.error("%s", error)
         if not resources and not errors:

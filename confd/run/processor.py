@@ -1,12 +1,16 @@
 """Processing template resources: fetch keys, render, sync; one `Outcome` per resource.
 
 `Processor.process(resource)` is the unit every run loop uses; `run_once` is the onetime
-path. A failing resource is logged with its file and cause and never stops the others.
+path. A failing resource is logged with its file and cause and never stops the others. A failed
+backend read is retried (`RetryPolicy`: the fork's --retry-max-attempts, --retry-base-delay,
+--retry-max-delay) before the render fails; a backend that failed every retry is read once per
+resource, without retries, until it answers again, so a dead backend costs the delays once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
 from confd.config.resource import TemplateResource, store_key
@@ -20,7 +24,7 @@ if TYPE_CHECKING:
     from confd.template.store import Reads
     from plugin_sdk.database import Database
 
-__all__ = ["Status", "Outcome", "Processor", "DatabaseSource", "failure_summary"]
+__all__ = ["Status", "Outcome", "Processor", "DatabaseSource", "RetryPolicy", "failure_summary"]
 
 log = get_logger("processor")
 
@@ -52,6 +56,14 @@ class Outcome(NamedTuple):
         return self.reads.depends_on(store_key(database_key, self.resource.prefix))
 
 
+class RetryPolicy(NamedTuple):
+    """How often and how patiently a failed backend read is tried again."""
+
+    retries: int = 0  # reads after the first one fails
+    base_delay: float = 0.1  # before the first retry; doubles per retry, jittered
+    max_delay: float = 5.0
+
+
 class DatabaseSource(Protocol):
     """Where a processor gets the database of a resource (the run's `Runtime`)."""
 
@@ -68,11 +80,42 @@ class Processor:
         options: SyncOptions | None = None,
         *,
         out: IO[str] | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.renderer = renderer
         self.databases = databases
         self.options = options or SyncOptions()
+        self.retry = retry or RetryPolicy()
         self._out = out
+        self._sleep = sleep
+        self._down: set[Database] = set()  # failed every retry; read once until they answer
+
+    def read(self, database: Database, keys: Sequence[str]) -> dict[str, str]:
+        """`database.get_values(keys)`, retried by the policy; `BackendError` when it fails."""
+        retries = 0 if database in self._down else self.retry.retries
+        backoff = None
+        for attempt in range(retries + 1):
+            try:
+                values = database.get_values(keys)
+            except DatabaseError as exc:
+                if attempt == retries:
+                    if retries:
+                        self._down.add(database)
+                    raise BackendError(str(exc)) from exc
+                if backoff is None:
+                    from confd.backoff import Backoff
+
+                    policy = self.retry
+                    backoff = Backoff(policy.base_delay, max(policy.max_delay, policy.base_delay))
+                delay = backoff.next()
+                log.debug("backend read failed (%s); retry %d of %d in %.2fs", exc,
+                          attempt + 1, retries, delay)
+                self._sleep(delay)
+                continue
+            self._down.discard(database)
+            return values
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def process(self, resource: TemplateResource) -> Outcome:
         """Render `resource` from fresh values and sync its destination; never raises."""
@@ -82,14 +125,15 @@ class Processor:
         reads = values = None
         try:
             database = self.databases.database(resource)
-            try:
-                values = database.get_values(resource.backend_keys())
-            except DatabaseError as exc:
-                raise BackendError(str(exc)) from exc
+            values = self.read(database, resource.backend_keys())
             rendered = self.renderer.render(
                 resource.src, KVStore(resource.to_store(values)), syntax=resource.syntax
             )
             reads = rendered.reads
+            if resource.output_format:
+                from confd.template.output_format import validate_output
+
+                validate_output(rendered.text, resource.output_format)
             data = rendered.text.encode("utf-8", "surrogateescape")  # Go templates: raw bytes
             status = sync_file(data, resource, self.options, out=self._out)
         except ConfdError as exc:

@@ -30,6 +30,8 @@ from plugin_sdk.database import Database, WatchUnsupported
 
 log = get_logger("watch")
 
+WATCH_BACKOFF_MAX = 30.0  # a watch failing for long retries at most this far apart
+
 # Called with the changed keys; with the backend error (None when it recovered, or
 # WatchUnsupported when the watch falls back to polling); after every good full read.
 ChangeCallback = Callable[[set[str]], None]
@@ -196,6 +198,11 @@ class PrefixWatch(threading.Thread):
     def keys(self) -> tuple[str, ...]:
         return self.keyset.keys
 
+    def retune(self, error_backoff: float) -> None:
+        """A reload's --watch-error-backoff: the first wait after the next error."""
+        self._backoff.initial = error_backoff
+        self._backoff.maximum = max(WATCH_BACKOFF_MAX, error_backoff)
+
     def stop(self) -> None:
         """Ask the thread to end; backends return from `watch_prefix` within about a second."""
         self._stop_event.set()
@@ -343,6 +350,7 @@ class _Runtime(Protocol):
 
     resources: Sequence[TemplateResource]
     interval: float
+    watch_error_backoff: float  # the first wait before a failed watch reconnects
 
     def database(self, resource: TemplateResource) -> Database: ...
     def label(self, resource: TemplateResource) -> str: ...
@@ -399,12 +407,14 @@ class WatchGroups:
                 if watch is not None and list(watch.keys) == keys and not watch.stopping \
                         and watching and watch.database is databases[group]:
                     watch.poll_interval = runtime.interval
+                    watch.retune(runtime.watch_error_backoff)
                     self._watches[group] = watch
                     continue
                 if watch is not None:
                     to_stop.append(watch)
                 if watching:
-                    watch = self._start(group, databases[group], keys, runtime.interval)
+                    watch = self._start(group, databases[group], keys, runtime.interval,
+                                        runtime.watch_error_backoff)
                     self._watches[group] = watch
                     started.append(watch)
             to_stop.extend(old.values())
@@ -419,7 +429,8 @@ class WatchGroups:
                 break
 
     def _start(
-        self, group: GroupKey, database: Database, keys: list[str], interval: float
+        self, group: GroupKey, database: Database, keys: list[str], interval: float,
+        error_backoff: float,
     ) -> PrefixWatch:
         backend, prefix = group
         watch = PrefixWatch(
@@ -430,6 +441,7 @@ class WatchGroups:
             on_change=lambda changed: self._on_change(self.members(group), changed),
             on_state=self._on_state,
             poll_interval=interval,
+            backoff=Backoff(initial=error_backoff, maximum=max(WATCH_BACKOFF_MAX, error_backoff)),
             on_resync=lambda: self._on_resync(self.members(group)),
         )
         log.debug("watching %s:%s (%d keys)", backend, prefix or "/", len(keys))

@@ -6,12 +6,16 @@ or Go's text/template (`confd.template.golang`), chosen per template file.
 accepts it, Go when both do). Templates are compiled once and cached (re-read when the file
 changes). Each render gets its own recording view of the store, so concurrent renders never
 share state and the processor learns exactly which keys an output depends on, in either syntax.
+Templates `include`d read through the same view. confd's functions are a template's globals;
+those of the fork's utility set that read naturally after a `|` are Jinja filters too
+(`FILTERS`), with the piped value as the subject. Jinja's own `default` and `indent` filters
+keep Jinja's meaning; `tojson` writes JSON as Go does (compact, keys sorted), like `toJson`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -21,18 +25,74 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from confd.errors import TemplateError
-from confd.template.functions import FUNCTION_NAMES, FunctionError, template_functions
+from confd.template.functions import (
+    FUNCTION_NAMES,
+    FunctionError,
+    function,
+    template_functions,
+)
+from confd.template.include import Includes
 from confd.template.printing import finalize
 from confd.template.store import KVStore, Reads
 
 if TYPE_CHECKING:
     from confd.template.golang.template import GoTemplate
 
-__all__ = ["Rendered", "Renderer", "SYNTAXES"]
+__all__ = ["FILTERS", "Rendered", "Renderer", "SYNTAXES"]
 
 SYNTAXES = ("auto", "go", "jinja")
 
 _MIN_REDACT = 4  # shorter values ("80", "on") are too common to hide without garbling messages
+
+
+def _piped(name: str) -> Callable[..., Any]:
+    """Filter `name` as a Go pipeline calls it: `x|nindent(2)` is `nindent(2, x)`."""
+    fn = function(name)
+
+    def apply(value: Any, *args: Any) -> Any:
+        return fn(*args, value)
+
+    apply.__name__ = name
+    return apply
+
+
+def _subject_first(name: str) -> Callable[..., Any]:
+    """Filter `name` whose first parameter is the subject: `m|hasKey("a")`."""
+    return function(name)
+
+
+def _regex_replace_all(value: Any, pattern: Any, replacement: Any) -> Any:
+    return function("regexReplaceAll")(pattern, value, replacement)
+
+
+def _pluck(maps: Any, key: Any) -> Any:
+    return function("pluck")(key, *maps)
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    """Jinja's `tojson`, writing JSON as Go does (`indent`: spaces, pretty-printed)."""
+    if indent is None:
+        return function("toJson")(value)
+    from confd.template.gojson import marshal
+
+    try:
+        return marshal(value, " " * int(indent))
+    except Exception as exc:
+        raise FunctionError("tojson", exc) from exc
+
+
+# The fork's functions as Jinja filters, the piped value as subject.
+FILTERS: dict[str, Callable[..., Any]] = {
+    **{name: _piped(name) for name in (
+        "ternary", "empty", "toJson", "fromJson", "toPrettyJson", "nindent", "quote",
+        "squote", "regexMatch", "regexFind", "repeat", "nospace", "snakecase", "camelcase",
+        "kebabcase", "keys", "values", "sha256sum",
+    )},
+    **{name: _subject_first(name) for name in ("coalesce", "hasKey", "append")},
+    "regexReplaceAll": _regex_replace_all,
+    "pluck": _pluck,
+    "tojson": _tojson,
+}
 
 
 class Rendered(NamedTuple):
@@ -71,6 +131,7 @@ class Renderer:
             cache_size=-1,  # one compiled template per file, however many resources
             finalize=finalize,  # {{ value }} prints as Go confd prints it
         )
+        self._env.filters.update(FILTERS)
 
     def check(self, src: str, syntax: str | None = None) -> Syntax:
         """Load and compile `src` without rendering; returns the syntax it was read as.
@@ -90,19 +151,24 @@ class Renderer:
     ) -> Rendered:
         """Render `src` against `store`; `extra` adds variables (functions win on clashes)."""
         reads = Reads()
+        functions: dict[str, Any] = {}
+        includes = Includes(self.templates_dir,
+                            lambda name, data: self._render_included(name, data, functions))
         if self.syntax_of(src, syntax).name == "go":
             from confd.template.golang.functions import go_functions
 
             template = self._load_go(src)
+            functions.update(go_functions(store.view(reads), includes))
             try:
-                text = template.execute(go_functions(store.view(reads)))
+                text = template.execute(functions)
             except TemplateError as exc:
                 raise TemplateError(self._redact(str(exc), src, store)) from exc
             return Rendered(text, reads)
         jinja = self._load(src)
         context: dict[str, Any] = {"printf": _printf}
         context.update(extra or {})
-        context.update(template_functions(store.view(reads)))
+        functions.update(template_functions(store.view(reads), includes))
+        context.update(functions)
         try:
             text = jinja.render(context)
         except TemplateError as exc:
@@ -124,12 +190,10 @@ class Renderer:
             return cached[1]
         from confd.template.golang.syntax import detect_syntax
 
-        detection = detect_syntax(self._source(src, path), FUNCTION_NAMES, self._jinja_error)
+        source = self._source(src, path)
+        detection = detect_syntax(source, FUNCTION_NAMES, self._jinja_error)
         if detection.syntax is None:
-            raise TemplateError(
-                f"{path}: not a template confd can read: {detection.reason}; set "
-                "template_syntax = \"go\" or \"jinja\" in its resource to see one syntax's error"
-            )
+            raise self._neither(path, source)
         found = Syntax(detection.syntax, detection.reason)
         self._syntaxes[(src, wanted)] = (stamp, found)
         return found
@@ -149,6 +213,23 @@ class Renderer:
             line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
             problems.append(f"{path}:{line}: unknown function or variable {name!r}")
         return problems
+
+    def _neither(self, path: str, source: str) -> TemplateError:
+        """A template neither syntax reads: the Jinja error first (file:line), then Go's."""
+        from confd.template.golang.errors import GoSyntaxError
+        from confd.template.golang.parser import parse
+
+        try:
+            parse(source, path, FUNCTION_NAMES)
+            go = ""
+        except GoSyntaxError as exc:
+            go = f"{exc.line}:{exc.column}: {exc.message}"
+        try:
+            self._env.compile(source)
+        except TemplateSyntaxError as exc:
+            return TemplateError(
+                f"{path}:{exc.lineno}: {exc.message} (read as Jinja; as a Go template: {go})")
+        return TemplateError(f"{path}: {go}")
 
     def _jinja_error(self, source: str) -> str | None:
         """Why `source` does not compile as Jinja (None when it does)."""
@@ -201,6 +282,19 @@ class Renderer:
             )
         return self._path(src)
 
+    def _render_included(self, name: str, data: Any, functions: Mapping[str, Any]) -> str:
+        """An included template, in its own syntax, rendered with the includer's functions
+        (Go: `data` is dot; Jinja: a map's keys are its variables and `data` the whole value)."""
+        if self.syntax_of(name).name == "go":
+            return self._load_go(name).execute(functions, data)
+        template = self._load(name)
+        context: dict[str, Any] = {"printf": _printf}
+        if isinstance(data, Mapping):
+            context.update((k, v) for k, v in data.items() if isinstance(k, str))
+        context["data"] = data
+        context.update(functions)
+        return template.render(context)
+
     def _redact(self, message: str, src: str, store: KVStore) -> str:
         """Hide store values that an error message quotes (a value used as a dict key, or
         glued into a key name): values are never logged. Text the template itself spells
@@ -238,6 +332,8 @@ class Renderer:
         """`file:line: message` for an error raised while rendering."""
         where = _template_location(exc.__traceback__) or self._path(src)
         if isinstance(exc, FunctionError):
+            if isinstance(exc.cause, TemplateError):  # an included template: it names itself
+                return str(exc.cause)
             return f"{where}: {exc.reason} (in {exc.function})"
         if isinstance(exc, UndefinedError):
             return f"{where}: {exc.message}"

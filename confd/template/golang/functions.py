@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from confd.template.functions import template_functions
 from confd.template.golang.gotime import GoTime
 from confd.template.store import KVView
+from confd.template.utility_functions import GO_SIGNATURES
 
 __all__ = ["BUILTIN_SIGNATURES", "SIGNATURES", "Signature", "go_functions"]
 
@@ -107,6 +108,14 @@ SIGNATURES: dict[str, Signature] = {
 }
 
 
+# The fork's utility set (one implementation, `confd.template.utility_functions`), with the Go
+# types its functions have there.
+SIGNATURES.update(
+    (name, Signature(params, variadic, result, error))
+    for name, (params, variadic, result, error) in GO_SIGNATURES.items()
+)
+
+
 def _float_numbers(value: Any) -> Any:
     """JSON as Go decodes it into interface{}: every number is a float64."""
     cls = type(value)
@@ -132,12 +141,16 @@ _RESULTS: dict[str, Callable[[Any], Any]] = {
     "datetime": GoTime.now_from,
     "json": _float_numbers,
     "jsonArray": _float_numbers,
+    "fromJson": _float_numbers,
 }
 
 
-def go_functions(view: KVView) -> dict[str, Callable[..., Any]]:
-    """The function map for one Go template render: confd's functions bound to `view`."""
-    functions = template_functions(view)
+def go_functions(
+    view: KVView, include: Callable[..., str] | None = None
+) -> dict[str, Callable[..., Any]]:
+    """The function map for one Go template render: confd's functions bound to `view` (and
+    `include`, rendering other templates through the same view, when given)."""
+    functions = template_functions(view, include)
     for name, convert in _RESULTS.items():
         functions[name] = _go_result(name, functions[name], convert)
     return functions

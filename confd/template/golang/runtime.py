@@ -179,6 +179,13 @@ def want(value: Any, go_type: str) -> Any:  # noqa: C901 - one case per Go type
     elif go_type == "float64":
         if cls is float:
             return value
+    elif go_type == "[]interface {}":
+        # Python lists carry no element type: a list the fork's `list` made is a []interface {}
+        # in Go; one `split` made is a []string, which Go would refuse here (we do not).
+        if value is None:
+            return []
+        if cls is list or cls is tuple:
+            return value
     elif go_type in _SLICE_ITEMS:
         if value is None:
             return []
