@@ -24,6 +24,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "plugin": ("bench_plugin.py", ["--spawns", "10", "--runs", "15"], ["--spawns", "5"]),
     "watch": ("bench_watch.py", ["--changes", "150"], ["--changes", "100"]),
     "scale": ("bench_scale.py", ["--changes", "30"], ["--changes", "10"]),
+    "syntax": ("bench_syntax.py", ["--runs", "15"], ["--runs", "5"]),
 }
 
 
@@ -55,6 +56,9 @@ ROWS: list[tuple[str, str, tuple[str, ...], float | None, str]] = [
     ("watch", "redis watch p99", ("stores", "redis", "latency_ms", "p99"), None, "ms"),
     ("watch", "etcd plugin watch p50", ("stores", "etcd-plugin", "latency_ms", "p50"), None, "ms"),
     ("watch", "etcd plugin watch p99", ("stores", "etcd-plugin", "latency_ms", "p99"), None, "ms"),
+    ("syntax", "onetime Go confdir / same in Jinja", ("onetime_go_over_jinja",), 1.1, "x"),
+    ("syntax", "render Go / Jinja, p50 of templates", ("render_go_over_jinja", "p50"), 1.5, "x"),
+    ("syntax", "render Go / Jinja, worst template", ("render_go_over_jinja", "max"), 1.5, "x"),
     ("scale", "1,000 resources: first pass", ("first_pass_s",), None, "s"),
     ("scale", "one key change p50", ("one_key_change_ms", "p50"), 50, "ms"),
     ("scale", "one key change p99", ("one_key_change_ms", "p99"), 50, "ms"),

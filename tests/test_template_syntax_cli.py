@@ -85,7 +85,9 @@ def test_a_template_neither_syntax_reads_reports_both_errors(
                            resources={"n.toml": resource("n", tmp_path / "n.conf")})
     result = run_confd("check", "--confdir", str(confdir))
     assert result.returncode == 1
-    assert "parses neither as Go" in result.stdout and "nor as Jinja" in result.stdout
+    where = confdir / "templates" / "n.tmpl"
+    assert f"{where}:1: " in result.stdout  # Jinja's error first, then Go's
+    assert "(read as Jinja; as a Go template: 1:" in result.stdout
 
 
 def test_strict_and_no_dest_check(make_confdir, run_confd, tmp_path) -> None:
