@@ -68,12 +68,12 @@ class AcmDatabase(Database):
             passphrase = environ.get("ACM_PASSPHRASE", "")
             if not passphrase:
                 raise DatabaseError(
-                    "backend 'acm': exporting private keys (acm_export_private_key) needs the "
+                    "exporting private keys (acm_export_private_key) needs the "
                     "passphrase to encrypt them with in the ACM_PASSPHRASE environment variable"
                 )
             if not 4 <= len(passphrase.encode()) <= 128:
                 raise DatabaseError(
-                    "backend 'acm': ACM_PASSPHRASE must be 4 to 128 bytes long (ACM's limits)"
+                    "ACM_PASSPHRASE must be 4 to 128 bytes long (ACM's limits)"
                 )
             self._passphrase = passphrase.encode()
         self._aws = AwsClient("acm", "acm", self.options, environ)
@@ -82,7 +82,7 @@ class AcmDatabase(Database):
         arn = key.removeprefix("/")
         if not arn.startswith("arn:"):
             raise DatabaseError(
-                f"backend 'acm': key {key!r} is not a certificate ARN "
+                f"key {key!r} is not a certificate ARN "
                 "(keys are /arn:aws:acm:REGION:ACCOUNT:certificate/ID)"
             )
         if self._passphrase is not None:

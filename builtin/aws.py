@@ -161,7 +161,7 @@ class AwsClient:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         if options.get("timeout", 5.0) <= 0:
-            raise DatabaseError(f"backend {backend!r}: setting 'timeout' must be above 0")
+            raise DatabaseError("setting 'timeout' must be above 0")
         self.backend = backend
         self.service = service
         self._boto3 = load_boto3(backend)
@@ -183,7 +183,7 @@ class AwsClient:
             region = instance_region(self._environ)
         if not region:
             raise DatabaseError(
-                f"backend {self.backend!r}: no AWS region: set AWS_REGION (or the 'region' "
+                "no AWS region: set AWS_REGION (or the 'region' "
                 "setting, AWS_DEFAULT_REGION, or a profile's region)"
             )
         return region
@@ -210,10 +210,10 @@ class AwsClient:
             )
         except BotoCoreError as exc:
             raise DatabaseError(
-                f"backend {self.backend!r}: cannot set up the AWS client: {type(exc).__name__}"
+                f"cannot set up the AWS client: {type(exc).__name__}"
             ) from None
         except ValueError as exc:  # a malformed endpoint URL
-            raise DatabaseError(f"backend {self.backend!r}: bad endpoint: {exc}") from None
+            raise DatabaseError(f"bad endpoint: {exc}") from None
         self.region = region
         self.endpoint = client.meta.endpoint_url
         return client
@@ -275,7 +275,7 @@ class AwsClient:
             PartialCredentialsError,
         )
 
-        prefix = f"backend {self.backend!r}: {what} ({self.where()})"
+        prefix = f"{what} ({self.where()})"
         if isinstance(exc, ClientError):
             code = self.error_code(exc) or "unknown error"
             message = self._message(exc)

@@ -72,7 +72,7 @@ def _env_bool(name: str) -> bool | None:
         return None
     if raw in _GO_TRUE or raw in _GO_FALSE:
         return raw in _GO_TRUE
-    raise DatabaseError(f"backend 'consul': {name} must be true or false, got {raw!r}")
+    raise DatabaseError(f"{name} must be true or false, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -152,9 +152,9 @@ class ConsulDatabase(Database):
         super().configure(config)
         opts = self.options
         if not 1 <= opts["watch_wait"] <= 600:
-            raise DatabaseError("backend 'consul': setting 'watch_wait' must be 1..600 seconds")
+            raise DatabaseError("setting 'watch_wait' must be 1..600 seconds")
         if opts["timeout"] <= 0:
-            raise DatabaseError("backend 'consul': setting 'timeout' must be above 0")
+            raise DatabaseError("setting 'timeout' must be above 0")
         access = self._access(config)
         self._clients = [self._client(node, access) for node in access.nodes]
         self._current = 0
@@ -177,12 +177,12 @@ class ConsulDatabase(Database):
 
         for variable, why in _UNSUPPORTED.items():
             if _env(variable):
-                log.warning("backend 'consul': %s is ignored: %s", variable, why)
+                log.warning("%s is ignored: %s", variable, why)
 
         if "nodes" in config:
             nodes, origin["nodes"] = opts["nodes"], "setting 'nodes'"
             if not nodes:
-                raise DatabaseError("backend 'consul': setting 'nodes' is empty")
+                raise DatabaseError("setting 'nodes' is empty")
         elif _env("CONSUL_HTTP_ADDR"):
             nodes, origin["nodes"] = [os.environ["CONSUL_HTTP_ADDR"]], "CONSUL_HTTP_ADDR"
         else:
@@ -193,7 +193,7 @@ class ConsulDatabase(Database):
             scheme = "https" if _env_bool("CONSUL_HTTP_SSL") else "http"
         if scheme not in ("http", "https"):
             raise DatabaseError(
-                f"backend 'consul': setting 'scheme' must be http or https, got {scheme!r}"
+                f"setting 'scheme' must be http or https, got {scheme!r}"
             )
 
         token = opts["token"] or self._token_file() or _env("CONSUL_HTTP_TOKEN")
@@ -210,7 +210,7 @@ class ConsulDatabase(Database):
         if bool(cert_file) != bool(key_file):
             given = origin.get("client_cert") or origin.get("client_key")
             raise DatabaseError(
-                "backend 'consul': settings 'client_cert' and 'client_key' go together "
+                "settings 'client_cert' and 'client_key' go together "
                 f"(only {given} is set)"
             )
         for setting, path in (("client_cert", cert_file), ("client_key", key_file),
@@ -221,7 +221,7 @@ class ConsulDatabase(Database):
                         pass
                 except OSError as exc:
                     raise DatabaseError(
-                        f"backend 'consul': {origin[setting]}: cannot read {path}: {exc.strerror}"
+                        f"{origin[setting]}: cannot read {path}: {exc.strerror}"
                     ) from None
 
         if config.get("client_insecure"):
@@ -229,7 +229,7 @@ class ConsulDatabase(Database):
         else:
             insecure, why = _env_bool("CONSUL_HTTP_SSL_VERIFY") is False, "CONSUL_HTTP_SSL_VERIFY"
         if insecure:
-            log.warning("backend 'consul': Consul's TLS certificate is not verified (%s)", why)
+            log.warning("Consul's TLS certificate is not verified (%s)", why)
 
         server_name = pick("tls_server_name")
         if server_name and server_name.rfind(":") > server_name.rfind("]"):
@@ -257,7 +257,7 @@ class ConsulDatabase(Database):
         except (OSError, UnicodeDecodeError) as exc:
             why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
             raise DatabaseError(
-                f"backend 'consul': CONSUL_HTTP_TOKEN_FILE: cannot read {path}: {why}"
+                f"CONSUL_HTTP_TOKEN_FILE: cannot read {path}: {why}"
             ) from None
 
     def _client(self, node: str, access: _Access) -> tuple[str, consul.Consul]:
@@ -268,11 +268,11 @@ class ConsulDatabase(Database):
         )
         parts = urlsplit(node if "://" in node else f"{access.scheme}://{node}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DatabaseError(f"backend 'consul': {where} is not host:port or http(s)://host:port")
+            raise DatabaseError(f"{where} is not host:port or http(s)://host:port")
         try:
             port = parts.port or 8500
         except ValueError:
-            raise DatabaseError(f"backend 'consul': {where} has a bad port") from None
+            raise DatabaseError(f"{where} has a bad port") from None
         client = consul.Consul(
             host=parts.hostname,
             port=port,
@@ -311,17 +311,17 @@ class ConsulDatabase(Database):
                 continue
             except consul.ACLPermissionDenied:
                 raise DatabaseError(
-                    f"backend 'consul': node {url}: permission denied reading {key!r} "
+                    f"node {url}: permission denied reading {key!r} "
                     "(check the ACL token)"
                 ) from None
             except consul.ConsulException as exc:
                 raise DatabaseError(
-                    f"backend 'consul': node {url}: reading {key!r} failed: {exc}"
+                    f"node {url}: reading {key!r} failed: {exc}"
                 ) from None
             if at != first:
                 self._fail_over(first, at, errors)
             return int(new_index or 0), entries or []
-        raise DatabaseError(f"backend 'consul': no node answered ({'; '.join(errors)})")
+        raise DatabaseError(f"no node answered ({'; '.join(errors)})")
 
     def _fail_over(self, first: int, at: int, errors: list[str]) -> None:
         """Make agent `at` current, logging the move once however many requests made it."""
@@ -330,7 +330,7 @@ class ConsulDatabase(Database):
                 return  # a concurrent request moved already, and said so
             self._current = at
         log.warning(
-            "backend 'consul': failing over to agent %s (%s)",
+            "failing over to agent %s (%s)",
             self._clients[at][0],
             "; ".join(errors),
         )

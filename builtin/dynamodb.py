@@ -49,7 +49,7 @@ class DynamoDBDatabase(Database):
     def configure(self, config: Mapping[str, str]) -> None:
         super().configure(config)
         if not self.options["table"]:
-            raise DatabaseError("backend 'dynamodb': setting 'table' is empty")
+            raise DatabaseError("setting 'table' is empty")
         self._aws = AwsClient(
             "dynamodb", "dynamodb", self.options,
             os.environ if self._environ is None else self._environ,
@@ -60,7 +60,7 @@ class DynamoDBDatabase(Database):
 
     def _missing_table(self) -> None:
         raise DatabaseError(
-            f"backend 'dynamodb': table {self._table!r} does not exist ({self._aws.where()})"
+            f"table {self._table!r} does not exist ({self._aws.where()})"
         )
 
     def _scan(self, keys: list[str]) -> list[dict[str, Any]]:
@@ -106,7 +106,7 @@ class DynamoDBDatabase(Database):
             if key in self._warned:
                 return
             self._warned.add(key)
-        log.warning("dynamodb backend: skipping key %r: its 'value' is not a string", key)
+        log.warning("skipping key %r: its 'value' is not a string", key)
 
     def close(self) -> None:
         aws = getattr(self, "_aws", None)

@@ -102,7 +102,7 @@ class MetadataClient:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise DatabaseError(
-                f"backend {backend!r}: endpoint {endpoint!r} is not an http(s):// URL"
+                f"endpoint {endpoint!r} is not an http(s):// URL"
             )
         self.endpoint = endpoint.rstrip("/")
         self.backend = backend
@@ -133,7 +133,7 @@ class MetadataClient:
                 getattr(reason, "strerror", None) or type(reason).__name__
             )
             raise _Unreachable(
-                f"backend {self.backend!r}: cannot reach the instance metadata service at "
+                f"cannot reach the instance metadata service at "
                 f"{self.endpoint} ({text}); is this an EC2 instance?"
             ) from None
 
@@ -150,7 +150,7 @@ class MetadataClient:
                 405: "this metadata service does not offer IMDSv2 session tokens",
             }.get(status, "unexpected answer")
             raise DatabaseError(
-                f"backend {self.backend!r}: the instance metadata service at {self.endpoint} "
+                f"the instance metadata service at {self.endpoint} "
                 f"refused a session token (HTTP {status}: {hint})"
             )
         try:
@@ -177,7 +177,7 @@ class MetadataClient:
                         self._token = None
                 continue
             raise DatabaseError(
-                f"backend {self.backend!r}: reading {path!r} from the instance metadata service "
+                f"reading {path!r} from the instance metadata service "
                 f"at {self.endpoint} failed: HTTP {status}"
             )
         raise AssertionError("unreachable")  # pragma: no cover
@@ -267,21 +267,21 @@ class ImdsDatabase(Database):
             cache_ttl = parse_duration(opts["imds_cache_ttl"])
         except ValueError:
             raise DatabaseError(
-                f"backend 'imds': setting 'imds_cache_ttl' must be a duration such as 60s or 5m, "
+                f"setting 'imds_cache_ttl' must be a duration such as 60s or 5m, "
                 f"got {opts['imds_cache_ttl']!r}"
             ) from None
         if cache_ttl < 0:
-            raise DatabaseError("backend 'imds': setting 'imds_cache_ttl' must not be negative")
+            raise DatabaseError("setting 'imds_cache_ttl' must not be negative")
         if not 1 <= opts["token_ttl"] <= MAX_TOKEN_TTL:
             raise DatabaseError(
-                f"backend 'imds': setting 'token_ttl' must be 1..{MAX_TOKEN_TTL} seconds"
+                f"setting 'token_ttl' must be 1..{MAX_TOKEN_TTL} seconds"
             )
         if opts["timeout"] <= 0:
-            raise DatabaseError("backend 'imds': setting 'timeout' must be above 0")
+            raise DatabaseError("setting 'timeout' must be above 0")
         environ = os.environ if self._environ is None else self._environ
         if environ.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
             raise DatabaseError(
-                "backend 'imds': AWS_EC2_METADATA_DISABLED=true turns the instance metadata "
+                "AWS_EC2_METADATA_DISABLED=true turns the instance metadata "
                 "service off for this process (as the AWS SDKs, and so the fork, read it)"
             )
         self._client = MetadataClient(
@@ -316,7 +316,7 @@ class ImdsDatabase(Database):
             current, directory = pending.pop()
             if len(into) + len(pending) > MAX_NODES:
                 raise DatabaseError(
-                    f"backend 'imds': more than {MAX_NODES} paths below /{category}/{path}"
+                    f"more than {MAX_NODES} paths below /{category}/{path}"
                 )
             text = self._client.get(_url_path(category, current, directory))
             if text is None:

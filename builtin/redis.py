@@ -78,7 +78,7 @@ def _parse_node(raw: str) -> _Node:
         return _Node(raw, host.strip("[]"), int(port), None, int(db) if db else None)
     except ValueError:
         raise DatabaseError(
-            f"backend 'redis': node {raw!r} is not host:port[/db] or a unix socket path"
+            f"node {raw!r} is not host:port[/db] or a unix socket path"
         ) from None
 
 
@@ -89,7 +89,7 @@ def _parse_sentinel(raw: str) -> tuple[str, int]:
         host, port = address, "26379"
     if not host or "/" in address or not port.isdigit():
         raise DatabaseError(
-            f"backend 'redis': node {raw!r} is not a Sentinel's host:port "
+            f"node {raw!r} is not a Sentinel's host:port "
             "(with 'sentinel_master' set, every node is a Sentinel)"
         )
     return host.strip("[]"), int(port)
@@ -146,24 +146,24 @@ class RedisDatabase(Database):
             given = opts["nodes"] if "nodes" in config else ["127.0.0.1:26379"]
             sentinels = [_parse_sentinel(n) for n in given]
             if not sentinels:
-                raise DatabaseError("backend 'redis': setting 'nodes' is empty")
+                raise DatabaseError("setting 'nodes' is empty")
         else:
             for node in opts["nodes"]:
                 if node.startswith("sentinel://"):
                     raise DatabaseError(
-                        f"backend 'redis': node {node!r} is a Sentinel: set 'sentinel_master' "
+                        f"node {node!r} is a Sentinel: set 'sentinel_master' "
                         "to the name of the master it monitors"
                     )
             self._nodes = [_parse_node(n) for n in opts["nodes"]]
             if not self._nodes:
-                raise DatabaseError("backend 'redis': setting 'nodes' is empty")
+                raise DatabaseError("setting 'nodes' is empty")
         if not opts["separator"]:
-            raise DatabaseError("backend 'redis': setting 'separator' is empty")
+            raise DatabaseError("setting 'separator' is empty")
         for name in ("timeout", "poll_interval", "failover_timeout"):
             if opts[name] <= 0:
-                raise DatabaseError(f"backend 'redis': setting {name!r} must be above 0")
+                raise DatabaseError(f"setting {name!r} must be above 0")
         if opts["db"] < 0:
-            raise DatabaseError("backend 'redis': setting 'db' must be 0 or more")
+            raise DatabaseError("setting 'db' must be 0 or more")
         self._sep: str = opts["separator"]
         self._password: str | None = self._choose_password()
         self._lock = threading.Lock()  # guards _link, _lost and _reads
@@ -187,10 +187,10 @@ class RedisDatabase(Database):
         """`password`, else `client_key` (Go confd passed -client-key as the Redis password)."""
         password, key = self.options["password"], self.options["client_key"]
         if key and password:
-            log.warning("backend 'redis': setting 'client_key' is ignored: 'password' is set")
+            log.warning("setting 'client_key' is ignored: 'password' is set")
         elif key:
             log.warning(
-                "backend 'redis': using 'client_key' as the password, as Go confd did; this is "
+                "using 'client_key' as the password, as Go confd did; this is "
                 "deprecated, give it as --password (or setting 'password')"
             )
             return key
@@ -226,7 +226,7 @@ class RedisDatabase(Database):
                 self._link, lost, self._lost = link, self._lost, None
         if lost is not None:
             moved = "failed over to" if link.address != lost.address else "back at"
-            log.warning("backend 'redis': %s %s", moved, link.where)
+            log.warning("%s %s", moved, link.where)
         return link
 
     def _open_node(self) -> _Link:
@@ -242,7 +242,7 @@ class RedisDatabase(Database):
             except redis.AuthenticationError:
                 client.close()
                 raise DatabaseError(
-                    f"backend 'redis': node {node.text}: authentication failed "
+                    f"node {node.text}: authentication failed "
                     "(check username and password)"
                 ) from None
             except redis.RedisError as exc:
@@ -250,7 +250,7 @@ class RedisDatabase(Database):
                 errors.append(f"{node.text}: {type(exc).__name__}")
                 continue
             return _Link(client, f"node {node.text}", db)
-        raise DatabaseError(f"backend 'redis': no node answered ({'; '.join(errors)})")
+        raise DatabaseError(f"no node answered ({'; '.join(errors)})")
 
     def _open_master(self) -> _Link:
         assert self._sentinel is not None and self._master_name is not None
@@ -267,12 +267,12 @@ class RedisDatabase(Database):
         except redis.AuthenticationError:
             client.close()
             raise DatabaseError(
-                f"backend 'redis': {where}: authentication failed (check username and password)"
+                f"{where}: authentication failed (check username and password)"
             ) from None
         except redis.RedisError as exc:
             client.close()
             raise DatabaseError(
-                f"backend 'redis': {where}, named by the Sentinels, does not answer "
+                f"{where}, named by the Sentinels, does not answer "
                 f"({type(exc).__name__})"
             ) from None
         return _Link(client, where, db, (host, int(port)))
@@ -301,7 +301,7 @@ class RedisDatabase(Database):
                 reasons.append(f"{address}: " + (f"reports {named} down" if down
                                                  else f"names {named}"))
         return (
-            f"backend 'redis': no Sentinel names a reachable master {name!r} "
+            f"no Sentinel names a reachable master {name!r} "
             f"({'; '.join(reasons)})"
         )
 
@@ -317,7 +317,7 @@ class RedisDatabase(Database):
         link.client.close()
         if first:
             log.warning(
-                "backend 'redis': lost %s (%s); asking the Sentinels for the master",
+                "lost %s (%s); asking the Sentinels for the master",
                 link.where,
                 type(exc).__name__,
             )
@@ -391,11 +391,11 @@ class RedisDatabase(Database):
                 self._lose(link, exc)
                 if attempt + 1 == attempts:
                     raise DatabaseError(
-                        f"backend 'redis': {link.where}: connection lost: {exc}"
+                        f"{link.where}: connection lost: {exc}"
                     ) from None
             except redis.RedisError as exc:
                 raise DatabaseError(
-                    f"backend 'redis': {link.where}: read failed: {exc}"
+                    f"{link.where}: read failed: {exc}"
                 ) from None
         raise AssertionError("unreachable")
 
@@ -462,7 +462,7 @@ class RedisDatabase(Database):
                 refused = self._enable_notifications(link.client)
                 if refused is not None:
                     log.warning(
-                        "backend 'redis': %s refused to enable keyspace notifications (%s); "
+                        "%s refused to enable keyspace notifications (%s); "
                         "polling every %ss instead",
                         link.where,
                         refused,
@@ -477,12 +477,12 @@ class RedisDatabase(Database):
                 self._lose(link, exc)
                 if self._sentinel is None or stop.is_set():
                     raise DatabaseError(
-                        f"backend 'redis': {link.where}: watch on {prefix!r} lost: {exc}"
+                        f"{link.where}: watch on {prefix!r} lost: {exc}"
                     ) from None
                 failover_until = time.monotonic() + self.options["failover_timeout"]
             except redis.RedisError as exc:
                 raise DatabaseError(
-                    f"backend 'redis': {link.where}: watch on {prefix!r} failed: {exc}"
+                    f"{link.where}: watch on {prefix!r} failed: {exc}"
                 ) from None
 
     def _poll(

@@ -76,7 +76,7 @@ class SecretsManagerDatabase(Database):
         super().configure(config)
         if not self.options["secretsmanager_version_stage"]:
             raise DatabaseError(
-                "backend 'secretsmanager': setting 'secretsmanager_version_stage' is empty"
+                "setting 'secretsmanager_version_stage' is empty"
             )
         self._aws = AwsClient(
             "secretsmanager", "secretsmanager", self.options,

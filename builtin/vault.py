@@ -138,7 +138,7 @@ class VaultDatabase(Database):
         opts["auth_type"] = auth_type
         if auth_type not in _AUTH:
             raise DatabaseError(
-                f"backend 'vault': unknown auth_type {auth_type!r} "
+                f"unknown auth_type {auth_type!r} "
                 f"(one of: {', '.join(sorted([*_AUTH, *_ALIASES]))})"
             )
         needed, flags = _AUTH[auth_type]
@@ -146,24 +146,24 @@ class VaultDatabase(Database):
         if missing:
             hint = " (or VAULT_TOKEN)" if auth_type == "token" else ""
             raise DatabaseError(
-                f"backend 'vault': auth_type {auth_type!r} needs setting "
+                f"auth_type {auth_type!r} needs setting "
                 f"{', '.join(map(repr, missing))}{hint} (Go confd: {flags})"
             )
         if bool(opts["client_cert"]) != bool(opts["client_key"]):
             raise DatabaseError(
-                "backend 'vault': settings 'client_cert' and 'client_key' go together"
+                "settings 'client_cert' and 'client_key' go together"
             )
         if opts["scheme"] not in ("http", "https"):
             raise DatabaseError(
-                f"backend 'vault': setting 'scheme' must be http or https, got {opts['scheme']!r}"
+                f"setting 'scheme' must be http or https, got {opts['scheme']!r}"
             )
         if opts["timeout"] <= 0:
-            raise DatabaseError("backend 'vault': setting 'timeout' must be above 0")
+            raise DatabaseError("setting 'timeout' must be above 0")
         for setting in ("client_cert", "client_key", "client_ca_keys"):
             path = opts[setting]
             if path and not os.access(path, os.R_OK):
                 raise DatabaseError(
-                    f"backend 'vault': setting {setting!r}: cannot read {path}"
+                    f"setting {setting!r}: cannot read {path}"
                 )
         self._urls = [self._url(n) for n in opts["nodes"] or ["http://127.0.0.1:8200"]]
         try:
@@ -178,7 +178,7 @@ class VaultDatabase(Database):
 
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             if any(u.startswith("https:") for u in self._urls):
-                log.warning("backend 'vault': client_insecure: Vault's TLS certificate is "
+                log.warning("client_insecure: Vault's TLS certificate is "
                             "not verified")
         self._secrets = [opts[s] for s in _SECRET_SETTINGS if opts[s]]
         self._lock = threading.RLock()
@@ -193,11 +193,11 @@ class VaultDatabase(Database):
         text = node if "://" in node else f"{self.options['scheme']}://{node}"
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DatabaseError(f"backend 'vault': node {node!r} is not http(s)://host:port")
+            raise DatabaseError(f"node {node!r} is not http(s)://host:port")
         try:
             parts.port  # noqa: B018 - validates the port
         except ValueError:
-            raise DatabaseError(f"backend 'vault': node {node!r} has a bad port") from None
+            raise DatabaseError(f"node {node!r} has a bad port") from None
         return text.rstrip("/")
 
     def _client(self, url: str) -> Any:
@@ -250,7 +250,7 @@ class VaultDatabase(Database):
                 errors.append(f"{self._urls[index]}: sealed or down")
             with self._lock:
                 self._current = (index + 1) % len(self._clients)
-        raise DatabaseError(f"backend 'vault': {what}: no node answered ({'; '.join(errors)})")
+        raise DatabaseError(f"{what}: no node answered ({'; '.join(errors)})")
 
     def _login(self) -> None:
         """Authenticate as `auth_type` says and give every node's client the token."""
@@ -283,7 +283,7 @@ class VaultDatabase(Database):
                     jwt = file.read().strip()
             except OSError as exc:
                 raise DatabaseError(
-                    f"backend 'vault': auth_type 'kubernetes': cannot read the service account "
+                    f"auth_type 'kubernetes': cannot read the service account "
                     f"token {path} (setting 'kubernetes_token_path'): {exc.strerror}"
                 ) from None
             self._secrets.append(jwt)
@@ -296,10 +296,10 @@ class VaultDatabase(Database):
         token = auth.get("client_token")
         if not token:
             raise DatabaseError(
-                f"backend 'vault': login with auth_type {kind!r} at auth/{mount} gave no token"
+                f"login with auth_type {kind!r} at auth/{mount} gave no token"
             )
         self._set_token(token)
-        log.debug("backend 'vault': logged in with auth_type %s", kind)
+        log.debug("logged in with auth_type %s", kind)
         self._login_ttl = auth.get("lease_duration") or 0
         self._schedule(self._login_ttl, bool(auth.get("renewable")))
 
@@ -310,10 +310,10 @@ class VaultDatabase(Database):
         except (errors.Forbidden, errors.Unauthorized, errors.InvalidRequest,
                 errors.InvalidPath) as exc:  # fmt: skip
             raise DatabaseError(
-                f"backend 'vault': {what} failed: {self._explain(exc)}"
+                f"{what} failed: {self._explain(exc)}"
             ) from None
         except errors.VaultError as exc:
-            raise DatabaseError(f"backend 'vault': {what} failed: {self._explain(exc)}") from None
+            raise DatabaseError(f"{what} failed: {self._explain(exc)}") from None
 
     def _set_token(self, token: str) -> None:
         with self._lock:
@@ -326,7 +326,7 @@ class VaultDatabase(Database):
     def _ensure_token(self) -> None:
         with self._lock:
             if self._closed.is_set():
-                raise DatabaseError("backend 'vault': used after close")
+                raise DatabaseError("used after close")
             if self._token is not None:
                 return
             self._login()
@@ -367,17 +367,17 @@ class VaultDatabase(Database):
                 if self.options["auth_type"] == "token":
                     self._renew_at = None
                     raise DatabaseError(
-                        f"backend 'vault': renewing the token failed: {self._explain(exc)}"
+                        f"renewing the token failed: {self._explain(exc)}"
                     ) from None
                 ttl = 0
             if self.options["auth_type"] != "token" and ttl < self._login_ttl / 3:
                 # Renewal failed, or the token nears its maximum TTL: a new login is cheaper
                 # than renewing ever shorter leases.
-                log.info("backend 'vault': token near its maximum TTL; logging in again")
+                log.info("token near its maximum TTL; logging in again")
                 self._token = None
                 self._login()
                 return
-            log.debug("backend 'vault': token renewed for %ss", ttl)
+            log.debug("token renewed for %ss", ttl)
             self._schedule(ttl, bool(auth.get("renewable")))
 
     # --- reads --------------------------------------------------------------------------------
@@ -397,14 +397,14 @@ class VaultDatabase(Database):
                         self._token = None  # expired or revoked: log in again
                     continue
                 if forbidden_ok:
-                    log.debug("backend 'vault': %s: permission denied, skipped", what)
+                    log.debug("%s: permission denied, skipped", what)
                     return None
                 raise DatabaseError(
-                    f"backend 'vault': {what}: {self._explain(exc)} (check the token's policy)"
+                    f"{what}: {self._explain(exc)} (check the token's policy)"
                 ) from None
             except errors.VaultError as exc:
                 raise DatabaseError(
-                    f"backend 'vault': {what} failed: {self._explain(exc)}"
+                    f"{what} failed: {self._explain(exc)}"
                 ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -428,7 +428,7 @@ class VaultDatabase(Database):
             return _Mount(first, 1)
         except errors.VaultError as exc:
             raise DatabaseError(
-                f"backend 'vault': finding the mount of {key!r} failed: {self._explain(exc)}"
+                f"finding the mount of {key!r} failed: {self._explain(exc)}"
             ) from None
         data = (reply or {}).get("data") or {}
         version = str((data.get("options") or {}).get("version") or "1")
@@ -495,7 +495,7 @@ class VaultDatabase(Database):
         elif key not in self._warned:
             self._warned.add(key)
             log.warning(
-                "backend 'vault': %s: a %s is not a key value (only strings and objects "
+                "%s: a %s is not a key value (only strings and objects "
                 "are; it stays in its secret's JSON)", key, _go_type(value),
             )
 
@@ -507,7 +507,7 @@ class VaultDatabase(Database):
             key = "/" + raw.replace("/*", "").strip("/")
             if key == "/":
                 raise DatabaseError(
-                    "backend 'vault': key '/' names no secrets engine; keys start with a "
+                    "key '/' names no secrets engine; keys start with a "
                     "mount path (/secret/...)"
                 )
             if key in done:

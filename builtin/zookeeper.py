@@ -138,16 +138,16 @@ class ZooKeeperDatabase(Database):
         opts = self.options
         nodes: list[str] = opts["nodes"]
         if not nodes:
-            raise DatabaseError("backend 'zookeeper': setting 'nodes' is empty")
+            raise DatabaseError("setting 'nodes' is empty")
         for node in nodes:
             host, _, port = node.rpartition(":")
             if "/" in node or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise DatabaseError(
-                    f"backend 'zookeeper': node {node!r} is not host:port"
+                    f"node {node!r} is not host:port"
                 )
         if opts["timeout"] <= 0 or opts["session_timeout"] <= 0:
             raise DatabaseError(
-                "backend 'zookeeper': settings 'timeout' and 'session_timeout' must be above 0"
+                "settings 'timeout' and 'session_timeout' must be above 0"
             )
         self._hosts = ",".join(nodes)
         self._timeout: float = opts["timeout"]
@@ -166,7 +166,7 @@ class ZooKeeperDatabase(Database):
         """The connected client (started on first use); waits up to `timeout` for a server."""
         with self._connecting:
             if self._closed:
-                raise DatabaseError("backend 'zookeeper': used after close")
+                raise DatabaseError("used after close")
             client = self._client
             if client is None:
                 self._probe()
@@ -183,13 +183,13 @@ class ZooKeeperDatabase(Database):
                 except KazooTimeoutError:
                     client.close()  # start() stopped it already
                     raise DatabaseError(
-                        f"backend 'zookeeper': no server answered within {self._timeout:g}s "
+                        f"no server answered within {self._timeout:g}s "
                         f"(nodes: {self._hosts})"
                     ) from None
                 self._client = client
         if not self._live.wait(self._timeout):
             raise DatabaseError(
-                f"backend 'zookeeper': connection lost and no server answered within "
+                f"connection lost and no server answered within "
                 f"{self._timeout:g}s (nodes: {self._hosts})"
             )
         return client
@@ -210,7 +210,7 @@ class ZooKeeperDatabase(Database):
                 reasons.append(f"{node}: unknown host")
             except OSError:
                 return
-        raise DatabaseError(f"backend 'zookeeper': no server answered ({'; '.join(reasons)})")
+        raise DatabaseError(f"no server answered ({'; '.join(reasons)})")
 
     def _on_state(self, state: str) -> None:
         """kazoo's connection listener (its own thread; must not block)."""
@@ -245,21 +245,21 @@ class ZooKeeperDatabase(Database):
             raise
         except KazooTimeoutError:
             raise _Disconnected(
-                f"backend 'zookeeper': no answer within {self._timeout:g}s reading {path!r} "
+                f"no answer within {self._timeout:g}s reading {path!r} "
                 f"(nodes: {self._hosts})"
             ) from None
         except (ConnectionLoss, SessionExpiredError, ConnectionClosedError) as exc:
             raise _Disconnected(
-                f"backend 'zookeeper': connection lost reading {path!r} "
+                f"connection lost reading {path!r} "
                 f"(nodes: {self._hosts}): {type(exc).__name__}"
             ) from None
         except NoAuthError:
             raise DatabaseError(
-                f"backend 'zookeeper': permission denied reading {path!r} (znode ACL)"
+                f"permission denied reading {path!r} (znode ACL)"
             ) from None
         except (KazooException, ValueError) as exc:
             raise DatabaseError(
-                f"backend 'zookeeper': reading {path!r} failed: {type(exc).__name__}"
+                f"reading {path!r} failed: {type(exc).__name__}"
             ) from None
 
     # --- reads --------------------------------------------------------------------------------
@@ -412,7 +412,7 @@ class ZooKeeperDatabase(Database):
             while not (stop.is_set() or self._closed):
                 if down_since is not None and time.monotonic() - down_since > self._grace:
                     raise DatabaseError(
-                        f"backend 'zookeeper': connection lost watching {prefix!r} and no "
+                        f"connection lost watching {prefix!r} and no "
                         f"server answered within {self._grace:g}s (nodes: {self._hosts})"
                     )
                 if resync and down_since is None:
