@@ -115,6 +115,10 @@ class TlsBridge:
                 self._fail(exc)
                 return
             await self._pump_both(reader, writer, target_reader, target_writer)
+        except asyncio.CancelledError:
+            # close() cancels relays; ending normally keeps Python 3.11's asyncio from logging
+            # the cancellation as an error (its connection callback calls task.exception()).
+            pass
         finally:
             self._tasks.discard(task)
             for each in (writer, target_writer):

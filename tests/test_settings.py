@@ -128,6 +128,14 @@ def test_backend_config_layers(confdir: Path) -> None:
     assert backend_config(settings, "file").config == {"file": "/a.yaml,/b.yaml"}
 
 
+def test_common_flags_reach_a_backend_selected_by_its_go_alias(tmp_path: Path) -> None:
+    # Go confd's `-backend etcdv3 -node URL`: the node reaches the etcd backend
+    settings = load_settings({"confdir": str(tmp_path), "backend": "etcdv3",
+                              "nodes": ["http://10.0.0.1:2379"], "username": "u"}, {})
+    assert backend_config(settings, "etcd").config == {"nodes": "http://10.0.0.1:2379",
+                                                       "username": "u"}
+
+
 def test_unset_common_flags_are_not_passed(tmp_path: Path) -> None:
     settings = load_settings({"confdir": str(tmp_path), "backend": "env"}, {})
     assert backend_config(settings, "env").config == {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import NamedTuple
 
+from confd.backends.registry import ALIASES
 from confd.config.options import BACKEND_OPTIONS, FOLDED_OPTIONS
 from confd.config.settings import DEFAULT, ENV, FILE, FLAG, Settings
 
@@ -87,10 +88,12 @@ def backend_config(
     a `[backends.NAME]` table applies to backend NAME whichever is selected. `accepts` is the
     set of settings the backend declares (None: unknown, a plugin: pass every common flag).
     `nodes`, when given, are discovered nodes (DNS SRV) that replace any configured ones.
+    The selected backend may be named by one of Go confd's aliases (`-backend etcdv3` selects
+    `etcd`, which then gets the common flags).
     """
     common: dict[str, str] = {}
     config: dict[str, str] = {}
-    selected = name == settings.backend
+    selected = name == ALIASES.get(settings.backend, settings.backend)
     if selected:
         common.update(_common(settings, FILE))
     config.update(settings.backend_tables.get(name, {}))
