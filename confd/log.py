@@ -26,6 +26,9 @@ LEVELS: dict[str, int] = {
 }
 FORMATS = ("text", "json")
 _ROOT = "confd"
+# The daemon's loggers and the built-in backends' (`builtin.etcd`, ...), which log under their
+# module names since they import nothing of the daemon.
+_LOGGERS = (_ROOT, "builtin")
 
 
 def _timestamp(created: float) -> str:
@@ -80,14 +83,15 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: IO[str] | None
         ) from None
     if fmt not in FORMATS:
         raise ConfigError(f"log format {fmt!r} is not one of text, json")
-    logger = logging.getLogger(_ROOT)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
-    logger.addHandler(handler)
-    logger.setLevel(levelno)
-    logger.propagate = False
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(levelno)
+        logger.propagate = False
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -75,8 +75,9 @@ def confd_log() -> Iterator[io.StringIO]:
     buffer = io.StringIO()
     setup_logging("debug", "text", stream=buffer)
     yield buffer
-    logger = logging.getLogger("confd")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    logger.propagate = True
-    logger.setLevel(logging.NOTSET)
+    for name in ("confd", "builtin"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
