@@ -348,6 +348,10 @@ class _Lost(Exception):
     """The member under a watch failed; the watch moves on."""
 
 
+class _TokenExpired(Exception):
+    """A member refused a new watch for an expired auth token; the watch asks again."""
+
+
 @dataclass
 class _Watch:
     """One `watch_prefix` call: what it watches, where each watcher resumes, and the last read
@@ -358,6 +362,7 @@ class _Watch:
     watched: list[str]  # the ranges etcd watchers are opened on
     resume: dict[str, int]  # watched range -> the revision its watcher starts (again) at
     handled: int  # outages reported to the daemon
+    renewals: int = 0  # auth tokens renewed since the last event
 
 
 class EtcdDatabase(Database):
@@ -643,6 +648,13 @@ class EtcdDatabase(Database):
             except _Lost as exc:
                 cluster.failed(stream.member)
                 lost = (stream.member, str(exc))
+            except _TokenExpired:
+                watch.renewals += 1
+                if watch.renewals > 2:
+                    raise DatabaseError(
+                        f"backend 'etcd': node {stream.member.name}: cannot {watch.what}: "
+                        f"its auth token is refused even just after authenticating"
+                    ) from None
             finally:
                 stream.close()
 
@@ -758,6 +770,9 @@ class EtcdDatabase(Database):
                     for name in watch.resume:
                         watch.resume[name] = max(watch.resume[name], start)
                     return
+                if reply.canceled and "invalid auth token" in reply.cancel_reason:
+                    stream.member.token = None  # it expired: authenticate, watch again
+                    raise _TokenExpired
                 if reply.canceled:
                     raise DatabaseError(
                         f"backend 'etcd': node {stream.member.name}: {watch.what} was "
@@ -766,6 +781,8 @@ class EtcdDatabase(Database):
                 if reply.created and key and not watch.resume[key]:
                     watch.resume[key] = reply.header.revision + 1  # watched from "now"
                 changed = self._changes(reply, key, watch.ranges, watch.resume)
+                if reply.events:
+                    watch.renewals = 0
                 if changed:
                     yield changed
             if self._stopped(stop):

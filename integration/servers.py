@@ -308,6 +308,7 @@ class EtcdMember(_Server):
             "--election-timeout", str(cluster.election_ms),
             "--log-level", "warn",
             "--logger", "zap",
+            *cluster.extra,
         ]  # fmt: skip
 
     def launch(self) -> None:
@@ -333,8 +334,10 @@ class EtcdCluster:
     on the same ports and data, `cut` (destroy the member's client TCP connections with
     `ss -K`, as a network cut would). `leader()` asks the maintenance API; `compact()` compacts
     the store at its current revision; `put`/`get` retry across members, as a client must while
-    the cluster elects. `hosts` places member i on hosts[i]; with `same_port` every member
-    listens on one port (a DNS name resolving to each host then reaches them all).
+    the cluster elects. `enable_auth()` turns authentication on (user root), after which the
+    cluster's own calls authenticate. `hosts` places member i on hosts[i]; with `same_port`
+    every member listens on one port (a DNS name resolving to each host then reaches them all);
+    `extra` adds etcd flags to every member.
     """
 
     def __init__(
@@ -346,11 +349,15 @@ class EtcdCluster:
         tmpfs: bool = True,
         heartbeat_ms: int = 100,
         election_ms: int = 1000,
+        extra: Sequence[str] = (),
     ) -> None:
         hosts = list(hosts or ["127.0.0.1"] * size)
         if len(hosts) != size:
             raise ServerError(f"EtcdCluster: {size} members need {size} hosts, got {hosts}")
         self.heartbeat_ms = heartbeat_ms
+        self.extra = list(extra)  # more etcd flags for every member
+        self._auth: tuple[str, str] | None = None
+        self._token: str | None = None
         self.election_ms = election_ms
         self.token = f"confd-test-{os.getpid()}-{id(self)}"
         parent = "/dev/shm" if tmpfs and os.path.isdir("/dev/shm") else None
@@ -474,7 +481,8 @@ class EtcdCluster:
             return False
         try:
             stub = etcdrpc.KVStub(self._channel(index))
-            stub.Range(etcdrpc.RangeRequest(key=b"health"), timeout=1.0)
+            stub.Range(etcdrpc.RangeRequest(key=b"health"), timeout=1.0,
+                       metadata=self._metadata(index))
         except grpc.RpcError:
             return False
         return True
@@ -537,9 +545,12 @@ class EtcdCluster:
                 continue
             try:
                 stub = etcdrpc.KVStub(self._channel(index))
-                reply = getattr(stub, call)(request, timeout=1.0)
+                reply = getattr(stub, call)(request, timeout=1.0, metadata=self._metadata(index))
             except grpc.RpcError as exc:
                 errors.append(f"{self.members[index].member}: {exc.details()}")
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    self._token = None  # expired: authenticate again
+                    continue
                 if exc.code() not in (
                     grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED
                 ) and not any(d in (exc.details() or "") for d in _RETRY_DETAILS):
@@ -549,6 +560,32 @@ class EtcdCluster:
             self._last_good = index
             return reply
         raise ServerError(f"etcd {call} failed on every member for {timeout}s: {errors[-3:]}")
+
+    def enable_auth(self, password: str) -> None:
+        """Create user root (role root) with `password` and turn authentication on."""
+        from pyetcd import etcdrpc
+
+        auth = etcdrpc.AuthStub(self._channel(self.leader()))
+        auth.UserAdd(etcdrpc.AuthUserAddRequest(name="root", password=password), timeout=10)
+        auth.RoleAdd(etcdrpc.AuthRoleAddRequest(name="root"), timeout=10)
+        auth.UserGrantRole(etcdrpc.AuthUserGrantRoleRequest(user="root", role="root"), timeout=10)
+        auth.AuthEnable(etcdrpc.AuthEnableRequest(), timeout=10)
+        self._auth = ("root", password)
+
+    def _metadata(self, index: int) -> tuple[tuple[str, str], ...]:
+        import grpc
+        from pyetcd import etcdrpc
+
+        if self._auth is None:
+            return ()
+        if self._token is None:
+            request = etcdrpc.AuthenticateRequest(name=self._auth[0], password=self._auth[1])
+            try:
+                reply = etcdrpc.AuthStub(self._channel(index)).Authenticate(request, timeout=1.0)
+            except grpc.RpcError:
+                return ()  # this member cannot authenticate now: the call fails, the next member
+            self._token = reply.token
+        return (("token", self._token),)
 
     def put(self, key: str, value: str, timeout: float = 20, *, newer: bool = False) -> int:
         """Write `key`, retrying through elections; the revision it was written at.

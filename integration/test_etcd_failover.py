@@ -417,3 +417,31 @@ def test_a_name_resolving_to_every_member_reaches_them_all(
         finally:
             stop.set()
             db.close()
+
+
+def test_an_expired_token_is_renewed_by_reads_and_by_a_watch_moving_on() -> None:
+    with EtcdCluster(extra=["--auth-token-ttl", "1"]) as secured:
+        secured.enable_auth("s3cret")
+        key = "/failover/auth/value"
+        secured.put(key, "1")
+        db = EtcdDatabase()
+        db.configure({"nodes": ",".join(secured.urls), "username": "root", "password": "s3cret"})
+        stop = threading.Event()
+        try:
+            assert db.get_values([key]) == {key: "1"}
+            events = db.watch_prefix(key, [key], stop)
+            secured.put(key, "2")
+            assert next(events) == {key: "2"}
+            members = db._connect().members
+            expired = next(m.token for m in members if m.token)
+            time.sleep(2.0)  # tokens live 1 s here: every member now holds an expired one
+            for member in members:
+                member.token = expired
+            carrying = [i for i in range(3) if secured.watch_streams(i)]
+            secured.kill(carrying[0])  # the watch's new stream is refused the old token
+            secured.put(key, "3")
+            assert next(events) == {key: "3"}
+            assert db.get_values([key]) == {key: "3"}
+        finally:
+            stop.set()
+            db.close()
