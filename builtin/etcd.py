@@ -16,9 +16,10 @@ Reads: every requested key is read with prefix semantics (`/app` gives `/app` an
 `/application`), all keys at one revision: the first transaction of up to 128 range requests fixes
 the revision and later batches read at it. A read that fails on a member for a reason another
 member may not share (unavailable, "leader changed", no leader) goes to the next member at once;
-one unanswered after `_HEDGE_AFTER` is also sent to the next (hedged: the first answer wins), so a
-member that accepts but does not serve costs a quarter second, not the whole `timeout`, which
-bounds the request across all members. A failed read never touches a watch.
+one unanswered after `_HEDGE_AFTER` (or four times the usual read time, for stores whose reads
+are that slow) is also sent to the next (hedged: the first answer wins), so a member that accepts
+but does not serve costs a quarter second, not the whole `timeout`, which bounds the request
+across all members. A failed read never touches a watch.
 
 Never older than seen: the newest store revision any reply carried (reads, watch events) is a
 floor, and a read answered below it (a member behind the cluster: etcd has had stale-read bugs
@@ -63,7 +64,8 @@ log = logging.getLogger(__name__)
 
 _DELETE = kv_pb2.Event.DELETE
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
-_HEDGE_AFTER = 0.25  # s without an answer before a read is also sent to the next member
+_HEDGE_AFTER = 0.25  # s without an answer before a read is also sent to the next member...
+_HEDGE_LATENCIES = 4  # ...or this many times the usual read time, when reads are that slow
 _CREATE_AFTER = 1.0  # s a member may take to answer a new watch before the next one is tried
 _QUARANTINE = 2.0  # s a member that failed is tried after the others
 _BEHIND_GRACE = 1.0  # s reads below the floor are retried before the store is taken to go back
@@ -422,6 +424,7 @@ class EtcdDatabase(Database):
         self._outages = 0
         self._down = False
         self._probed = 0.0
+        self._latency = 0.0  # s a read usually takes (moving average), for the hedge delay
 
     # --- members ------------------------------------------------------------------------------
 
@@ -480,9 +483,10 @@ class EtcdDatabase(Database):
         timeout = timeout or self._timeout
         deadline = time.monotonic() + timeout
         done: queue.SimpleQueue[tuple[_Member, Any]] = queue.SimpleQueue()
-        flying: dict[Any, _Member] = {}
+        flying: dict[Any, tuple[_Member, float]] = {}  # future -> its member, when it was sent
         errors: dict[str, str] = {}
         todo = cluster.candidates()
+        hedge = max(_HEDGE_AFTER, _HEDGE_LATENCIES * self._latency)
         pause = _RETRY_PAUSE[0]
         renewed: set[int] = set()
         behind: Any = None
@@ -500,7 +504,7 @@ class EtcdDatabase(Database):
                 return
             except ValueError:  # the channel was closed under us
                 raise DatabaseError("backend 'etcd': used after close") from None
-            flying[future] = member
+            flying[future] = (member, time.monotonic())
             future.add_done_callback(lambda f, m=member: done.put((m, f)))
 
         try:
@@ -517,18 +521,20 @@ class EtcdDatabase(Database):
                     launch(todo.pop(0))
                     continue
                 try:
-                    member, future = done.get(timeout=min(_HEDGE_AFTER, left))
+                    member, future = done.get(timeout=min(hedge, left))
                 except queue.Empty:
                     if todo:
                         launch(todo.pop(0))  # the member is slow: ask the next one too
                     continue
-                del flying[future]
+                _, sent = flying.pop(future)
                 exc = future.exception()
                 if exc is None:
                     reply = future.result()
                     if not cluster.behind(reply.header):
                         cluster.answered(member, reply.header)
                         self._down = False
+                        took = time.monotonic() - sent
+                        self._latency += (took - self._latency) * 0.3
                         return reply
                     errors[member.name] = (
                         f"behind: revision {reply.header.revision} < {cluster.floor}"
@@ -566,7 +572,7 @@ class EtcdDatabase(Database):
                 if not any(reason in details for reason in _CLUSTER_WIDE):
                     cluster.failed(member)
         finally:
-            for future, member in flying.items():
+            for future, (member, _) in flying.items():
                 future.cancel()
                 errors.setdefault(member.name, "no answer")
         with self._lock:
@@ -676,6 +682,8 @@ class EtcdDatabase(Database):
             for member in cluster.candidates():
                 if self._stopped(stop):
                     return None
+                if time.monotonic() >= deadline:
+                    break
                 try:
                     metadata = self._metadata(member, max(deadline - time.monotonic(), 0.1))
                     stream = _WatchStream(member, metadata, creates)
