@@ -268,6 +268,12 @@ class _Cluster:
             member.lost_reported = False
             self._raise_floor(header)
 
+    def carries(self, member: _Member) -> None:
+        """A watch opened on `member`: it serves (a later loss of it is news again)."""
+        with self._lock:
+            member.failed_until = 0.0
+            member.lost_reported = False
+
     def saw(self, header: Any) -> None:
         """A watch reply came: its revision is committed, so later reads must reach it."""
         with self._lock:
@@ -649,6 +655,7 @@ class EtcdDatabase(Database):
             if lost is not None:
                 cluster.report_moved(lost[0], lost[1], stream.member, watch.what)
                 lost = None
+            cluster.carries(stream.member)
             try:
                 yield from self._follow(cluster, stream, first, watch, stop)
             except _Lost as exc:

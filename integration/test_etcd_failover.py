@@ -449,3 +449,50 @@ def test_an_expired_token_is_renewed_by_reads_and_by_a_watch_moving_on() -> None
         finally:
             stop.set()
             db.close()
+
+
+def test_every_loss_of_the_member_under_a_watch_is_logged_once(
+    cluster: EtcdCluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = "/failover/lost-twice/value"
+    cluster.put(key, "0")
+    db = EtcdDatabase()
+    db.configure({"nodes": ",".join(cluster.urls)})
+    stop = threading.Event()
+    events: list[Any] = []
+
+    def follow() -> None:
+        for item in db.watch_prefix(key, [key], stop):
+            events.append(item)
+
+    def put_and_see(value: str) -> None:
+        cluster.put(key, value)
+        until(lambda: {key: value} in events, f"the event of {value}", 10, str)
+
+    try:
+        db.get_values([key])
+        threading.Thread(target=follow, daemon=True).start()
+        put_and_see("1")
+        with caplog.at_level("WARNING", logger="builtin.etcd"):
+            first = watch_member(cluster)
+            cluster.kill(first)  # lost once: the watch moves on
+            put_and_see("2")
+            cluster.start(first)
+            others = [i for i in range(3) if i != first]
+            for other in others:  # only the first member is left: the watch comes back to it
+                cluster.kill(other)
+            until(lambda: cluster.watch_streams(first) == 1, "the watch back on its member", 10,
+                  str)
+            for other in others:
+                cluster.start(other, wait=False)
+            cluster.wait_healthy()
+            put_and_see("3")
+            cluster.kill(first)  # lost again: news again
+            put_and_see("4")
+        url = cluster.members[first].url
+        lost = [r.getMessage() for r in caplog.records if f"lost node {url} " in r.getMessage()]
+        assert len(lost) == 2, [r.getMessage() for r in caplog.records]
+    finally:
+        stop.set()
+        db.close()
+        heal(cluster)
