@@ -552,7 +552,9 @@ class EtcdCluster:
                     self._token = None  # expired: authenticate again
                     continue
                 if exc.code() not in (
-                    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.UNKNOWN,  # "raft proposal dropped", "context deadline..."
                 ) and not any(d in (exc.details() or "") for d in _RETRY_DETAILS):
                     raise ServerError(f"etcd {call} failed: {exc.details()}") from None
                 time.sleep(0.01)
