@@ -219,14 +219,14 @@ class _Compacted(Exception):
 
 
 class _Member:
-    """One endpoint: its channel, the channel's connectivity, its auth token, its failures."""
+    """One endpoint: its channel, its auth token, its failures."""
 
     def __init__(self, name: str, channel: grpc.Channel) -> None:
         self.name = name
         self.channel = channel
         self.token: str | None = None
         self.failed_until = 0.0  # monotonic time until which it is tried after the others
-        self.lost_reported = False  # its loss under a watch was logged; reset once it answers
+        self.lost_reported = False  # its loss was logged; reset when it serves again
 
 
 class _Cluster:
