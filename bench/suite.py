@@ -2,7 +2,7 @@
 memory never colour another's), prints each one's JSON, then a table against the targets of
 issue #6, and writes bench/results.json.
 
-Run: bench/run [--only startup,plugin,watch,scale] [--quick]
+Run: bench/run [--only startup,plugin,watch,scale,failover] [--quick]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "watch": ("bench_watch.py", ["--changes", "150"], ["--changes", "100"]),
     "scale": ("bench_scale.py", ["--changes", "30"], ["--changes", "10"]),
     "syntax": ("bench_syntax.py", ["--runs", "15"], ["--runs", "5"]),
+    "failover": ("bench_failover.py", ["--runs", "13"], ["--runs", "2"]),
 }
 
 
@@ -99,6 +100,17 @@ ROWS: list[tuple[str, str, tuple[str, ...], float | None, str]] = [
     ("plugin", "Go plugin watch, 1 ms poll (plaintext)",
      ("go_plugin", "watch_latency_ms", "plaintext", "median"), None, "ms"),
 ]
+# etcd failover (issue #15): staleness beyond the cluster's own outage, ours p50 and against Go
+# confd's in the same run, and runs ending stale, per scenario.
+for _scenario in ("leader", "member", "quorum", "pause", "lastwrite"):
+    ROWS += [
+        ("failover", f"etcd {_scenario}: staleness p50", ("scenarios", _scenario, "ours",
+         "excess_first_s", "p50"), None, "s"),
+        ("failover", f"etcd {_scenario}: ours - Go, p50", ("scenarios", _scenario,
+         "ours_vs_go", "excess_first_s", "p50_diff"), 0.05, "s"),
+        ("failover", f"etcd {_scenario}: runs ending stale", ("scenarios", _scenario, "ours",
+         "ended_stale"), 0, ""),
+    ]
 
 
 def _run(name: str, quick: bool) -> dict[str, Any]:

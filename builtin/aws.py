@@ -25,13 +25,13 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from plugin_sdk.database import DatabaseError, Setting, select_prefix
+from plugin_sdk.database import DatabaseError, Setting
 
 __all__ = [
     "AWS_SETTINGS",
@@ -41,7 +41,6 @@ __all__ = [
     "LocalEndpoint",
     "load_boto3",
     "local_endpoint",
-    "outermost",
 ]
 
 INSTALL = "pip install 'confd-py[aws]'"
@@ -105,13 +104,6 @@ def local_endpoint(service: str, environ: Mapping[str, str]) -> str | None:
         if environ.get(name):
             return environ[name]
     return spec.default
-
-
-def outermost(keys: Sequence[str]) -> list[str]:
-    """Requested keys without confd's `/*` suffix, a trailing `/`, duplicates, or keys that lie
-    below another requested key (one read of `/app` covers `/app/db`); order kept."""
-    wanted = list(dict.fromkeys(k.removesuffix("/*").rstrip("/") or "/" for k in keys))
-    return [k for k in wanted if not any(o != k and select_prefix(k, o) for o in wanted)]
 
 
 def load_boto3(backend: str) -> ModuleType:

@@ -23,8 +23,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from builtin.aws import AWS_SETTINGS, AwsClient, outermost
+from builtin.aws import AWS_SETTINGS, AwsClient
 from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
+from plugin_sdk.keys import outermost_keys
 
 __all__ = ["DynamoDBDatabase"]
 
@@ -86,7 +87,7 @@ class DynamoDBDatabase(Database):
         return items
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
-        wanted = outermost(keys)
+        wanted = outermost_keys(keys)
         values: dict[str, str] = {}
         for start in range(0, len(wanted), SCAN_CHUNK):
             chunk = wanted[start : start + SCAN_CHUNK]

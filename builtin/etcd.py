@@ -1,33 +1,59 @@
-"""The etcd v3 backend, over gRPC with etcd-sdk-python's generated stubs (`pyetcd.etcdrpc`).
+"""The etcd v3 backend, over gRPC with etcd-sdk-python's generated stubs (`pyetcd.etcdrpc`), using
+a cluster the way etcd's own clients do.
+
+Members: one gRPC channel per endpoint (a `--node` whose name resolves to several addresses is one
+endpoint per address), all opened on first use and kept. All requests, reads and watches alike,
+share one view of the members (`_Cluster`): the member that answered last comes first, then
+members whose connection is up, and last those that failed lately or whose connection is not up
+(a restarted member accepts TCP connections long before it serves); looking asks a dropped
+connection to reconnect, so a member that comes back is known before a request needs it.
+grpcio's own balancing (an `ipv4:a:p,b:p` target with the `round_robin` policy) does spread calls
+over connected members, but cannot send a retry to another member than the one that just failed
+or stalled (a SIGSTOPped member keeps its share of calls until keepalive notices, 13 s), nor say
+which member a watch rides on; hence a channel per member.
 
 Reads: every requested key is read with prefix semantics (`/app` gives `/app` and `/app/x`, not
-`/application`), all keys at one revision: the first transaction of up to 128 range requests
-fixes the revision and later batches read at it.
+`/application`), all keys at one revision: the first transaction of up to 128 range requests fixes
+the revision and later batches read at it. A read that fails on a member for a reason another
+member may not share (unavailable, "leader changed", no leader) goes to the next member at once;
+one unanswered after `_HEDGE_AFTER` (or four times the usual read time, for stores whose reads
+are that slow) is also sent to the next (hedged: the first answer wins), so a member that accepts
+but does not serve costs a quarter second, not the whole `timeout`, which bounds the request
+across all members. A failed read never touches a watch.
 
-Watches without gaps: `get_values` remembers the revision it read each key at. `watch_prefix`
-starts its etcd watches at the oldest such revision + 1, so a change made between the daemon's
-read and the start of the watch arrives as the first event instead of being lost. Keys never read
-are watched from "now". When etcd has compacted that history, the watch yields once (something
-may have changed) and resumes from the compaction revision.
+Never older than seen: the newest store revision any reply carried (reads, watch events) is a
+floor, and a read answered below it (a member behind the cluster: etcd has had stale-read bugs
+around read-index retries) is asked elsewhere. So a render never writes a value older than one a
+watch already reported, which the daemon would otherwise take as the truth and never correct.
 
-Nodes are tried in order; a node that is down or times out is skipped (failover), and a request
-fails only when no node answers. Username/password authenticate per node (a token in metadata,
-renewed when etcd says it expired); TLS uses the client certificate, key and CA files.
+Watches without gaps: `get_values` remembers the newest revision it read each key at and
+`watch_prefix` starts its etcd watchers right after it, so a change made between the daemon's read
+and the watch arrives as the first event. When the member carrying a watch fails, the watchers
+move to another member and resume after the last event they delivered: no re-read, one warning
+line. When etcd has compacted that history, the watch yields once (the daemon re-reads
+everything) and resumes after that read. `watch_prefix` raises only when no member takes it.
+After a read found no member answering, the watches probe the store and yield once when it
+answers again, so the daemon retries the renders that failed meanwhile even if nothing changes.
 
-`client_insecure` (Go confd's -client-insecure) skips verifying etcd's certificate. gRPC's own
-TLS cannot skip it, so each TLS node is then reached through a local relay (plugin_sdk's
-TlsBridge: grpcio speaks plaintext on a private unix socket, the relay speaks TLS to etcd with
-Python's `ssl`, unverified), and a warning says so once.
+Username/password authenticate per member (a token in metadata, renewed when etcd says it
+expired); TLS uses the client certificate, key and CA files. `client_insecure` (Go confd's
+-client-insecure) skips verifying etcd's certificate: gRPC's own TLS cannot, so each TLS member
+is then reached through a local relay (plugin_sdk's TlsBridge: grpcio speaks plaintext on a
+private unix socket, the relay speaks TLS to etcd with Python's `ssl`, unverified), with one
+warning.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import queue
 import shutil
+import socket
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,12 +66,31 @@ from pyetcd.etcdrpc import kv_pb2
 from pyetcd.utils import prefix_range_end
 
 from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
+from plugin_sdk.keys import normalize_keys, outermost_keys
 
 log = backend_logger("etcd")
 
 _DELETE = kv_pb2.Event.DELETE
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
-_FAILOVER_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_HEDGE_AFTER = 0.25  # s without an answer before a read is also sent to the next member...
+_HEDGE_LATENCIES = 4  # ...or this many times the usual read time, when reads are that slow
+_CREATE_AFTER = 1.0  # s a member may take to answer a new watch before the next one is tried
+_QUARANTINE = 2.0  # s a member that failed is tried after the others
+_BEHIND_GRACE = 1.0  # s reads below the floor are retried before the store is taken to go back
+_RETRY_PAUSE = (0.025, 0.5)  # pause between rounds over every member: first, largest
+_PROBE_EVERY = 0.5  # s between reads asking whether a store that stopped answering is back
+_PROBE_TIMEOUT = 1.0
+# Answers a member gives for the cluster's state, not its own: the member itself is fine.
+_CLUSTER_WIDE = ("leader changed", "no leader", "request timed out", "too many requests")
+_RETRY_CODES = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.CANCELLED,
+)
+_READY = grpc.ChannelConnectivity.READY
+_IDLE = grpc.ChannelConnectivity.IDLE
+_CONNECTIVITY = {state.value[0]: state for state in grpc.ChannelConnectivity}
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 3_000),
@@ -66,18 +111,30 @@ class _Node:
     url: str
     target: str
     secure: bool
+    host: str = ""
+    port: int = 2379
 
-    @property
-    def address(self) -> tuple[str, int]:
-        host, _, port = self.target.rpartition(":")
-        return host.strip("[]"), int(port)
+
+def _parse_node(raw: str, scheme: str) -> _Node:
+    text = raw if "://" in raw else f"{scheme}://{raw}"
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DatabaseError(
+            f"node {raw!r} is not host:port or http(s)://host:port"
+        )
+    try:
+        port = parts.port or 2379
+    except ValueError:
+        raise DatabaseError(f"node {raw!r} has a bad port") from None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return _Node(raw, f"{host}:{port}", parts.scheme == "https", parts.hostname, port)
 
 
 class _InsecureRelay:
-    """A TLS relay to one node that does not verify its certificate (`client_insecure`): gRPC
-    dials `target` (a unix socket in a private directory), the relay dials the node."""
+    """A TLS relay to one member that does not verify its certificate (`client_insecure`):
+    gRPC dials `target` (a unix socket in a private directory), the relay dials the member."""
 
-    def __init__(self, node: _Node, cert: str | None, key: str | None) -> None:
+    def __init__(self, host: str, port: int, cert: str | None, key: str | None) -> None:
         from plugin_sdk.tls_bridge import TlsBridge
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -89,10 +146,9 @@ class _InsecureRelay:
                 context.load_cert_chain(cert, key)
             except (OSError, ssl.SSLError) as exc:
                 raise DatabaseError(
-                    f"backend 'etcd': settings 'client_cert'/'client_key': cannot load "
-                    f"{cert} and {key}: {getattr(exc, 'strerror', None) or exc}"
+                    f"settings 'client_cert'/'client_key': cannot load {cert} and {key}: "
+                    f"{getattr(exc, 'strerror', None) or exc}"
                 ) from None
-        host, port = node.address
         self._directory = tempfile.mkdtemp(prefix="confd-etcd-")  # 0700: only we may dial it
         self.bridge = TlsBridge((host, port), connect_tls=context, server_hostname=host, log=log)
         self.target = "unix:" + self.bridge.listen_unix(os.path.join(self._directory, "etcd"))
@@ -102,19 +158,36 @@ class _InsecureRelay:
         shutil.rmtree(self._directory, ignore_errors=True)
 
 
-def _parse_node(raw: str, scheme: str) -> _Node:
-    text = raw if "://" in raw else f"{scheme}://{raw}"
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DatabaseError(
-            f"backend 'etcd': node {raw!r} is not host:port or http(s)://host:port"
-        )
+def _is_address(host: str) -> bool:
     try:
-        port = parts.port or 2379
+        ipaddress.ip_address(host)
     except ValueError:
-        raise DatabaseError(f"backend 'etcd': node {raw!r} has a bad port") from None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return _Node(raw, f"{host}:{port}", parts.scheme == "https")
+        return False
+    return True
+
+
+def _endpoints(node: _Node) -> list[tuple[str, str, str | None]]:
+    """(name for messages, gRPC target, TLS name) of each address behind `node`.
+
+    A name resolving to several addresses (`localhost` as 127.0.0.1 and ::1, a DNS name for the
+    whole cluster) gives one endpoint per address, as etcd clients list members; the TLS name
+    stays the name given. A name that does not resolve now is left to gRPC to resolve later.
+    """
+    if _is_address(node.host):
+        return [(node.url, node.target, None)]
+    try:
+        found = socket.getaddrinfo(node.host, node.port, type=socket.SOCK_STREAM)
+    except OSError:
+        return [(node.url, node.target, None)]
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+    if len(addresses) < 2:
+        return [(node.url, node.target, None)]
+    return [
+        (f"{node.url} ({address})",
+         f"ipv6:[{address}]:{node.port}" if ":" in address else f"ipv4:{address}:{node.port}",
+         node.host)
+        for address in addresses
+    ]  # fmt: skip
 
 
 def _read_file(setting: str, path: str | None) -> bytes | None:
@@ -124,7 +197,7 @@ def _read_file(setting: str, path: str | None) -> bytes | None:
         return Path(path).read_bytes()
     except OSError as exc:
         raise DatabaseError(
-            f"backend 'etcd': setting {setting!r}: cannot read {path}: {exc.strerror}"
+            f"setting {setting!r}: cannot read {path}: {exc.strerror}"
         ) from None
 
 
@@ -137,17 +210,6 @@ def _key_range(key: str) -> tuple[bytes, bytes]:
     return raw, prefix_range_end(raw)
 
 
-def _normalize(keys: Sequence[str]) -> list[str]:
-    """Requested keys without confd's `/*` suffix, duplicates dropped, order kept."""
-    return list(dict.fromkeys(k.removesuffix("/*") or "/" for k in keys))
-
-
-def _outermost(keys: Sequence[str]) -> list[str]:
-    """Keys not already covered by another key's prefix (what a watch needs)."""
-    keys = _normalize(keys)
-    return [k for k in keys if not any(o != k and select_prefix(k, o) for o in keys)]
-
-
 def _watched(prefix: str, ranges: list[str]) -> list[str]:
     """The key ranges to open watchers on: the resource prefix once when it holds every range
     (one etcd watcher per prefix, as Go confd), else each range. Events are still filtered to
@@ -158,43 +220,231 @@ def _watched(prefix: str, ranges: list[str]) -> list[str]:
     return ranges
 
 
+def _describe(exc: grpc.RpcError, member: _Member | None = None) -> str:
+    """A short cause for messages: the status code, and etcd's or gRPC's first detail line (or
+    what the member's TLS relay saw go wrong, a refused client certificate...)."""
+    relay = member.relay if member is not None else None
+    if relay is not None and relay.bridge.failure:
+        return f"{exc.code().name.lower()} ({relay.bridge.failure})"
+    details = (exc.details() or "").split("\n")[0]
+    return f"{exc.code().name.lower()}: {details[:160]}" if details else exc.code().name.lower()
+
+
+def _connectivity(channel: grpc.Channel) -> grpc.ChannelConnectivity | None:
+    """The channel's state now, asking an idle one (its connection dropped) to connect again so a
+    member that comes back is known before a request needs it; None when grpcio does not tell.
+
+    grpcio offers a sync channel's state only by subscription, whose polling thread races a
+    close (it then dies on "Channel closed!"), so this asks the core channel directly.
+    """
+    try:
+        return _CONNECTIVITY[channel._channel.check_connectivity_state(True)]  # type: ignore[attr-defined]
+    except (AttributeError, KeyError, ValueError):
+        return None
+
+
+class _Compacted(Exception):
+    """A read at a fixed revision found it compacted (between the batches of one read)."""
+
+
+class _Member:
+    """One endpoint: its channel, its auth token, its failures."""
+
+    def __init__(self, name: str, channel: grpc.Channel,
+                 relay: _InsecureRelay | None = None) -> None:
+        self.name = name
+        self.channel = channel
+        self.relay = relay  # client_insecure: the TLS relay in front of the member
+        self.token: str | None = None
+        self.failed_until = 0.0  # monotonic time until which it is tried after the others
+        self.lost_reported = False  # its loss was logged; reset when it serves again
+
+
+class _Cluster:
+    """The members and what every request has learnt of them: the one failover state that the
+    reads and the watches share, and the newest store revision seen (the floor of reads)."""
+
+    def __init__(self, members: list[_Member]) -> None:
+        self.members = members
+        self._lock = threading.Lock()
+        self._preferred = 0
+        self.floor = 0
+        self._cluster_id = 0
+
+    def candidates(self) -> list[_Member]:
+        """Every member, in the order to try them now."""
+        now = time.monotonic()
+        with self._lock:
+            start = self._preferred
+        count = len(self.members)
+        rotated = [self.members[(start + i) % count] for i in range(count)]
+
+        def rank(member: _Member) -> int:
+            state = _connectivity(member.channel)
+            if member.failed_until > now:
+                return 2
+            if state is _READY:
+                return 0
+            if state in (None, _IDLE):
+                return 1  # not connected: one connection attempt tells
+            return 2  # connecting (accepted, not serving yet) or failing to connect
+
+        return sorted(rotated, key=rank)
+
+    def answered(self, member: _Member, header: Any) -> None:
+        """`member` answered: prefer it, and raise the floor to the revision it reported."""
+        with self._lock:
+            self._preferred = self.members.index(member)
+            member.failed_until = 0.0
+            member.lost_reported = False
+            self._raise_floor(header)
+
+    def carries(self, member: _Member) -> None:
+        """A watch opened on `member`: it serves (a later loss of it is news again)."""
+        with self._lock:
+            member.failed_until = 0.0
+            member.lost_reported = False
+
+    def saw(self, header: Any) -> None:
+        """A watch reply came: its revision is committed, so later reads must reach it."""
+        with self._lock:
+            self._raise_floor(header)
+
+    def _raise_floor(self, header: Any) -> None:
+        if header.cluster_id and header.cluster_id != self._cluster_id:
+            self._cluster_id, self.floor = header.cluster_id, 0  # another cluster: start over
+        self.floor = max(self.floor, header.revision)
+
+    def behind(self, header: Any) -> bool:
+        """True when a reply comes from a member that has not caught up with what was seen."""
+        with self._lock:
+            same = not header.cluster_id or header.cluster_id == self._cluster_id
+            return same and header.revision < self.floor
+
+    def rewind(self, header: Any) -> None:
+        """Every member agrees on a revision below the floor: the store went back (restored
+        from a backup); follow it."""
+        with self._lock:
+            log.warning("the store's revision went back from %d to %d (restored from a "
+                        "backup?); following it", self.floor, header.revision)
+            self.floor = header.revision
+
+    def failed(self, member: _Member) -> None:
+        """`member` failed on its own account: try the others first for a while."""
+        with self._lock:
+            member.failed_until = time.monotonic() + _QUARANTINE
+            if self.members[self._preferred] is member:
+                self._preferred = (self._preferred + 1) % len(self.members)
+
+    def report_moved(self, lost: _Member, reason: str, to: _Member, what: str) -> None:
+        """Log the loss of `lost` once (whatever number of watches moved off it)."""
+        with self._lock:
+            first = not lost.lost_reported
+            lost.lost_reported = True
+        if first:
+            log.warning("lost node %s (%s); %s failing over to %s",
+                        lost.name, reason, what, to.name)
+        else:
+            log.debug("%s moved from %s to %s", what, lost.name, to.name)
+
+
+class _WatchStream:
+    """One gRPC Watch stream on one member, carrying the watchers of one `watch_prefix` call.
+
+    A thread moves its replies (and its end, as an exception) into a queue, so the caller can
+    wait with a timeout and notice a stop.
+    """
+
+    def __init__(self, member: _Member, metadata: Any, creates: list[Any]) -> None:
+        self.member = member
+        self.replies: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for request in creates:
+            self._requests.put(request)
+        self._call = etcdrpc.WatchStub(member.channel).Watch(self._outgoing(), metadata=metadata)
+        threading.Thread(
+            target=self._pump, name=f"etcd-watch {member.name}", daemon=True
+        ).start()
+
+    def _outgoing(self) -> Iterator[Any]:
+        while (request := self._requests.get()) is not None:
+            yield request
+
+    def _pump(self) -> None:
+        try:
+            for reply in self._call:
+                self.replies.put(reply)
+            self.replies.put(ConnectionError("the watch stream ended"))
+        except grpc.RpcError as exc:
+            self.replies.put(exc)
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._call.cancel()
+
+
+class _Lost(Exception):
+    """The member under a watch failed; the watch moves on."""
+
+
+class _TokenExpired(Exception):
+    """A member refused a new watch for an expired auth token; the watch asks again."""
+
+
+@dataclass
+class _Watch:
+    """One `watch_prefix` call: what it watches, where each watcher resumes, and the last read
+    outage whose end it reported."""
+
+    what: str  # "watch on '/prefix'", for messages
+    ranges: list[str]  # the key ranges whose events count
+    watched: list[str]  # the ranges etcd watchers are opened on
+    resume: dict[str, int]  # watched range -> the revision its watcher starts (again) at
+    handled: int  # outages reported to the daemon
+    renewals: int = 0  # auth tokens renewed since the last event
+
+
 class EtcdDatabase(Database):
-    """Keys and values from an etcd v3 cluster, with native watches."""
+    """Keys and values from an etcd v3 cluster, with native watches that follow its members."""
 
     name = "etcd"
-    description = "etcd v3 cluster over gRPC (native watch, TLS, username/password)"
+    description = "etcd v3 cluster over gRPC (native watch, failover, TLS, username/password)"
     can_watch = True
     settings = (
-        Setting("nodes", list, ["http://127.0.0.1:2379"], "etcd endpoints, tried in order"),
+        Setting("nodes", list, ["http://127.0.0.1:2379"],
+                "etcd endpoints (a name with several addresses counts as one per address)"),
         Setting("scheme", str, "http", "scheme for nodes given without one (http or https)"),
         Setting("client_cert", str, None, "PEM client certificate file for TLS"),
         Setting("client_key", str, None, "PEM client key file for TLS"),
         Setting("client_ca_keys", str, None, "PEM CA certificate file to verify etcd"),
         Setting("client_insecure", bool, False,
                 "do not verify etcd's TLS certificate (insecure: anyone can pose as etcd)"),
+        Setting("basic_auth", bool, False,
+                "Go confd's -basic-auth: authentication is on whenever username is set"),
         Setting("username", str, None, "etcd user (authentication is on when set)"),
         Setting("password", str, None, "password of the etcd user", secret=True),
-        Setting("timeout", float, 5.0, "seconds to wait for each etcd request"),
-    )
+        Setting("timeout", float, 5.0,
+                "seconds a request may take, over every member it is tried on"),
+    )  # fmt: skip
 
     def configure(self, config: Mapping[str, str]) -> None:
         super().configure(config)
         opts = self.options
         if opts["scheme"] not in ("http", "https"):
             raise DatabaseError(
-                f"backend 'etcd': setting 'scheme' must be http or https, got {opts['scheme']!r}"
+                f"setting 'scheme' must be http or https, got {opts['scheme']!r}"
             )
         self._nodes = [_parse_node(n, opts["scheme"]) for n in opts["nodes"]]
         if not self._nodes:
-            raise DatabaseError("backend 'etcd': setting 'nodes' is empty")
+            raise DatabaseError("setting 'nodes' is empty")
         if opts["timeout"] <= 0:
-            raise DatabaseError("backend 'etcd': setting 'timeout' must be above 0")
+            raise DatabaseError("setting 'timeout' must be above 0")
         if bool(opts["client_cert"]) != bool(opts["client_key"]):
             raise DatabaseError(
-                "backend 'etcd': settings 'client_cert' and 'client_key' go together"
+                "settings 'client_cert' and 'client_key' go together"
             )
         if bool(opts["username"]) != bool(opts["password"]):
-            raise DatabaseError("backend 'etcd': settings 'username' and 'password' go together")
+            raise DatabaseError("settings 'username' and 'password' go together")
         ca = _read_file("client_ca_keys", opts["client_ca_keys"])
         key = _read_file("client_key", opts["client_key"])
         cert = _read_file("client_cert", opts["client_cert"])
@@ -206,118 +456,203 @@ class EtcdDatabase(Database):
         )
         self._insecure: bool = opts["client_insecure"]
         if self._insecure and (self._tls or any(n.secure for n in self._nodes)):
-            log.warning("backend 'etcd': client_insecure: etcd's TLS certificate is not verified")
+            log.warning("client_insecure: etcd's TLS certificate is not verified")
+        self._relays: list[_InsecureRelay] = []
         self._timeout: float = opts["timeout"]
         self._lock = threading.Lock()
-        self._current = 0
-        self._channel: grpc.Channel | None = None
-        self._relay: _InsecureRelay | None = None
-        self._token: str | None = None
-        self._revisions: dict[str, int] = {}
+        self._cluster: _Cluster | None = None
+        self._read_revisions: dict[str, int] = {}
         self._closed = False
+        # Read outages (no member answered a read) so far, whether one lasts, and when a watch
+        # last probed for its end: the watches tell the daemon when the store answers again,
+        # so renders that failed meanwhile are retried even if nothing changes afterwards.
+        self._outages = 0
+        self._down = False
+        self._probed = 0.0
+        self._latency = 0.0  # s a read usually takes (moving average), for the hedge delay
 
-    # --- connection ---------------------------------------------------------------------------
+    # --- members ------------------------------------------------------------------------------
 
-    @property
-    def _node(self) -> _Node:
-        return self._nodes[self._current]
-
-    def _session(self) -> tuple[grpc.Channel, tuple[tuple[str, str], ...]]:
-        """The channel to the current node and the call metadata (auth token), made on demand."""
+    def _connect(self) -> _Cluster:
+        """The cluster view, its channels opened (and followed) on first use."""
         with self._lock:
             if self._closed:
-                raise DatabaseError("backend 'etcd': used after close")
-            if self._channel is None:
-                node = self._node
-                if (node.secure or self._tls) and self._insecure:
-                    self._relay = _InsecureRelay(
-                        node, self.options["client_cert"], self.options["client_key"]
-                    )
-                    self._channel = grpc.insecure_channel(
-                        self._relay.target,
-                        options=[*_CHANNEL_OPTIONS, ("grpc.default_authority", node.target)],
-                    )
-                elif node.secure or self._tls:
-                    assert self._credentials is not None
-                    self._channel = grpc.secure_channel(
-                        node.target, self._credentials, options=_CHANNEL_OPTIONS
-                    )
-                else:
-                    self._channel = grpc.insecure_channel(node.target, options=_CHANNEL_OPTIONS)
-                self._token = None
-            channel = self._channel
-            need_token = self.options["username"] and self._token is None
-        if need_token:
-            request = etcdrpc.AuthenticateRequest(
-                name=self.options["username"], password=self.options["password"]
-            )
+                raise DatabaseError("used after close")
+            if self._cluster is None:
+                members = []
+                for node in self._nodes:
+                    for name, target, tls_name in _endpoints(node):
+                        relays = len(self._relays)
+                        channel = self._channel(node, target, tls_name)
+                        relay = self._relays[-1] if len(self._relays) > relays else None
+                        members.append(_Member(name, channel, relay))
+                self._cluster = _Cluster(members)
+                for member in members:
+                    _connectivity(member.channel)  # connect to every member now
+            return self._cluster
+
+    def _channel(self, node: _Node, target: str, tls_name: str | None) -> grpc.Channel:
+        options = list(_CHANNEL_OPTIONS)
+        if (node.secure or self._tls) and self._insecure:
+            host = target.removeprefix("ipv4:").removeprefix("ipv6:").rpartition(":")[0]
+            relay = _InsecureRelay(host.strip("[]"), node.port, self.options["client_cert"],
+                                   self.options["client_key"])
+            self._relays.append(relay)
+            options.append(("grpc.default_authority", f"{tls_name or node.host}:{node.port}"))
+            return grpc.insecure_channel(relay.target, options=options)
+        if node.secure or self._tls:
+            assert self._credentials is not None
+            if tls_name:  # an address behind a name: verify the certificate for the name
+                options.append(("grpc.ssl_target_name_override", tls_name))
+                options.append(("grpc.default_authority", f"{tls_name}:{node.port}"))
+            return grpc.secure_channel(target, self._credentials, options=options)
+        return grpc.insecure_channel(target, options=options)
+
+    def _metadata(self, member: _Member, timeout: float) -> tuple[tuple[str, str], ...]:
+        """Call metadata for `member`: its auth token, fetched on first need."""
+        username = self.options["username"]
+        if not username:
+            return ()
+        token = member.token
+        if token is None:
+            request = etcdrpc.AuthenticateRequest(name=username, password=self.options["password"])
             try:
-                reply = etcdrpc.AuthStub(channel).Authenticate(request, timeout=self._timeout)
+                reply = etcdrpc.AuthStub(member.channel).Authenticate(request, timeout=timeout)
             except grpc.RpcError as exc:
-                if exc.code() in _FAILOVER_CODES:
+                if exc.code() in _RETRY_CODES:
                     raise
                 raise DatabaseError(
-                    f"backend 'etcd': node {self._node.url}: authentication as user "
-                    f"{self.options['username']!r} failed: {exc.details()}"
+                    f"node {member.name}: authentication as user "
+                    f"{username!r} failed: {exc.details()}"
                 ) from None
-            with self._lock:
-                self._token = reply.token
-        token = self._token
-        return channel, ((("token", token),) if token else ())
+            token = member.token = reply.token
+        return (("token", token),)
 
-    def _drop_channel(self) -> None:
-        """Close the current node's channel (and its relay); the caller holds the lock."""
-        if self._channel is not None:
-            self._channel.close()
-        self._channel = None
-        if self._relay is not None:
-            self._relay.close()
-        self._relay = None
+    # --- reads --------------------------------------------------------------------------------
 
-    def _tls_failure(self) -> str:
-        """What the insecure relay saw go wrong (a refused client certificate...), or ""."""
-        relay = self._relay
-        return f" ({relay.bridge.failure})" if relay and relay.bridge.failure else ""
+    def _read(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        """One read-only KV request on the best member; retried on the next member after an
+        error another member may not share, also sent to the next when the first is slow, and
+        refused from a member behind the revisions already seen."""
+        cluster = self._connect()
+        timeout = timeout or self._timeout
+        deadline = time.monotonic() + timeout
+        done: queue.SimpleQueue[tuple[_Member, Any]] = queue.SimpleQueue()
+        flying: dict[Any, tuple[_Member, float]] = {}  # future -> its member, when it was sent
+        errors: dict[str, str] = {}
+        todo = cluster.candidates()
+        hedge = max(_HEDGE_AFTER, _HEDGE_LATENCIES * self._latency)
+        pause = _RETRY_PAUSE[0]
+        renewed: set[int] = set()
+        behind: Any = None
+        behind_since = 0.0
 
-    def _fail_over(self) -> None:
-        """Drop the current node's channel and move on to the next node."""
-        with self._lock:
-            self._drop_channel()
-            self._token = None
-            self._current = (self._current + 1) % len(self._nodes)
-
-    def _kv(self, method: str, request: Any) -> Any:
-        """Call a KV method, failing over across nodes and renewing an expired token once."""
-        errors: list[str] = []
-        renewed = False
-        attempts = len(self._nodes)
-        while attempts:
-            node = self._node
+        def launch(member: _Member) -> None:
+            left = deadline - time.monotonic()
             try:
-                channel, metadata = self._session()
-                call = getattr(etcdrpc.KVStub(channel), method)
-                return call(request, timeout=self._timeout, metadata=metadata)
+                metadata = self._metadata(member, left)
+                call = getattr(etcdrpc.KVStub(member.channel), method)
+                future = call.future(request, timeout=left, metadata=metadata)
             except grpc.RpcError as exc:
-                code = exc.code()
-                if code == grpc.StatusCode.UNAUTHENTICATED and not renewed:
-                    renewed = True
-                    with self._lock:
-                        self._token = None
-                    continue
-                if code in _FAILOVER_CODES:
-                    errors.append(f"{node.url}: {code.name.lower()}{self._tls_failure()}")
-                    self._fail_over()
-                    attempts -= 1
-                    continue
-                raise DatabaseError(
-                    f"backend 'etcd': node {node.url}: {method} failed: {exc.details()}"
-                ) from None
-        raise DatabaseError(f"backend 'etcd': no node answered ({'; '.join(errors)})")
+                errors[member.name] = _describe(exc, member)
+                cluster.failed(member)
+                return
+            except ValueError:  # the channel was closed under us
+                raise DatabaseError("used after close") from None
+            flying[future] = (member, time.monotonic())
+            future.add_done_callback(lambda f, m=member: done.put((m, f)))
 
-    # --- the Database contract ----------------------------------------------------------------
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                if not flying:
+                    if not todo:  # a round over every member failed: pause, then another
+                        time.sleep(min(pause, left))
+                        pause = min(pause * 2, _RETRY_PAUSE[1])
+                        todo = cluster.candidates()
+                        continue
+                    launch(todo.pop(0))
+                    continue
+                try:
+                    member, future = done.get(timeout=min(hedge, left))
+                except queue.Empty:
+                    if todo:
+                        launch(todo.pop(0))  # the member is slow: ask the next one too
+                    continue
+                _, sent = flying.pop(future)
+                exc = future.exception()
+                if exc is None:
+                    reply = future.result()
+                    if not cluster.behind(reply.header):
+                        cluster.answered(member, reply.header)
+                        self._down = False
+                        took = time.monotonic() - sent
+                        self._latency += (took - self._latency) * 0.3
+                        return reply
+                    errors[member.name] = (
+                        f"behind: revision {reply.header.revision} < {cluster.floor}"
+                    )
+                    if behind is None or reply.header.revision > behind.header.revision:
+                        behind = reply
+                    behind_since = behind_since or time.monotonic()
+                    cluster.failed(member)
+                    if time.monotonic() - behind_since > _BEHIND_GRACE:
+                        cluster.rewind(behind.header)
+                        cluster.answered(member, behind.header)
+                        self._down = False
+                        return behind
+                    continue
+                if self._closed:
+                    raise DatabaseError("used after close")
+                code, details = exc.code(), exc.details() or ""
+                if code == grpc.StatusCode.UNAUTHENTICATED and id(member) not in renewed:
+                    renewed.add(id(member))
+                    member.token = None
+                    todo.insert(0, member)
+                    continue
+                if code == grpc.StatusCode.OUT_OF_RANGE and "compacted" in details:
+                    raise _Compacted
+                retry = code in _RETRY_CODES or (
+                    code == grpc.StatusCode.OUT_OF_RANGE and "future revision" in details
+                )
+                if not retry:
+                    raise DatabaseError(
+                        f"node {member.name}: {method} failed: {details}"
+                    )
+                errors[member.name] = _describe(exc, member)
+                log.debug("%s on %s failed (%s); trying another member",
+                          method, member.name, errors[member.name])
+                if not any(reason in details for reason in _CLUSTER_WIDE):
+                    cluster.failed(member)
+        finally:
+            for future, (member, _) in flying.items():
+                future.cancel()
+                errors.setdefault(member.name, "no answer")
+        with self._lock:
+            if not self._down:
+                self._down = True
+                self._outages += 1
+        causes = "; ".join(f"{name}: {error}" for name, error in errors.items())
+        raise DatabaseError(f"no node answered within {timeout:g}s ({causes})")
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
-        wanted = _normalize(keys)
+        wanted = normalize_keys(keys)
+        for _ in range(3):
+            try:
+                values, revision = self._read_at_one_revision(wanted)
+                break
+            except _Compacted:
+                continue  # compacted between two batches: read again from the first
+        else:
+            raise DatabaseError("the store was compacted during every read")
+        with self._lock:
+            for key in wanted:
+                self._read_revisions[key] = max(self._read_revisions.get(key, 0), revision)
+        return values
+
+    def _read_at_one_revision(self, wanted: list[str]) -> tuple[dict[str, str], int]:
         values: dict[str, str] = {}
         revision = 0
         for start in range(0, len(wanted), MAX_TXN_OPS):
@@ -327,7 +662,7 @@ class EtcdDatabase(Database):
                 low, high = _key_range(key)
                 rng = etcdrpc.RangeRequest(key=low, range_end=high, revision=revision)
                 ops.append(etcdrpc.RequestOp(request_range=rng))
-            reply = self._kv("Txn", etcdrpc.TxnRequest(success=ops))
+            reply = self._read("Txn", etcdrpc.TxnRequest(success=ops))
             if not revision:
                 revision = reply.header.revision
             for key, op in zip(batch, reply.responses, strict=True):
@@ -335,103 +670,244 @@ class EtcdDatabase(Database):
                     name = kv.key.decode("utf-8", "replace")
                     if select_prefix(name, key):
                         values[name] = kv.value.decode("utf-8", "replace")
+        return values, revision
+
+    # --- watches ------------------------------------------------------------------------------
+
+    def _watch_start(self, ranges: list[str]) -> int:
+        """The revision after the newest read of every range; 0 ("now") if one was never read."""
         with self._lock:
-            for key in wanted:
-                self._revisions[key] = revision
-        return values
+            known = [self._read_revisions.get(k, 0) for k in ranges]
+        return min(known) + 1 if known and all(known) else 0
+
+    def _stopped(self, stop: threading.Event) -> bool:
+        return stop.is_set() or self._closed
 
     def watch_prefix(
         self, prefix: str, keys: Sequence[str], stop: threading.Event
     ) -> Iterator[Collection[str] | None]:
-        ranges = _outermost(keys or [prefix])
+        cluster = self._connect()
+        ranges = outermost_keys(keys or [prefix])
+        watched = _watched(prefix, ranges)
         with self._lock:
-            known = [self._revisions.get(k) for k in ranges]
-        start = min(known) + 1 if known and all(known) else 0  # type: ignore[type-var]
-        requests: queue.Queue[Any] = queue.Queue()
+            handled = self._outages - (1 if self._down else 0)
+        watch = _Watch(
+            f"watch on {prefix or '/'!r}", ranges, watched,
+            dict.fromkeys(watched, self._watch_start(ranges)), handled,
+        )  # fmt: skip
+        lost: tuple[_Member, str] | None = None
+        while not self._stopped(stop):
+            opened = self._open_watch(cluster, watch, stop)
+            if opened is None:
+                return
+            stream, first = opened
+            if lost is not None:
+                cluster.report_moved(lost[0], lost[1], stream.member, watch.what)
+                lost = None
+            cluster.carries(stream.member)
+            try:
+                yield from self._follow(cluster, stream, first, watch, stop)
+            except _Lost as exc:
+                cluster.failed(stream.member)
+                lost = (stream.member, str(exc))
+            except _TokenExpired:
+                watch.renewals += 1
+                if watch.renewals > 2:
+                    raise DatabaseError(
+                        f"node {stream.member.name}: cannot {watch.what}: "
+                        f"its auth token is refused even just after authenticating"
+                    ) from None
+            finally:
+                stream.close()
 
-        def create(key: str, revision: int) -> Any:
+    def _open_watch(
+        self, cluster: _Cluster, watch: _Watch, stop: threading.Event
+    ) -> tuple[_WatchStream, Any] | None:
+        """A stream with the watchers of `watch` created from where they resume, on the first
+        member that answers (its first reply with it); None on a stop. Raises when no member
+        answers within the timeout."""
+        deadline = time.monotonic() + self._timeout
+        errors: dict[str, str] = {}
+        pause = _RETRY_PAUSE[0]
+        creates = []
+        for key in watch.watched:
             low, high = _key_range(key)
-            return etcdrpc.WatchRequest(
-                create_request=etcdrpc.WatchCreateRequest(
-                    key=low, range_end=high, start_revision=revision
-                )
-            )
+            creates.append(etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
+                key=low, range_end=high, start_revision=watch.resume[key])))
+        while time.monotonic() < deadline:
+            for member in cluster.candidates():
+                if self._stopped(stop):
+                    return None
+                if time.monotonic() >= deadline:
+                    break
+                try:
+                    metadata = self._metadata(member, max(deadline - time.monotonic(), 0.1))
+                    stream = _WatchStream(member, metadata, creates)
+                except grpc.RpcError as exc:
+                    errors[member.name] = _describe(exc, member)
+                    cluster.failed(member)
+                    continue
+                except ValueError:  # the channel was closed under us
+                    return None
+                first = self._first_reply(stream, stop)
+                if isinstance(first, grpc.RpcError | ConnectionError | TimeoutError):
+                    stream.close()
+                    if self._stopped(stop):
+                        return None
+                    if isinstance(first, grpc.RpcError):
+                        if first.code() == grpc.StatusCode.UNAUTHENTICATED:
+                            member.token = None
+                        elif first.code() not in _RETRY_CODES:
+                            raise DatabaseError(
+                                f"node {member.name}: cannot {watch.what}: "
+                                f"{first.details()}"
+                            )
+                        errors[member.name] = _describe(first)
+                    else:
+                        errors[member.name] = str(first)
+                    cluster.failed(member)
+                    continue
+                if first is None:
+                    stream.close()
+                    return None
+                return stream, first
+            time.sleep(pause)
+            pause = min(pause * 2, _RETRY_PAUSE[1])
+        causes = "; ".join(f"{name}: {error}" for name, error in errors.items())
+        raise DatabaseError(f"cannot {watch.what}: no node answered ({causes})")
 
-        def outgoing() -> Iterator[Any]:
-            while (item := requests.get()) is not None:
-                yield item
+    def _first_reply(self, stream: _WatchStream, stop: threading.Event) -> Any:
+        """The stream's first reply, an error, a TimeoutError, or None on a stop."""
+        deadline = time.monotonic() + min(_CREATE_AFTER, self._timeout)
+        while not self._stopped(stop):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return TimeoutError(f"no answer to a new watch within {_CREATE_AFTER:g}s")
+            try:
+                return stream.replies.get(timeout=min(left, 0.2))
+            except queue.Empty:
+                continue
+        return None
 
-        node = self._node
-        try:
-            channel, metadata = self._session()
-        except grpc.RpcError as exc:
-            self._fail_over()
-            raise DatabaseError(
-                f"backend 'etcd': node {node.url}: cannot watch {prefix!r}: {exc.code().name}"
-            ) from None
-        pending: list[str] = []
-        for key in _watched(prefix, ranges):
-            pending.append(key)
-            requests.put(create(key, start))
-        call = etcdrpc.WatchStub(channel).Watch(outgoing(), metadata=metadata)
-        done = threading.Event()
-
-        def cancel_on_stop() -> None:
-            while not done.wait(0.2):
-                if stop.is_set() or self._closed:
-                    call.cancel()
-                    return
-
-        stopper = threading.Thread(target=cancel_on_stop, name="etcd-watch-stop", daemon=True)
-        stopper.start()
+    def _follow(
+        self,
+        cluster: _Cluster,
+        stream: _WatchStream,
+        first: Any,
+        watch: _Watch,
+        stop: threading.Event,
+    ) -> Iterator[Mapping[str, str | None] | None]:
+        """Yield the changes `stream` reports until a stop; raises `_Lost` when its member
+        fails, returns after a compaction (`watch.resume` then says where to start again)."""
+        pending = list(watch.watched)  # keys whose "created" reply has not come, in order
         by_id: dict[int, str] = {}
-        try:
-            for reply in call:
+        reply = first
+        while True:
+            if isinstance(reply, grpc.RpcError | ConnectionError):
+                if self._stopped(stop):
+                    return
+                if isinstance(reply, grpc.RpcError):
+                    if reply.code() == grpc.StatusCode.UNAUTHENTICATED:
+                        stream.member.token = None
+                    elif reply.code() not in _RETRY_CODES:
+                        raise DatabaseError(
+                            f"node {stream.member.name}: {watch.what} failed: "
+                            f"{reply.details()}"
+                        )
+                    raise _Lost(_describe(reply))
+                raise _Lost(str(reply))
+            if reply is None:
+                if self._answers_again(watch):
+                    yield None  # reads failed meanwhile: the daemon re-reads, retries renders
+            else:
+                cluster.saw(reply.header)
                 if reply.created and pending:
                     by_id[reply.watch_id] = pending.pop(0)
                 key = by_id.get(reply.watch_id, "")
                 if reply.compact_revision:
-                    # The history we asked for is gone: report a change and resume after it.
-                    if reply.canceled and key:
-                        pending.append(key)
-                        requests.put(create(key, reply.compact_revision))
+                    # The history asked for is gone: the daemon re-reads everything, and the
+                    # watch starts again after that read (never before the compaction).
+                    log.debug("%s: revision %d is compacted; reading everything again",
+                              watch.what, reply.compact_revision)
                     yield None
-                    continue
+                    start = max(self._watch_start(watch.ranges), reply.compact_revision)
+                    for name in watch.resume:
+                        watch.resume[name] = max(watch.resume[name], start)
+                    return
+                if reply.canceled and "invalid auth token" in reply.cancel_reason:
+                    stream.member.token = None  # it expired: authenticate, watch again
+                    raise _TokenExpired
                 if reply.canceled:
                     raise DatabaseError(
-                        f"backend 'etcd': node {node.url}: watch on {key or prefix!r} was "
+                        f"node {stream.member.name}: {watch.what} was "
                         f"canceled: {reply.cancel_reason or 'no reason given'}"
                     )
-                # Each changed key with its new value (None: deleted), so the daemon needs no
-                # read to tell a real change from a put of the same value.
-                changed: dict[str, str | None] = {}
-                for event in reply.events:
-                    name = event.kv.key.decode("utf-8", "replace")
-                    if any(select_prefix(name, r) for r in ranges):
-                        changed[name] = (
-                            None if event.type == _DELETE
-                            else event.kv.value.decode("utf-8", "replace")
-                        )
+                if reply.created and key and not watch.resume[key]:
+                    watch.resume[key] = reply.header.revision + 1  # watched from "now"
+                changed = self._changes(reply, key, watch.ranges, watch.resume)
+                if reply.events:
+                    watch.renewals = 0
                 if changed:
                     yield changed
-        except grpc.RpcError as exc:
-            if stop.is_set() or self._closed:
+            if self._stopped(stop):
                 return
-            self._fail_over()
-            raise DatabaseError(
-                f"backend 'etcd': node {node.url}: watch on {prefix!r} lost: "
-                f"{exc.code().name.lower()}"
-            ) from None
-        finally:
-            done.set()
-            requests.put(None)
-            call.cancel()
-        if not (stop.is_set() or self._closed):
-            raise DatabaseError(f"backend 'etcd': node {node.url}: watch on {prefix!r} ended")
+            try:
+                reply = stream.replies.get(timeout=0.2)
+            except queue.Empty:
+                reply = None
+
+    def _answers_again(self, watch: _Watch) -> bool:
+        """True once per read outage, when the store answers reads again: the renders that
+        failed meanwhile must run again even if nothing changes afterwards. While an outage
+        lasts, the watches probe the store with a count-only read, one probe at a time."""
+        now = time.monotonic()
+        with self._lock:
+            outages, down = self._outages, self._down
+            probe = down and now - self._probed >= _PROBE_EVERY
+            if probe:
+                self._probed = now
+        if probe:
+            low, high = _key_range(watch.ranges[0])
+            request = etcdrpc.RangeRequest(key=low, range_end=high, count_only=True)
+            try:
+                self._read("Range", request, timeout=_PROBE_TIMEOUT)
+            except DatabaseError:
+                return False
+            with self._lock:
+                outages, down = self._outages, self._down
+        if down or outages <= watch.handled:
+            return False
+        watch.handled = outages
+        log.debug("%s: the store answers reads again", watch.what)
+        return True
+
+    @staticmethod
+    def _changes(
+        reply: Any, key: str, ranges: list[str], resume: dict[str, int]
+    ) -> dict[str, str | None]:
+        """Each changed key of a watch reply with its new value (None: deleted), so the daemon
+        needs no read to tell a real change from a put of the same value."""
+        changed: dict[str, str | None] = {}
+        for event in reply.events:
+            if key:
+                resume[key] = max(resume[key], event.kv.mod_revision + 1)
+            name = event.kv.key.decode("utf-8", "replace")
+            if any(select_prefix(name, r) for r in ranges):
+                changed[name] = (
+                    None if event.type == _DELETE else event.kv.value.decode("utf-8", "replace")
+                )
+        return changed
 
     def close(self) -> None:
         if not hasattr(self, "_lock"):
             return  # never configured
         with self._lock:
             self._closed = True
-            self._drop_channel()
+            cluster, self._cluster = self._cluster, None
+        if cluster is not None:
+            for member in cluster.members:
+                member.channel.close()
+        for relay in self._relays:
+            relay.close()
+        self._relays.clear()
+

@@ -19,8 +19,9 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
-from builtin.aws import AWS_SETTINGS, AwsClient, outermost
+from builtin.aws import AWS_SETTINGS, AwsClient
 from plugin_sdk.database import Database, select_prefix
+from plugin_sdk.keys import outermost_keys
 
 __all__ = ["SSMDatabase"]
 
@@ -70,7 +71,7 @@ class SSMDatabase(Database):
         return values
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
-        wanted = [k for k in outermost(keys) if _NAME.match(k)]
+        wanted = [k for k in outermost_keys(keys) if _NAME.match(k)]
         values: dict[str, str] = {}
         for key in wanted:
             values.update(self._below(key))

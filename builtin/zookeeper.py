@@ -50,6 +50,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, WatchedEvent
 
 from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk.keys import normalize_keys, outermost_keys
 
 _RESYNC = "resync"  # connected again: every watch was dropped, re-read and re-arm everything
 _SUSPENDED = "suspended"  # connection lost; kazoo is reconnecting
@@ -57,20 +58,6 @@ _SUSPENDED = "suspended"  # connection lost; kazoo is reconnecting
 
 class _Disconnected(DatabaseError):
     """A request failed because the connection is down (kazoo is reconnecting)."""
-
-
-def _normalize(keys: Sequence[str]) -> list[str]:
-    """Requested keys as znode paths: `/*` dropped (as Go confd), no trailing `/`, order kept."""
-    paths = []
-    for key in keys:
-        path = "/" + key.replace("/*", "").strip("/")
-        paths.append(path)
-    return list(dict.fromkeys(paths))
-
-
-def _outermost(keys: Sequence[str]) -> list[str]:
-    keys = _normalize(keys)
-    return [k for k in keys if not any(o != k and select_prefix(k, o) for o in keys)]
 
 
 def _child(parent: str, name: str) -> str:
@@ -328,7 +315,7 @@ class ZooKeeperDatabase(Database):
                 frontier.extend(_child(path, c) for c in children)
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
-        wanted = _normalize(keys)
+        wanted = normalize_keys(keys, every_wildcard=True)
         client = self._zk()
         tree = _Tree(wanted)
         self._walk(client, tree, wanted, watch=False)
@@ -394,7 +381,7 @@ class ZooKeeperDatabase(Database):
     def watch_prefix(
         self, prefix: str, keys: Sequence[str], stop: threading.Event
     ) -> Iterator[Collection[str] | None]:
-        roots = _outermost(keys or [prefix])
+        roots = outermost_keys(keys or [prefix], every_wildcard=True)
         with self._lock:
             reads = [self._reads.get(k) for k in roots]
         baseline: dict[str, str] | None = None

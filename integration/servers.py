@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Self
 
 __all__ = [
+    "EtcdCluster",
+    "EtcdMember",
     "EtcdServer",
     "MotoServer",
     "RedisSentinelCluster",
@@ -113,8 +115,8 @@ class _Server:
 
     name = "server"
 
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix=f"confd-test-{self.name}-"))
+    def __init__(self, parent: str | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix=f"confd-test-{self.name}-", dir=parent))
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.dir / "server.log"
@@ -607,3 +609,407 @@ class MotoServer(_Server):
             aws_access_key_id=overrides.get("access_key", self.access_key),
             aws_secret_access_key=overrides.get("secret_key", self.secret_key),
         )
+
+
+# -- a 3-member etcd cluster for the failover tests -------------------------------------------
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _free_port_on(hosts: Sequence[str]) -> int:
+    """A port nothing listens on at any of `hosts` (members sharing one port on several
+    loopback addresses, as behind a DNS name that resolves to each of them)."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            for host in hosts:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                with socket.socket(family) as sock:
+                    sock.bind((host, port))
+        except OSError:
+            continue
+        return port
+    raise ServerError(f"no free port on all of {', '.join(hosts)}")
+
+
+# What etcd answers while it elects, recovers or is overloaded: worth asking again.
+_RETRY_DETAILS = (
+    "leader changed", "no leader", "timed out", "too many requests", "deadline exceeded",
+    "not capable", "stopped",
+)
+
+
+class EtcdMember(_Server):
+    """One member of an `EtcdCluster`: its own data directory (on tmpfs when asked), client and
+    peer URLs; restarting it keeps its data, so it rejoins as the same member."""
+
+    name = "etcd"
+
+    def __init__(
+        self, cluster: EtcdCluster, index: int, host: str, port: int, parent: str | None
+    ) -> None:
+        super().__init__(parent)
+        self.binary = require_binary("etcd", "etcd-server", "/usr/bin/etcd")
+        self.cluster = cluster
+        self.member = f"m{index}"
+        self.host = host
+        self.port = port
+        self.peer_port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://{_bracket(self.host)}:{self.port}"
+
+    @property
+    def target(self) -> str:
+        """The gRPC target of this member alone."""
+        return f"{_bracket(self.host)}:{self.port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def ready(self) -> bool:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        with socket.socket(family) as sock:
+            sock.settimeout(0.2)
+            return sock.connect_ex((self.host, self.port)) == 0
+
+    def command(self) -> list[str]:
+        cluster = self.cluster
+        return [
+            self.binary,
+            "--name", self.member,
+            "--data-dir", str(self.dir / "data"),
+            "--listen-client-urls", self.url,
+            "--advertise-client-urls", self.url,
+            "--listen-peer-urls", self.peer_url,
+            "--initial-advertise-peer-urls", self.peer_url,
+            "--initial-cluster", ",".join(f"{m.member}={m.peer_url}" for m in cluster.members),
+            "--initial-cluster-token", cluster.token,
+            "--initial-cluster-state", "new",
+            "--heartbeat-interval", str(cluster.heartbeat_ms),
+            "--election-timeout", str(cluster.election_ms),
+            "--log-level", "warn",
+            "--logger", "zap",
+            *cluster.extra,
+        ]  # fmt: skip
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to serve (a member alone cannot)."""
+        if self.running:
+            return
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.dir
+            )
+
+    def signal(self, signum: int) -> None:
+        if self.process is None:
+            raise ServerError(f"etcd member {self.member} is not running")
+        self.process.send_signal(signum)
+
+
+class EtcdCluster:
+    """`size` etcd members on free loopback ports with temporary data (on /dev/shm when
+    `tmpfs`, so a WAL fsync costs no disk flush), started together and always removed on exit.
+
+    Faults by member index: `kill` (SIGKILL), `pause`/`resume` (SIGSTOP/SIGCONT), `start` again
+    on the same ports and data, `cut` (destroy the member's client TCP connections with
+    `ss -K`, as a network cut would). `leader()` asks the maintenance API; `compact()` compacts
+    the store at its current revision; `put`/`get` retry across members, as a client must while
+    the cluster elects. `enable_auth()` turns authentication on (user root), after which the
+    cluster's own calls authenticate. `hosts` places member i on hosts[i]; with `same_port`
+    every member listens on one port (a DNS name resolving to each host then reaches them all);
+    `extra` adds etcd flags to every member.
+    """
+
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        hosts: Sequence[str] | None = None,
+        same_port: bool = False,
+        tmpfs: bool = True,
+        heartbeat_ms: int = 100,
+        election_ms: int = 1000,
+        extra: Sequence[str] = (),
+    ) -> None:
+        hosts = list(hosts or ["127.0.0.1"] * size)
+        if len(hosts) != size:
+            raise ServerError(f"EtcdCluster: {size} members need {size} hosts, got {hosts}")
+        self.heartbeat_ms = heartbeat_ms
+        self.extra = list(extra)  # more etcd flags for every member
+        self._auth: tuple[str, str] | None = None
+        self._token: str | None = None
+        self.election_ms = election_ms
+        self.token = f"confd-test-{os.getpid()}-{id(self)}"
+        parent = "/dev/shm" if tmpfs and os.path.isdir("/dev/shm") else None
+        shared = _free_port_on(sorted(set(hosts))) if same_port else None
+        self.members: list[EtcdMember] = []
+        for index, host in enumerate(hosts):
+            port = shared or _free_port_on([host])
+            self.members.append(EtcdMember(self, index, host, port, parent))
+        self._channels: dict[int, Any] = {}
+        self._last_good = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def urls(self) -> list[str]:
+        return [m.url for m in self.members]
+
+    def __enter__(self) -> Self:
+        try:
+            for member in self.members:
+                member.launch()
+            self.wait_healthy(timeout=30)
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        """Stop every member (resuming paused ones first) and remove their data."""
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()
+        for member in self.members:
+            if member.running:
+                member.signal(signal.SIGCONT)
+            member.cleanup()
+
+    def wait_healthy(self, members: Sequence[int] | None = None, timeout: float = 20) -> None:
+        """Wait until each of `members` (default: all) answers a linearizable read."""
+        indices = range(len(self.members)) if members is None else members
+        deadline = time.monotonic() + timeout
+        for index in indices:
+            member = self.members[index]
+            while not self.serves(index):
+                if not member.running or time.monotonic() > deadline:
+                    tail = member.log_path.read_text(errors="replace")[-3000:]
+                    raise ServerError(
+                        f"etcd member {member.member} ({member.url}) does not serve; "
+                        f"its log:\n{tail}"
+                    )
+                time.sleep(0.05)
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def kill(self, index: int) -> None:
+        """SIGKILL member `index` (no goodbye to its clients or peers) and reap it."""
+        member = self.members[index]
+        process, member.process = member.process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+
+    def start(self, index: int, wait: bool = True) -> None:
+        """Start member `index` again on its ports and data; with `wait`, until it serves."""
+        self.members[index].launch()
+        if wait:
+            self.wait_healthy([index])
+
+    def pause(self, index: int) -> None:
+        """SIGSTOP member `index`: its sockets stay open, nothing answers."""
+        self.members[index].signal(signal.SIGSTOP)
+
+    def resume(self, index: int) -> None:
+        self.members[index].signal(signal.SIGCONT)
+
+    def cut(self, index: int) -> None:
+        """Destroy every client TCP connection of member `index` (both ends), as a network cut
+        does: its clients see the connection fail and must reconnect."""
+        ss = require_binary("ss", "iproute2")
+        member = self.members[index]
+        where = f"{_bracket(member.host)}:{member.port}"
+        done = subprocess.run(
+            [ss, "-K", "-t", "-n", f"( src {where} or dst {where} )"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise ServerError(f"`ss -K` failed to cut {where}: {done.stderr.strip()}")
+
+    # -- the cluster's own view -----------------------------------------------------------------
+
+    def _channel(self, index: int) -> Any:
+        import grpc
+
+        channel = self._channels.get(index)
+        if channel is None:
+            channel = self._channels[index] = grpc.insecure_channel(self.members[index].target)
+        return channel
+
+    def status(self, index: int, timeout: float = 1.0) -> Any | None:
+        """Member `index`'s maintenance status (leader, raft term, revision), None if silent."""
+        import grpc
+        from pyetcd import etcdrpc
+
+        if not self.members[index].running:
+            return None
+        try:
+            stub = etcdrpc.MaintenanceStub(self._channel(index))
+            return stub.Status(etcdrpc.StatusRequest(), timeout=timeout)
+        except grpc.RpcError:
+            return None
+
+    def serves(self, index: int) -> bool:
+        """True when member `index` answers a linearizable read now."""
+        import grpc
+        from pyetcd import etcdrpc
+
+        if not self.members[index].running:
+            return False
+        try:
+            stub = etcdrpc.KVStub(self._channel(index))
+            stub.Range(etcdrpc.RangeRequest(key=b"health"), timeout=1.0,
+                       metadata=self._metadata(index))
+        except grpc.RpcError:
+            return False
+        return True
+
+    def leader(self, timeout: float = 20) -> int:
+        """Index of the member that leads now (waiting through an election)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for index in range(len(self.members)):
+                status = self.status(index)
+                if status is not None and status.leader == status.header.member_id != 0:
+                    return index
+            time.sleep(0.05)
+        raise ServerError(f"no etcd member leads after {timeout}s")
+
+    def lead(self, index: int, timeout: float = 20) -> None:
+        """Make member `index` the leader (the leader hands over with MoveLeader)."""
+        from pyetcd import etcdrpc
+
+        deadline = time.monotonic() + timeout
+        while (leader := self.leader(timeout)) != index:
+            status = self.status(index)
+            if status is None or time.monotonic() > deadline:
+                raise ServerError(f"etcd member m{index} could not take the lead")
+            stub = etcdrpc.MaintenanceStub(self._channel(leader))
+            try:
+                stub.MoveLeader(etcdrpc.MoveLeaderRequest(targetID=status.header.member_id),
+                                timeout=5)
+            except Exception:  # noqa: BLE001 - an election raced us: ask again
+                time.sleep(0.05)
+
+    def watch_streams(self, index: int) -> int:
+        """How many watch streams member `index` serves now (its /metrics gauge)."""
+        member = self.members[index]
+        if not member.running:
+            return 0
+        try:
+            with urllib.request.urlopen(f"{member.url}/metrics", timeout=2) as reply:
+                text = reply.read().decode()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith("etcd_debugging_mvcc_watch_stream_total "):
+                return int(float(line.split()[1]))
+        return 0
+
+    def _retrying(self, call: str, request: Any, timeout: float) -> Any:
+        """Send a KV `call` to the members in turn until one succeeds (elections, dead members),
+        starting with the member that answered last."""
+        import grpc
+        from pyetcd import etcdrpc
+
+        deadline = time.monotonic() + timeout
+        errors: list[str] = []
+        turn = self._last_good
+        while time.monotonic() < deadline:
+            index = turn % len(self.members)
+            turn += 1
+            if not self.members[index].running:
+                continue
+            try:
+                stub = etcdrpc.KVStub(self._channel(index))
+                reply = getattr(stub, call)(request, timeout=1.0, metadata=self._metadata(index))
+            except grpc.RpcError as exc:
+                errors.append(f"{self.members[index].member}: {exc.details()}")
+                if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    self._token = None  # expired: authenticate again
+                    continue
+                if exc.code() not in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    grpc.StatusCode.UNKNOWN,  # "raft proposal dropped", "context deadline..."
+                ) and not any(d in (exc.details() or "") for d in _RETRY_DETAILS):
+                    raise ServerError(f"etcd {call} failed: {exc.details()}") from None
+                time.sleep(0.01)
+                continue
+            self._last_good = index
+            return reply
+        raise ServerError(f"etcd {call} failed on every member for {timeout}s: {errors[-3:]}")
+
+    def enable_auth(self, password: str) -> None:
+        """Create user root (role root) with `password` and turn authentication on."""
+        from pyetcd import etcdrpc
+
+        auth = etcdrpc.AuthStub(self._channel(self.leader()))
+        auth.UserAdd(etcdrpc.AuthUserAddRequest(name="root", password=password), timeout=10)
+        auth.RoleAdd(etcdrpc.AuthRoleAddRequest(name="root"), timeout=10)
+        auth.UserGrantRole(etcdrpc.AuthUserGrantRoleRequest(user="root", role="root"), timeout=10)
+        auth.AuthEnable(etcdrpc.AuthEnableRequest(), timeout=10)
+        self._auth = ("root", password)
+
+    def _metadata(self, index: int) -> tuple[tuple[str, str], ...]:
+        import grpc
+        from pyetcd import etcdrpc
+
+        if self._auth is None:
+            return ()
+        if self._token is None:
+            request = etcdrpc.AuthenticateRequest(name=self._auth[0], password=self._auth[1])
+            try:
+                reply = etcdrpc.AuthStub(self._channel(index)).Authenticate(request, timeout=1.0)
+            except grpc.RpcError:
+                return ()  # this member cannot authenticate now: the call fails, the next member
+            self._token = reply.token
+        return (("token", self._token),)
+
+    def put(self, key: str, value: str, timeout: float = 20, *, newer: bool = False) -> int:
+        """Write `key`, retrying through elections; the revision it was written at.
+
+        With `newer`, the put applies only while the stored value sorts before `value` (keep
+        values fixed-width): a put that a paused member hands to the cluster after its client
+        gave up and wrote later values then cannot take the key back.
+        """
+        from pyetcd import etcdrpc
+
+        put = etcdrpc.PutRequest(key=key.encode(), value=value.encode())
+        if not newer:
+            return self._retrying("Put", put, timeout).header.revision
+        older = etcdrpc.Compare(
+            result=etcdrpc.Compare.LESS, target=etcdrpc.Compare.VALUE, key=put.key, value=put.value
+        )
+        request = etcdrpc.TxnRequest(compare=[older], success=[etcdrpc.RequestOp(request_put=put)])
+        return self._retrying("Txn", request, timeout).header.revision
+
+    def get(self, key: str, timeout: float = 20) -> tuple[str | None, int]:
+        """A linearizable read of `key`: its value (None when absent) and the store revision."""
+        from pyetcd import etcdrpc
+
+        reply = self._retrying("Range", etcdrpc.RangeRequest(key=key.encode()), timeout)
+        value = reply.kvs[0].value.decode() if reply.kvs else None
+        return value, reply.header.revision
+
+    def compact(self, timeout: float = 20) -> int:
+        """Compact the store at its current revision (physically); that revision."""
+        from pyetcd import etcdrpc
+
+        _, revision = self.get("compact", timeout)
+        request = etcdrpc.CompactionRequest(revision=revision, physical=True)
+        self._retrying("Compact", request, timeout)
+        return revision

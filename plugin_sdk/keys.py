@@ -17,11 +17,11 @@ __all__ = ["normalize_keys", "outermost_keys"]
 
 def normalize_keys(keys: Sequence[str], *, every_wildcard: bool = False) -> list[str]:
     """Requested keys without confd's `/*` (a trailing one, or every one with
-    `every_wildcard`), duplicates dropped, order kept; an emptied key is `/`."""
+    `every_wildcard`) and a trailing `/`, duplicates dropped, order kept; an emptied key is `/`."""
     if every_wildcard:
-        cleaned = (k.replace("/*", "") or "/" for k in keys)
+        cleaned = (k.replace("/*", "").rstrip("/") or "/" for k in keys)
     else:
-        cleaned = (k.removesuffix("/*") or "/" for k in keys)
+        cleaned = (k.removesuffix("/*").rstrip("/") or "/" for k in keys)
     return list(dict.fromkeys(cleaned))
 
 

@@ -11,12 +11,13 @@ import sys
 import pytest
 
 from builtin.acm import AcmDatabase, certificate_key
-from builtin.aws import INSTALL, load_boto3, local_endpoint, outermost
+from builtin.aws import INSTALL, load_boto3, local_endpoint
 from builtin.dynamodb import DynamoDBDatabase
 from builtin.imds import ImdsDatabase, _entries, _split, imds_endpoint, parse_duration
 from builtin.secretsmanager import SecretsManagerDatabase, field_text
 from builtin.ssm import SSMDatabase
 from plugin_sdk.database import DatabaseError
+from plugin_sdk.keys import outermost_keys as outermost
 from tests.test_startup_imports import imported_modules
 
 

@@ -16,6 +16,7 @@ from plugin_sdk.keys import normalize_keys, outermost_keys
         (["/app/*/db"], True, ["/app/db"]),  # Go confd's redis/zookeeper: every /* goes
         (["/a/*/*", "/a"], True, ["/a"]),
         (["/x", "/w", "/x"], False, ["/x", "/w"]),  # order kept, duplicates dropped
+        (["/app/", "/app", "//"], False, ["/app", "/"]),  # a trailing / is the same key
     ],
 )
 def test_normalize_keys(keys: list[str], every: bool, normalized: list[str]) -> None:

@@ -161,7 +161,10 @@ class PrefixWatch(threading.Thread):
     """Watches `prefix` on `database` for every resource reading `keys`, until `stop()`.
 
     Falls back to polling every `poll_interval` seconds when the backend cannot watch
-    (`polling` tells), and reconnects with capped, jittered backoff after errors.
+    (`polling` tells). A watch lost after working is read again at once; repeated failures
+    back off (capped, jittered). A backend yielding None ("something may have changed", e.g.
+    after etcd compacted history or answered again after an outage) gets a full re-read, after
+    which the resources that failed to render are retried, as after a reconnect.
     """
 
     def __init__(
@@ -214,6 +217,7 @@ class PrefixWatch(threading.Thread):
     def run(self) -> None:
         stop = self._stop_event
         while not stop.is_set():
+            began = time.monotonic()
             try:
                 try:
                     self._resync()
@@ -235,8 +239,11 @@ class PrefixWatch(threading.Thread):
                 if not self.failing:
                     self.failing = True
                     self._on_state(self, exc)
+                    if time.monotonic() - began >= 0.5:
+                        continue  # a watch lost after working: re-read at once
                 else:
                     log.debug("watch %s:%s still failing: %s", self.backend, self.prefix, exc)
+                # Repeated failures, and a watch failing right after its read, back off.
                 stop.wait(self._backoff.next())
 
     def observe(self, keys: Iterable[str], values: Mapping[str, str]) -> None:
@@ -311,7 +318,9 @@ class PrefixWatch(threading.Thread):
     def _changed(self, reported: Collection[str] | None) -> set[str]:
         """Diff the baseline against fresh values: only the reported keys when known."""
         if reported is None:
-            return self._merge(self.keys, self.database.get_values(list(self.keys)))
+            changed = self._merge(self.keys, self.database.get_values(list(self.keys)))
+            self._on_resync()  # a good full read: what failed to render meanwhile runs again
+            return changed
         if isinstance(reported, Mapping):  # the event carries the values: no store read
             return self._apply(reported)
         wanted = [key for key in reported if self.keyset.covers(key)]
