@@ -544,6 +544,7 @@ class EtcdDatabase(Database):
         hedge = max(_HEDGE_AFTER, _HEDGE_LATENCIES * self._latency)
         pause = _RETRY_PAUSE[0]
         renewed: set[int] = set()
+        refused: set[str] = set()  # members nothing listens on (connection refused): no wait
         behind: Any = None
         behind_since = 0.0
 
@@ -568,6 +569,8 @@ class EtcdDatabase(Database):
                 if left <= 0:
                     break
                 if not flying:
+                    if not todo and len(refused) == len(cluster.members):
+                        break  # nothing listens on any member: no election to wait out
                     if not todo:  # a round over every member failed: pause, then another
                         time.sleep(min(pause, left))
                         pause = min(pause * 2, _RETRY_PAUSE[1])
@@ -622,6 +625,10 @@ class EtcdDatabase(Database):
                         f"node {member.name}: {method} failed: {details}"
                     )
                 errors[member.name] = _describe(exc, member)
+                if "Connection refused" in details or "failed to connect" in details:
+                    refused.add(member.name)
+                else:
+                    refused.discard(member.name)
                 log.debug("%s on %s failed (%s); trying another member",
                           method, member.name, errors[member.name])
                 if not any(reason in details for reason in _CLUSTER_WIDE):
@@ -635,6 +642,8 @@ class EtcdDatabase(Database):
                 self._down = True
                 self._outages += 1
         causes = "; ".join(f"{name}: {error}" for name, error in errors.items())
+        if refused and len(refused) == len(cluster.members):
+            raise DatabaseError(f"no node answered ({causes})")
         raise DatabaseError(f"no node answered within {timeout:g}s ({causes})")
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
