@@ -2,7 +2,9 @@
 
 Stage beside the destination, fsync, compare bytes + mode + uid + gid; only on a real
 difference run check_cmd on the stage file, rename it over the destination, fsync the
-directory, then run reload_cmd. The destination is never partly written.
+directory, then run reload_cmd. The destination is never partly written. A destination that
+already holds the content, mode and owner wanted is left alone without staging anything
+(creating and removing a stage file costs more than the render on some filesystems).
 """
 
 from __future__ import annotations
@@ -175,6 +177,20 @@ def _in_sync(dest: Path, dest_stat: os.stat_result | None, data: bytes, mode: in
     return same
 
 
+def _already(dest: Path, dest_stat: os.stat_result, data: bytes, mode: int, uid: int,
+             gid: int) -> bool:
+    """Whether `dest` holds exactly `data` with `mode`, `uid` and `gid` (any doubt: False, and
+    the full comparison against a stage file decides and logs)."""
+    if (dest_stat.st_size != len(data) or not stat.S_ISREG(dest_stat.st_mode)
+            or stat.S_IMODE(dest_stat.st_mode) != mode or dest_stat.st_uid != uid
+            or dest_stat.st_gid != gid):
+        return False
+    try:
+        return dest.read_bytes() == data
+    except OSError:
+        return False
+
+
 def _wanted(target: Destination, current: os.stat_result | None) -> tuple[int, int, int]:
     """Mode, uid, gid to give the file: the target's, else the destination's, else defaults."""
     mode = target.mode
@@ -243,6 +259,9 @@ def sync_file(
     if dest_stat is not None and stat.S_ISDIR(dest_stat.st_mode):
         raise SyncError(f"cannot write {dest}: it is a directory, not a file")
     mode, uid, gid = _wanted(target, dest_stat)
+    if dest_stat is not None and _already(dest, dest_stat, data, mode, uid, gid):
+        log.debug("Target config %s in sync", dest)
+        return Status.UNCHANGED
 
     try:
         fd, stage_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=directory)
