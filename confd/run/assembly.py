@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -127,6 +127,11 @@ class Runtime:
         """Read, render and sync one resource (never raises)."""
         return self.processor.process(resource)
 
+    def render_many(self, resources: Sequence[TemplateResource]) -> Iterator[Outcome]:
+        """Read, render and sync `resources` as one batch (one read per database), yielding
+        each outcome as it completes (never raises for a resource)."""
+        return self.processor.process_many(resources)
+
     def release_unused(self) -> None:
         """Close the pool's databases that none of these resources reads (after a reload)."""
         in_use = []
@@ -142,7 +147,7 @@ class Runtime:
         self.pool.close()
 
     def run_once(self) -> list[Outcome]:
-        """Render every resource once, in order (the onetime pass)."""
+        """Render every resource once as one batch (the onetime pass); outcomes in order."""
         return self.processor.run_once(self.resources)
 
 
