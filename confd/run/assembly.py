@@ -24,6 +24,7 @@ from confd.errors import BackendError, ConfigError
 from confd.log import get_logger, setup_logging
 from confd.run.processor import Outcome, Processor, failure_summary
 from confd.sync import SyncOptions
+from confd.template.cache import CompiledTemplates, cache_directory
 from confd.template.renderer import Renderer
 from plugin_sdk.database import Database
 
@@ -62,7 +63,9 @@ class Runtime:
         self._environ = os.environ if environ is None else environ
         self.nodes = discovered_nodes(settings, self._environ)
         self.wait: Wait | None = parse_wait(settings.wait, "--wait") if settings.wait else None
-        self.renderer = Renderer(settings.templates_dir, syntax=settings.template_syntax)
+        cache = CompiledTemplates(cache_directory(settings.cache_dir, self._environ))
+        self.renderer = Renderer(settings.templates_dir, syntax=settings.template_syntax,
+                                 cache=cache)
         self.processor = Processor(
             self.renderer,
             self,
@@ -93,7 +96,9 @@ class Runtime:
     def scan(self) -> None:
         """(Re)read conf.d: interval passes pick up new, changed and removed resource files.
 
-        A missing confdir or conf.d raises `ConfigError`; bad files are `load_errors`.
+        A missing confdir or conf.d raises `ConfigError`; bad files are `load_errors`. When
+        many templates are missing from the compiled cache, worker processes start compiling
+        them now, while the daemon sets up its watches.
         """
         settings = self.settings
         resources, errors = load_resources(Path(settings.confdir), prefix=settings.prefix)
@@ -104,6 +109,7 @@ class Runtime:
         self.resources, self.load_errors = resources, errors
         self.pool.forget_failures()
         self._unavailable.clear()
+        self.renderer.prepare(r.src for r in resources)
 
     def database(self, resource: TemplateResource) -> Database:
         """The database `resource` reads. A backend that cannot be opened is reported once per

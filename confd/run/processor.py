@@ -109,6 +109,7 @@ class Processor:
         batch = list(resources)
         if not batch:
             return
+        self.renderer.prepare(r.src for r in batch)
         shared = self._shared_reads(batch)
         threaded = self._threaded(batch)
         if not threaded:

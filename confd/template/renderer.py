@@ -8,7 +8,8 @@ processor learns exactly which keys an output depends on.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -18,10 +19,11 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from confd.errors import TemplateError
+from confd.template.cache import CompiledTemplates
 from confd.template.functions import FunctionError, template_functions
 from confd.template.store import KVStore, Reads
 
-__all__ = ["Rendered", "Renderer"]
+__all__ = ["Rendered", "Renderer", "jinja_environment"]
 
 _MIN_REDACT = 4  # shorter values ("80", "on") are too common to hide without garbling messages
 
@@ -36,9 +38,11 @@ class Rendered(NamedTuple):
 class Renderer:
     """Loads templates from `templates_dir` and renders them with confd's function set."""
 
-    def __init__(self, templates_dir: Path, syntax: str = "auto") -> None:
+    def __init__(self, templates_dir: Path, syntax: str = "auto",
+                 cache: CompiledTemplates | None = None) -> None:
         self.templates_dir = Path(templates_dir)
         self.syntax = syntax
+        self.cache = cache  # compiled templates by content, on disk too (confd.template.cache)
         self._root = os.path.normpath(os.path.abspath(self.templates_dir))
         self._env = SandboxedEnvironment(
             loader=FileSystemLoader(os.fspath(self.templates_dir)),
@@ -47,7 +51,14 @@ class Renderer:
             autoescape=False,
             auto_reload=True,
             cache_size=-1,  # one compiled template per file, however many resources
+            bytecode_cache=cache,
         )
+
+    def prepare(self, sources: Iterable[str]) -> None:
+        """Compile ahead, in parallel when many are missing, the templates a pass renders."""
+        if self.cache is not None:
+            factory = partial(jinja_environment, self.templates_dir, self.syntax)
+            self.cache.prepare(self._env, sources, factory)
 
     def check(self, src: str, syntax: str | None = None) -> None:
         """Load and compile `src` without rendering; `TemplateError` on any problem."""
@@ -121,6 +132,11 @@ class Renderer:
         if isinstance(exc, TemplateSyntaxError):  # an included template failed to parse
             return f"{exc.filename}:{exc.lineno}: {exc.message}"
         return f"{where}: {type(exc).__name__}: {exc}"
+
+
+def jinja_environment(templates_dir: Path, syntax: str = "auto") -> Any:
+    """The Jinja environment a `Renderer` renders with (compile workers build theirs alike)."""
+    return Renderer(templates_dir, syntax)._env
 
 
 def _template_location(tb: TracebackType | None) -> str | None:
