@@ -43,12 +43,13 @@ class Resource(NamedTuple):
         return f"{self.prefix}/shared"
 
 
-def layout(resources: int, prefixes: int) -> list[Resource]:
-    """Resource i on prefix i % prefixes, its own keys and group numbered within the prefix."""
+def layout(resources: int, prefixes: int, root: str = "") -> list[Resource]:
+    """Resource i on prefix `root`/pPP (PP = i % prefixes), its own keys and group numbered
+    within the prefix."""
     out = []
     for i in range(resources):
         j = i // prefixes
-        out.append(Resource(i, f"/p{i % prefixes:02d}", f"/r{j:02d}", f"/g{j % GROUPS}"))
+        out.append(Resource(i, f"{root}/p{i % prefixes:02d}", f"/r{j:02d}", f"/g{j % GROUPS}"))
     return out
 
 
