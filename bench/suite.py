@@ -1,8 +1,9 @@
 """The whole benchmark suite: runs each bench_*.py as its own process (so one's imports and
 memory never colour another's), prints each one's JSON, then a table against the targets of
-issue #6, and writes bench/results.json.
+issue #6, the fan-out figures of issue #13 beside Go confd's with their ratios, and writes
+bench/results.json.
 
-Run: bench/run [--only startup,plugin,watch,scale] [--quick]
+Run: bench/run [--only startup,plugin,watch,scale,fanout] [--quick]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "plugin": ("bench_plugin.py", ["--spawns", "10", "--runs", "15"], ["--spawns", "5"]),
     "watch": ("bench_watch.py", ["--changes", "150"], ["--changes", "100"]),
     "scale": ("bench_scale.py", ["--changes", "30"], ["--changes", "10"]),
+    "fanout": ("bench_fanout.py", ["--changes", "20"], ["--changes", "5"]),
 }
 
 
@@ -73,6 +75,60 @@ ROWS: list[tuple[str, str, tuple[str, ...], float | None, str]] = [
     ("plugin", "spawn-to-ready (plaintext)", ("spawn_to_ready_ms", "plaintext", "median"), 250,
      "ms"),
 ]
+
+
+# Issue #13, ours beside Go confd: (label, path into "ours", path into "go", path into
+# "ours_over_go", target ratio, unit); a None target is information only.
+VERSUS_GO: list[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], float | None,
+                      str]] = [
+    ("first render, cold cache", ("first_render_cold_s",), ("first_render_s",),
+     ("first_render_cold",), 1.0, "s"),
+    ("first render, warm cache", ("first_render_warm_s",), ("first_render_s",),
+     ("first_render_warm",), 0.5, "s"),
+    ("50 dependents: change p50", ("fifty_dependents", "latency_ms", "p50"),
+     ("fifty_dependents", "latency_ms", "p50"), ("fifty_p50",), 1.0, "ms"),
+    ("50 dependents: change p99", ("fifty_dependents", "latency_ms", "p99"),
+     ("fifty_dependents", "latency_ms", "p99"), ("fifty_p99",), None, "ms"),
+    ("50 dependents: CPU per change", ("fifty_dependents", "cpu_ms_per_change"),
+     ("fifty_dependents", "cpu_ms_per_change"), ("fifty_cpu",), 1.0, "ms"),
+    ("1 dependent: change p50", ("one_dependent", "latency_ms", "p50"),
+     ("one_dependent", "latency_ms", "p50"), ("one_p50",), 0.2, "ms"),
+    ("1 dependent: change p99", ("one_dependent", "latency_ms", "p99"),
+     ("one_dependent", "latency_ms", "p99"), ("one_p99",), None, "ms"),
+    ("1 dependent: CPU per change", ("one_dependent", "cpu_ms_per_change"),
+     ("one_dependent", "cpu_ms_per_change"), ("one_cpu",), None, "ms"),
+    ("RSS after the changes", ("rss_mib",), ("rss_mib",), ("rss",), 0.5, "MiB"),
+    ("etcd watchers", ("etcd_watchers",), ("etcd_watchers",), (), None, ""),
+    ("etcd watch streams", ("etcd_watch_streams",), ("etcd_watch_streams",), (), None, ""),
+    ("etcd ranges per 1-dependent change", ("one_dependent", "etcd_ranges_per_change"),
+     ("one_dependent", "etcd_ranges_per_change"), (), None, ""),
+    ("etcd ranges per 50-dependent change", ("fifty_dependents", "etcd_ranges_per_change"),
+     ("fifty_dependents", "etcd_ranges_per_change"), (), None, ""),
+    ("idle CPU", ("idle_cpu_ms_per_s",), ("idle_cpu_ms_per_s",), (), None, "ms/s"),
+]
+
+
+def versus_go(figures: dict[str, Any]) -> str:
+    """Issue #13's figures: ours, Go confd's, the ratio and its target."""
+    lines = [f"{'fan-out (issue #13)':36} {'ours':>10} {'Go confd':>10} {'ours/Go':>8} "
+             f"{'target':>8}  met", "-" * 82]
+    ours, go, ratios = figures.get("ours", {}), figures.get("go"), figures.get("ours_over_go", {})
+    for label, mine, theirs, ratio_path, target, unit in VERSUS_GO:
+        value = _dig(ours, *mine)
+        peer = _dig(go, *theirs) if go else None
+        ratio = _dig(ratios, *ratio_path) if ratio_path else None
+        if ratio is None and value is not None and peer:
+            ratio = round(value / peer, 3)
+        shown = "n/a" if value is None else f"{value:g}{unit}"
+        theirs_shown = "absent" if go is None else "n/a" if peer is None else f"{peer:g}{unit}"
+        ratio_shown = "" if ratio is None else f"{ratio:.2f}x"
+        goal = "" if target is None else f"<={target:g}x"
+        met = "" if target is None or ratio is None else ("yes" if ratio <= target else "NO")
+        if label == "etcd watchers" and value is not None:
+            goal, met = f"={figures.get('prefixes')}", \
+                "yes" if value == figures.get("prefixes") else "NO"
+        lines.append(f"{label:36} {shown:>10} {theirs_shown:>10} {ratio_shown:>8} {goal:>8}  {met}")
+    return "\n".join(lines)
 
 
 def _run(name: str, quick: bool) -> dict[str, Any]:
@@ -140,6 +196,9 @@ def main() -> None:
     print(f"\n{info['nproc']} x {info['cpu']}, {info['ram_gib']} GiB, Python {info['python']},"
           f" load {info['loadavg']}, {info['date']}; {results['total_s']} s")
     print(table(results))
+    if "fanout" in results and "error" not in results["fanout"]:
+        print()
+        print(versus_go(results["fanout"]))
     print(f"\nwritten to {args.output}")
 
 
