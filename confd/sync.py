@@ -18,13 +18,15 @@ import re
 import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
 
 from confd.errors import SyncError
 from confd.log import get_logger
 
-__all__ = ["Destination", "Status", "SyncOptions", "sync_file", "run_command", "render_command"]
+__all__ = ["Destination", "Status", "SyncOptions", "sync_file", "sync_directories", "run_command",
+           "render_command"]
 
 log = get_logger("sync")
 
@@ -237,14 +239,28 @@ def _write_in_place(stage: Path, dest: Path, mode: int, uid: int, gid: int) -> N
         os.close(fd)
 
 
+def sync_directories(directories: Iterable[Path]) -> None:
+    """fsync each directory once: the renames `sync_file(..., renamed_in=...)` left to flush.
+    A failure is logged naming the directory (the files are in place; their renames may not
+    survive a crash)."""
+    for directory in directories:
+        try:
+            _fsync_dir(directory)
+        except OSError as exc:
+            log.error("cannot flush directory %s after replacing files in it: %s", directory,
+                      exc.strerror)
+
+
 def sync_file(
     data: bytes, target: Destination, options: SyncOptions = _PLAIN, *,
-    out: IO[str] | None = None,
+    out: IO[str] | None = None, renamed_in: set[Path] | None = None,
 ) -> Status:
     """Make `target.dest` hold `data` with the target's mode and owner; see the module doc.
 
     Raises `SyncError` (destination untouched) when staging, the check, or the rename fails;
-    a failed reload also raises, after the destination was updated.
+    a failed reload also raises, after the destination was updated. With `renamed_in`, the
+    directory is added to it instead of flushed: a batch flushes each directory once
+    (`sync_directories`), not once per file.
     """
     dest = target.dest
     directory = dest.parent
@@ -314,7 +330,10 @@ def sync_file(
                 _write_in_place(stage, dest, mode, uid, gid)
             except OSError as exc2:
                 raise SyncError(f"cannot write {dest} in place: {exc2.strerror}") from None
-        _fsync_dir(directory)
+        if renamed_in is None:
+            _fsync_dir(directory)
+        else:
+            renamed_in.add(directory)
         if target.reload_cmd and not options.sync_only:
             command = render_command(target.reload_cmd, src=str(dest), dest=str(dest))
             run_command(command, target.reload_cmd_timeout, f"reload_cmd for {dest}")

@@ -250,3 +250,15 @@ def test_commands_of_a_batch_run_in_order(tmp_path: Path) -> None:
     outcomes = processor_over(tmp_path, db).run_once(resources)
     assert all(o.status is Status.CHANGED for o in outcomes)
     assert order.read_text().split() == [f"r{i:02d}" for i in range(12)]
+
+
+def test_a_batch_flushes_each_directory_once(tmp_path: Path, monkeypatch) -> None:
+    import confd.sync
+
+    flushed: list[Path] = []
+    real = confd.sync._fsync_dir
+    monkeypatch.setattr(confd.sync, "_fsync_dir", lambda d: (flushed.append(d), real(d)))
+    db = CountingDatabase({"/app0/host": "a", "/app1/host": "b"})
+    outcomes = processor_over(tmp_path, db).run_once(batch_of(tmp_path, 20))
+    assert all(o.status is Status.CHANGED for o in outcomes)
+    assert flushed == [tmp_path / "out"]

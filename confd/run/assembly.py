@@ -75,6 +75,7 @@ class Runtime:
         self.resources: list[TemplateResource] = []
         self.load_errors: list[ConfigError] = []
         self._unavailable: dict[str, BackendError] = {}
+        self._databases: dict[object, Database] = {}  # by the resource's [backend] table
         self.scan()
 
     # -- the daemon's knobs ---------------------------------------------------------------------
@@ -109,13 +110,19 @@ class Runtime:
         self.resources, self.load_errors = resources, errors
         self.pool.forget_failures()
         self._unavailable.clear()
+        self._databases.clear()
         self.renderer.prepare(r.src for r in resources)
 
     def database(self, resource: TemplateResource) -> Database:
         """The database `resource` reads. A backend that cannot be opened is reported once per
         load; its other resources fail with a short error pointing at that report."""
+        database = self._databases.get(resource.backend)
+        if database is not None:  # resolving a backend's settings costs ~30 us a resource
+            return database
         try:
-            return self.pool.for_resource(self.settings, resource, self.nodes)
+            database = self._databases[resource.backend] = self.pool.for_resource(
+                self.settings, resource, self.nodes)
+            return database
         except BackendError as exc:
             name = resource.backend.name if resource.backend else self.settings.backend
             if name in self._unavailable:

@@ -3,7 +3,8 @@
 `Processor.process_many(resources)` is what every run loop uses: resources rendered together
 share one read per database (`confd.run.shared_read`), templates missing from the compiled cache
 are compiled ahead (in parallel when many), and destinations without commands are synced by a few
-threads, whose disk flushes the filesystem then joins. `process` is one resource on its own read;
+threads, whose disk flushes the filesystem then joins, and each directory is flushed once per
+batch rather than once per file. `process` is one resource on its own read;
 `run_once` is the onetime path. A failing resource is logged with its file and cause and never
 stops the others.
 """
@@ -11,12 +12,13 @@ stops the others.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
 from confd.config.resource import TemplateResource, store_key
 from confd.errors import BackendError, ConfdError
 from confd.log import get_logger
-from confd.sync import Status, SyncOptions, sync_file
+from confd.sync import Status, SyncOptions, sync_directories, sync_file
 from plugin_sdk.database import DatabaseError
 
 if TYPE_CHECKING:
@@ -119,12 +121,13 @@ class Processor:
         from concurrent.futures import ThreadPoolExecutor
 
         pending: list[Future[Outcome]] = []
+        renamed_in: set[Path] = set()  # flushed once each when the batch's syncs are done
         executor = ThreadPoolExecutor(min(SYNC_THREADS, len(threaded)), "sync")
         try:
             for resource in batch:
                 staged = self._render(resource, shared.get(resource))
                 if isinstance(staged, _Staged) and resource in threaded:
-                    pending.append(executor.submit(self._sync, staged))
+                    pending.append(executor.submit(self._sync, staged, renamed_in))
                 else:
                     yield self._finish(staged)
                 while pending and pending[0].done():
@@ -133,6 +136,7 @@ class Processor:
                 yield future.result()
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
+            sync_directories(renamed_in)
 
     def run_once(self, resources: Iterable[TemplateResource]) -> list[Outcome]:
         """Process every resource given; the outcomes in the order of `resources`."""
@@ -213,11 +217,13 @@ class Processor:
         except Exception as exc:  # noqa: BLE001 - one resource must not stop the others
             return self._failed(resource, exc, reads, values)
 
-    def _sync(self, staged: _Staged) -> Outcome:
-        """Bring the destination of `staged` in line (any thread); a failure is its Outcome."""
+    def _sync(self, staged: _Staged, renamed_in: set[Path] | None = None) -> Outcome:
+        """Bring the destination of `staged` in line (any thread); a failure is its Outcome.
+        With `renamed_in`, its directory is flushed later, once for the batch."""
         resource = staged.resource
         try:
-            status = sync_file(staged.data, resource, self.options, out=self._out)
+            status = sync_file(staged.data, resource, self.options, out=self._out,
+                               renamed_in=renamed_in)
         except Exception as exc:  # noqa: BLE001 - one resource must not stop the others
             return self._failed(resource, exc, staged.reads, staged.values)
         return Outcome(resource, status, None, staged.reads, staged.values)
