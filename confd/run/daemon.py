@@ -275,10 +275,12 @@ class Daemon:
             for resource in resources:
                 self._states.setdefault(resource, _State())
         self.metrics.expect(r.name for r in resources)
-        self._watches.apply(runtime, watching=self.watch, baseline_timeout=self.baseline_timeout)
+        started = self._watches.apply(runtime, watching=self.watch)
         if previous is not None and previous is not runtime:
             runtime.release_unused()  # databases only the old configuration read
-        return self._full_pass(resources)
+        failed = self._full_pass(resources)  # while the new watches take their snapshots
+        self._watches.wait_started(started, self.baseline_timeout)
+        return failed
 
     def _reload(self) -> None:
         """SIGHUP: re-read confd.toml, conf.d and templates and apply every setting that can

@@ -374,11 +374,13 @@ class WatchGroups:
         with self._lock:
             return list(self._groups.get(group, ()))
 
-    def apply(self, runtime: _Runtime, *, watching: bool, baseline_timeout: float) -> None:
+    def apply(self, runtime: _Runtime, *, watching: bool) -> list[PrefixWatch]:
         """Group the runtime's resources; keep the watches whose keys are unchanged, start the
-        new ones (when `watching`) and stop the rest. New watches take their baseline snapshot
-        before this returns (bounded), so a change between a render and its watch's first read
-        is not missed."""
+        new ones (when `watching`) and stop the rest; returns the watches started.
+
+        A new watch takes its baseline snapshot on its own thread while the daemon renders: a
+        render that reads before it is folded into the baseline all the same (`observe`), so a
+        change between the two is found either way. `wait_started` waits for the snapshots."""
         groups: dict[GroupKey, list[TemplateResource]] = {}
         databases: dict[GroupKey, Database] = {}
         for resource in runtime.resources:
@@ -411,12 +413,19 @@ class WatchGroups:
         for watch in to_stop:
             log.debug("stopping the watch on %s:%s", watch.backend, watch.prefix)
             watch.stop()
-        deadline = time.monotonic() + baseline_timeout
+        return started
+
+    @staticmethod
+    def wait_started(started: Sequence[PrefixWatch], timeout: float) -> None:
+        """Wait (at most `timeout` seconds in all) until each watch of `started` took its
+        first snapshot, so the daemon reports ready with its watches running."""
+        deadline = time.monotonic() + timeout
         for watch in started:
             if not watch.synced.wait(max(deadline - time.monotonic(), 0.0)):
-                log.warning("watch on %s:%s is slow to start; rendering anyway",
+                log.warning("watch on %s:%s is slow to start; carrying on without it",
                             watch.backend, watch.prefix or "/")
                 break
+
 
     def _start(
         self, group: GroupKey, database: Database, keys: list[str], interval: float
