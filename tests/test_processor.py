@@ -246,10 +246,10 @@ def test_a_failed_shared_read_lets_each_resource_read_and_report(
 def test_commands_of_a_batch_run_in_order(tmp_path: Path) -> None:
     db = CountingDatabase({"/app0/host": "a", "/app1/host": "b"})
     order = tmp_path / "order"
-    resources = batch_of(tmp_path, 12, reload_cmd=f"basename {{{{.dest}}}} >> {order}")
+    resources = batch_of(tmp_path, 20, reload_cmd=f"basename {{{{.dest}}}} >> {order}")
     outcomes = processor_over(tmp_path, db).run_once(resources)
     assert all(o.status is Status.CHANGED for o in outcomes)
-    assert order.read_text().split() == [f"r{i:02d}" for i in range(12)]
+    assert order.read_text().split() == [f"r{i:02d}" for i in range(20)]
 
 
 def test_a_batch_flushes_each_directory_once(tmp_path: Path, monkeypatch) -> None:

@@ -34,9 +34,10 @@ __all__ = ["Status", "Outcome", "Processor", "DatabaseSource", "failure_summary"
 log = get_logger("processor")
 
 # A batch syncs its destinations on threads from this many resources up: below it, threads cost
-# more than they save. fsync is the cost they share out (~1.7 ms per file on this project's test
-# disk alone, ~0.35 ms each with 4 threads: ext4 commits concurrent flushes together).
-PARALLEL_SYNC_MIN = 8
+# more than they save (starting 8 threads took ~7 ms of an 8-resource onetime run whose files
+# were all up to date). What they share out is creating and flushing files (~1.2 ms per new file
+# on this project's test disk alone, ~0.5 ms each with 8 threads).
+PARALLEL_SYNC_MIN = 16
 SYNC_THREADS = 8
 
 
