@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from confd.backends.pool import DatabasePool
-from confd.config.durations import Wait, parse_wait
 from confd.config.options import BY_NAME
 from confd.config.resource import TemplateResource, load_resources
 from confd.config.settings import Settings
@@ -29,6 +28,7 @@ from confd.template.renderer import Renderer
 from plugin_sdk.database import Database
 
 if TYPE_CHECKING:
+    from confd.config.durations import Wait
     from confd.observe.metrics import Metrics
 
 __all__ = [
@@ -62,7 +62,11 @@ class Runtime:
         self._out = out
         self._environ = os.environ if environ is None else environ
         self.nodes = discovered_nodes(settings, self._environ)
-        self.wait: Wait | None = parse_wait(settings.wait, "--wait") if settings.wait else None
+        self.wait: Wait | None = None
+        if settings.wait:  # the durations module loads only when a wait is set
+            from confd.config.durations import parse_wait
+
+            self.wait = parse_wait(settings.wait, "--wait")
         cache = CompiledTemplates(cache_directory(settings.cache_dir, self._environ))
         self.renderer = Renderer(settings.templates_dir, syntax=settings.template_syntax,
                                  cache=cache)
