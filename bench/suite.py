@@ -21,7 +21,7 @@ from common import REPO, machine
 BENCH = REPO / "bench"
 # name -> (script, arguments, arguments with --quick)
 SUITE: dict[str, tuple[str, list[str], list[str]]] = {
-    "startup": ("bench_startup.py", ["--runs", "15"], ["--runs", "10"]),
+    "startup": ("bench_startup.py", ["--runs", "15", "--wheel"], ["--runs", "10"]),
     "plugin": ("bench_plugin.py", ["--spawns", "10", "--runs", "15"], ["--spawns", "5"]),
     "watch": ("bench_watch.py", ["--changes", "150"], ["--changes", "100"]),
     "scale": ("bench_scale.py", ["--changes", "30"], ["--changes", "10"]),
@@ -43,6 +43,14 @@ ROWS: list[tuple[str, str, tuple[str, ...], float | None, str]] = [
     ("startup", "onetime env, peak RSS p50", ("peak_rss_mib", "p50"), None, "MiB"),
     ("startup", "floor: import jinja2, click", ("floors_ms", "import_jinja2_click"), None, "ms"),
     ("startup", "floor: python -c pass", ("floors_ms", "python_-c_pass"), None, "ms"),
+    ("startup", "8 resources, warm cache / floor", ("cases_8_resources", "editable",
+                                                     "warm_over_floor"), 1.15, "x"),
+    ("startup", "8 resources, cold cache / floor", ("cases_8_resources", "editable",
+                                                     "cold_over_floor"), None, "x"),
+    ("startup", "wheel: 8 resources, warm / floor", ("cases_8_resources", "wheel",
+                                                      "warm_over_floor"), 1.15, "x"),
+    ("startup", "wheel: 8 resources, cold / floor", ("cases_8_resources", "wheel",
+                                                      "cold_over_floor"), None, "x"),
     ("watch", "etcd (data on disk) watch p50", ("stores", "etcd", "latency_ms", "p50"), 4, "ms"),
     ("watch", "etcd (data on disk) watch p99", ("stores", "etcd", "latency_ms", "p99"), 10, "ms"),
     ("watch", "etcd (data on disk) put round trip p50", ("stores", "etcd", "put_ms", "p50"), None,
