@@ -175,3 +175,17 @@ def test_many_missing_templates_are_compiled_by_workers(
         r.render("bad.tmpl", STORE)
     assert compiles == ["bad.tmpl"]  # the workers compiled the rest; the bad one is reported here
     assert len(list((tmp_path / "cache" / "templates").glob("*.jbc"))) == 6
+
+
+def test_closing_drops_jobs_no_worker_started(
+    tmp_path: Path, compiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 4)
+    monkeypatch.setattr(cache_module, "CHUNK", 1)
+    files = {f"t{i}.tmpl": f'{i}: {{{{ getv("/app/host") }}}}\n' for i in range(40)}
+    folder = templates(tmp_path, files)
+    r = renderer(folder, None)
+    r.prepare(sorted(files))
+    r.cache.close()  # the daemon stops in the middle of a cold first pass
+    assert r.cache._pending == {}
+    assert r.render("t39.tmpl", STORE).text == "39: db.local\n"  # compiled here if need be

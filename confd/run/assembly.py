@@ -160,7 +160,9 @@ class Runtime:
         self.pool.retain(in_use)
 
     def close(self) -> None:
-        """Close every database the pool opened."""
+        """Close every database the pool opened; drop compile jobs not started."""
+        if self.renderer.cache is not None:
+            self.renderer.cache.close()
         self.pool.close()
 
     def run_once(self) -> list[Outcome]:

@@ -260,6 +260,15 @@ class CompiledTemplates(BytecodeCache):
                     del self._pending[key]
             self._code.update((k, c) for k, c in codes.items() if c is not None)
 
+    def close(self) -> None:
+        """Cancel the compile jobs no worker has started (the daemon stops): the workers then
+        exit after the jobs in hand instead of compiling a whole pass for nobody."""
+        with self._lock:
+            pending = list({id(f): f for f in self._pending.values()}.values())
+            self._pending.clear()
+        for future in pending:
+            future.cancel()
+
     # -- a pass's templates, compiled ahead -------------------------------------------------
 
     def prepare(self, environment: Environment, names: Iterable[str],
