@@ -283,7 +283,8 @@ class CompiledTemplates(BytecodeCache):
         names = list(dict.fromkeys(names))
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else (os.cpu_count() or 1)
-        if len(names) < PARALLEL_COMPILE_MIN or cpus < 2 or environment.loader is None:
+        if len(names) < PARALLEL_COMPILE_MIN or cpus < 2 or environment.loader is None \
+                or getattr(sys, "frozen", False):  # a frozen confd cannot spawn a python
             return
         # A sample first: when most templates are compiled already (a restart), looking at
         # every source and cache file would cost more than the few compiles left.
