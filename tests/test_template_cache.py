@@ -189,3 +189,14 @@ def test_closing_drops_jobs_no_worker_started(
     r.cache.close()  # the daemon stops in the middle of a cold first pass
     assert r.cache._pending == {}
     assert r.render("t39.tmpl", STORE).text == "39: db.local\n"  # compiled here if need be
+
+
+def test_a_cache_file_another_user_owns_is_not_loaded(
+    tmp_path: Path, compiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = templates(tmp_path, {"a.tmpl": '{{ getv("/app/host") }}\n'})
+    renderer(folder, tmp_path / "cache").render("a.tmpl", STORE)
+    again = renderer(folder, tmp_path / "cache")
+    monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 4242)  # now the file is not ours
+    assert again.render("a.tmpl", STORE).text == "db.local\n"
+    assert compiles == ["a.tmpl", "a.tmpl"]
