@@ -16,7 +16,8 @@ hold code this process runs. Defaults: systemd's `$CACHE_DIRECTORY`, else
 
 `prepare` is called with the templates of a batch (a full pass): when many are missing from the
 cache and the machine has more than one core, worker processes compile them, writing the cache
-as they go, while this process reads the store and renders what is ready.
+as they go, while this process compiles the first few itself (the workers are starting), reads
+the store and renders what is ready.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ OFF = "off"  # the cache_dir setting that turns the on-disk cache off
 PARALLEL_COMPILE_MIN = 100
 CHUNK = 20  # templates per job sent to a worker
 SAMPLE = 50  # templates looked at before deciding whether a pass needs workers
+# The first templates of a pass are compiled here while the workers start (~0.15 to 0.3 s for
+# an interpreter to import Jinja): the render thread needs them first.
+LOCAL_FIRST = 64
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -291,7 +295,7 @@ class CompiledTemplates(BytecodeCache):
         sample = names[:: max(1, len(names) // SAMPLE)]
         if len(self._missing(environment, sample)) * 2 < len(sample):
             return
-        missing = self._missing(environment, names)
+        missing = self._missing(environment, names)[LOCAL_FIRST:]
         if len(missing) < PARALLEL_COMPILE_MIN:
             return
         workers = min(cpus, -(-len(missing) // CHUNK))
