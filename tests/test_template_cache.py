@@ -161,6 +161,7 @@ def test_many_missing_templates_are_compiled_by_workers(
     tmp_path: Path, compiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 4)
+    monkeypatch.setattr(cache_module, "PRELOAD_MIN", 4)
     monkeypatch.setattr(cache_module, "CHUNK", 2)
     monkeypatch.setattr(cache_module, "LOCAL_FIRST", 1)
     if len(os.sched_getaffinity(0)) < 2:
@@ -184,6 +185,7 @@ def test_closing_drops_jobs_no_worker_started(
     tmp_path: Path, compiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 4)
+    monkeypatch.setattr(cache_module, "PRELOAD_MIN", 4)
     monkeypatch.setattr(cache_module, "CHUNK", 1)
     monkeypatch.setattr(cache_module, "LOCAL_FIRST", 0)
     files = {f"t{i}.tmpl": f'{i}: {{{{ getv("/app/host") }}}}\n' for i in range(40)}
