@@ -38,7 +38,9 @@ log = get_logger("processor")
 # were all up to date). What they share out is creating and flushing files (~1.2 ms per new file
 # on this project's test disk alone, ~0.5 ms each with 8 threads).
 PARALLEL_SYNC_MIN = 16
-SYNC_THREADS = 8
+# Up to this many threads, one per 8 destinations: most of a sync is waiting for the disk
+# (issue #13's 1,000 new files synced in ~1.4 s with 32 threads, ~1.6 s with 8, here).
+SYNC_THREADS = 32
 
 
 class Outcome(NamedTuple):
@@ -123,7 +125,7 @@ class Processor:
 
         pending: list[Future[Outcome]] = []
         renamed_in: set[Path] = set()  # flushed once each when the batch's syncs are done
-        executor = ThreadPoolExecutor(min(SYNC_THREADS, len(threaded)), "sync")
+        executor = ThreadPoolExecutor(min(SYNC_THREADS, max(4, len(threaded) // 8)), "sync")
         try:
             for resource in batch:
                 staged = self._render(resource, shared.get(resource))
