@@ -1,7 +1,8 @@
 """Scale: 1,000 template resources over 10,000 etcd keys under `confd --watch`.
 
-Measures the first full pass (start to `/ready`; the compiled-template cache starts empty), then for single-key changes: the time until
-that resource's file is replaced, how many resources were re-rendered (`confd_renders_total`;
+Measures the first full pass (start to `/ready`; the compiled-template cache starts empty),
+then for single-key changes: the time until that resource's file is replaced, how many
+resources were re-rendered (`confd_renders_total`;
 only the dependent one should be), how many watches confd holds on etcd (etcd's own gauges
 of watch streams and of watched key ranges; one per distinct prefix is the design), and the
 daemon's RSS at steady state.
