@@ -15,9 +15,10 @@ hold code this process runs. Defaults: systemd's `$CACHE_DIRECTORY`, else
 `$XDG_CACHE_HOME/confd`, else `~/.cache/confd`; `--cache-dir off` turns it off.
 
 `prepare` is called with the templates of a batch (a full pass): when many are missing from the
-cache and the machine has more than one core, worker processes compile them, writing the cache
-as they go, while this process compiles the first few itself (the workers are starting), reads
-the store and renders what is ready.
+cache and the machine has more than one core, worker processes (one per core) compile them,
+writing the cache as they go, while this process reads the store and renders what is ready.
+(Compiling the first few here while the workers start was slower in an A/B on 2 cores: 4.6 s
+against 4.2 s for issue #13's cold first render, three processes then sharing two cores.)
 """
 
 from __future__ import annotations
@@ -56,9 +57,6 @@ OFF = "off"  # the cache_dir setting that turns the on-disk cache off
 PARALLEL_COMPILE_MIN = 100
 CHUNK = 20  # templates per job sent to a worker
 SAMPLE = 50  # templates looked at before deciding whether a pass needs workers
-# The first templates of a pass are compiled here while the workers start (~0.15 to 0.3 s for
-# an interpreter to import Jinja): the render thread needs them first.
-LOCAL_FIRST = 64
 # A batch from this many templates up loads them all before it renders: reading a template and
 # its compiled code (an open, two stats, a read each) took 0.3 to 0.7 ms per template on this
 # project's test disk while the batch's sync threads created files, ~20 us before they start.
@@ -320,7 +318,7 @@ class CompiledTemplates(BytecodeCache):
         sample = names[:: max(1, len(names) // SAMPLE)]
         if len(self._missing(environment, sample)) * 2 < len(sample):
             return
-        missing = self._missing(environment, names)[LOCAL_FIRST:]
+        missing = self._missing(environment, names)
         if len(missing) < PARALLEL_COMPILE_MIN:
             return
         workers = min(cpus, -(-len(missing) // CHUNK))
