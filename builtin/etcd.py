@@ -13,11 +13,20 @@ may have changed) and resumes from the compaction revision.
 Nodes are tried in order; a node that is down or times out is skipped (failover), and a request
 fails only when no node answers. Username/password authenticate per node (a token in metadata,
 renewed when etcd says it expired); TLS uses the client certificate, key and CA files.
+
+`client_insecure` (Go confd's -client-insecure) skips verifying etcd's certificate. gRPC's own
+TLS cannot skip it, so each TLS node is then reached through a local relay (plugin_sdk's
+TlsBridge: grpcio speaks plaintext on a private unix socket, the relay speaks TLS to etcd with
+Python's `ssl`, unverified), and a warning says so once.
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import shutil
+import ssl
+import tempfile
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +39,9 @@ from pyetcd import etcdrpc
 from pyetcd.etcdrpc import kv_pb2
 from pyetcd.utils import prefix_range_end
 
-from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
+
+log = backend_logger("etcd")
 
 _DELETE = kv_pb2.Event.DELETE
 MAX_TXN_OPS = 128  # etcd's default --max-txn-ops
@@ -55,6 +66,40 @@ class _Node:
     url: str
     target: str
     secure: bool
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.target.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class _InsecureRelay:
+    """A TLS relay to one node that does not verify its certificate (`client_insecure`): gRPC
+    dials `target` (a unix socket in a private directory), the relay dials the node."""
+
+    def __init__(self, node: _Node, cert: str | None, key: str | None) -> None:
+        from plugin_sdk.tls_bridge import TlsBridge
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.set_alpn_protocols(["h2"])
+        if cert and key:
+            try:
+                context.load_cert_chain(cert, key)
+            except (OSError, ssl.SSLError) as exc:
+                raise DatabaseError(
+                    f"backend 'etcd': settings 'client_cert'/'client_key': cannot load "
+                    f"{cert} and {key}: {getattr(exc, 'strerror', None) or exc}"
+                ) from None
+        host, port = node.address
+        self._directory = tempfile.mkdtemp(prefix="confd-etcd-")  # 0700: only we may dial it
+        self.bridge = TlsBridge((host, port), connect_tls=context, server_hostname=host, log=log)
+        self.target = "unix:" + self.bridge.listen_unix(os.path.join(self._directory, "etcd"))
+
+    def close(self) -> None:
+        self.bridge.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
 
 
 def _parse_node(raw: str, scheme: str) -> _Node:
@@ -125,6 +170,8 @@ class EtcdDatabase(Database):
         Setting("client_cert", str, None, "PEM client certificate file for TLS"),
         Setting("client_key", str, None, "PEM client key file for TLS"),
         Setting("client_ca_keys", str, None, "PEM CA certificate file to verify etcd"),
+        Setting("client_insecure", bool, False,
+                "do not verify etcd's TLS certificate (insecure: anyone can pose as etcd)"),
         Setting("username", str, None, "etcd user (authentication is on when set)"),
         Setting("password", str, None, "password of the etcd user", secret=True),
         Setting("timeout", float, 5.0, "seconds to wait for each etcd request"),
@@ -157,10 +204,14 @@ class EtcdDatabase(Database):
             if self._tls or any(n.secure for n in self._nodes)
             else None
         )
+        self._insecure: bool = opts["client_insecure"]
+        if self._insecure and (self._tls or any(n.secure for n in self._nodes)):
+            log.warning("backend 'etcd': client_insecure: etcd's TLS certificate is not verified")
         self._timeout: float = opts["timeout"]
         self._lock = threading.Lock()
         self._current = 0
         self._channel: grpc.Channel | None = None
+        self._relay: _InsecureRelay | None = None
         self._token: str | None = None
         self._revisions: dict[str, int] = {}
         self._closed = False
@@ -178,7 +229,15 @@ class EtcdDatabase(Database):
                 raise DatabaseError("backend 'etcd': used after close")
             if self._channel is None:
                 node = self._node
-                if node.secure or self._tls:
+                if (node.secure or self._tls) and self._insecure:
+                    self._relay = _InsecureRelay(
+                        node, self.options["client_cert"], self.options["client_key"]
+                    )
+                    self._channel = grpc.insecure_channel(
+                        self._relay.target,
+                        options=[*_CHANNEL_OPTIONS, ("grpc.default_authority", node.target)],
+                    )
+                elif node.secure or self._tls:
                     assert self._credentials is not None
                     self._channel = grpc.secure_channel(
                         node.target, self._credentials, options=_CHANNEL_OPTIONS
@@ -206,12 +265,24 @@ class EtcdDatabase(Database):
         token = self._token
         return channel, ((("token", token),) if token else ())
 
+    def _drop_channel(self) -> None:
+        """Close the current node's channel (and its relay); the caller holds the lock."""
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = None
+        if self._relay is not None:
+            self._relay.close()
+        self._relay = None
+
+    def _tls_failure(self) -> str:
+        """What the insecure relay saw go wrong (a refused client certificate...), or ""."""
+        relay = self._relay
+        return f" ({relay.bridge.failure})" if relay and relay.bridge.failure else ""
+
     def _fail_over(self) -> None:
         """Drop the current node's channel and move on to the next node."""
         with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = None
+            self._drop_channel()
             self._token = None
             self._current = (self._current + 1) % len(self._nodes)
 
@@ -234,7 +305,7 @@ class EtcdDatabase(Database):
                         self._token = None
                     continue
                 if code in _FAILOVER_CODES:
-                    errors.append(f"{node.url}: {code.name.lower()}")
+                    errors.append(f"{node.url}: {code.name.lower()}{self._tls_failure()}")
                     self._fail_over()
                     attempts -= 1
                     continue
@@ -363,6 +434,4 @@ class EtcdDatabase(Database):
             return  # never configured
         with self._lock:
             self._closed = True
-            if self._channel is not None:
-                self._channel.close()
-            self._channel = None
+            self._drop_channel()

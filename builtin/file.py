@@ -210,7 +210,7 @@ def _watchfiles() -> ModuleType | None:
     try:
         import watchfiles
     except ImportError:
-        log.info("file backend: watchfiles is not installed; watching by polling every 0.25 s")
+        log.info("watchfiles is not installed; watching by polling every 0.25 s")
         return None
     noisy = logging.getLogger("watchfiles")
     if noisy.level == logging.NOTSET:
@@ -250,11 +250,11 @@ class FileDatabase(Database):
         super().configure(config)
         paths = self.options["file"]
         if not paths:
-            raise DatabaseError("backend 'file': setting 'file' needs at least one path")
+            raise DatabaseError("setting 'file' needs at least one path")
         pattern = self.options["filter"].strip()
         if not pattern or "/" in pattern:
             raise DatabaseError(
-                f"backend 'file': setting 'filter' must be a glob on file names, got {pattern!r}"
+                f"setting 'filter' must be a glob on file names, got {pattern!r}"
             )
         self._paths = list(paths)
         self._filter = pattern
@@ -282,7 +282,7 @@ class FileDatabase(Database):
                 if name.startswith(".") or not fnmatch.fnmatchcase(name, self._filter):
                     continue
                 if os.path.splitext(name)[1].lower() not in _DATA_SUFFIXES:
-                    log.debug("file backend: skipping %s (not .yaml, .yml or .json)", name)
+                    log.debug("skipping %s (not .yaml, .yml or .json)", name)
                     continue
                 found.append(os.path.join(directory, name))
         found.sort(key=lambda p: os.path.relpath(p, root).split(os.sep))
@@ -375,7 +375,7 @@ class FileDatabase(Database):
                 except FileNotFoundError:
                     pass  # vanished between the check and the watch: poll until it is back
                 except OSError as exc:
-                    log.warning("file backend: cannot watch files (%s); polling instead", exc)
+                    log.warning("cannot watch files (%s); polling instead", exc)
                     watchfiles = None
             current = self._signature()
             if current != signature:

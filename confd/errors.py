@@ -15,6 +15,10 @@ class TemplateError(ConfdError):
     """A template failed to load or render (syntax error, missing key, ...)."""
 
 
+class OutputFormatError(TemplateError):
+    """Rendered output is not valid in the resource's `output_format` (json, yaml, toml, xml)."""
+
+
 class BackendError(ConfdError):
     """A database backend failed (settings, connection, request)."""
 

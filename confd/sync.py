@@ -42,7 +42,8 @@ def render_command(command: str, *, src: str, dest: str) -> str:
 
 
 class SyncOptions(NamedTuple):
-    """Run-wide switches: --noop, --sync-only, --keep-stage-file.
+    """Run-wide switches: --noop, --sync-only, --keep-stage-file, and how noop shows a change
+    (--diff, --diff-context, --color).
 
     Records on the start-up path are NamedTuples: a frozen dataclass costs ~0.5 ms to create.
     """
@@ -50,6 +51,9 @@ class SyncOptions(NamedTuple):
     noop: bool = False
     sync_only: bool = False
     keep_stage_file: bool = False
+    diff: bool = True
+    diff_context: int = 3
+    color: bool = False
 
 
 class Destination(Protocol):
@@ -207,7 +211,22 @@ def _wanted(target: Destination, current: os.stat_result | None) -> tuple[int, i
     return mode, uid, gid
 
 
-def _print_diff(dest: Path, exists: bool, data: bytes, out: IO[str]) -> None:
+# ANSI colors of a diff's lines, as the fork colors them: headers bold, hunks cyan.
+_COLORS = (("+++", "\033[1m"), ("---", "\033[1m"), ("@@", "\033[36m"), ("+", "\033[32m"),
+           ("-", "\033[31m"))
+_RESET = "\033[0m"
+
+
+def _colored(line: str) -> str:
+    for start, color in _COLORS:
+        if line.startswith(start):
+            body = line.rstrip("\n")
+            return f"{color}{body}{_RESET}" + line[len(body):]
+    return line
+
+
+def _print_diff(dest: Path, exists: bool, data: bytes, out: IO[str],
+                options: SyncOptions) -> None:
     old = dest.read_bytes().decode(errors="replace") if exists else ""
     new = data.decode(errors="replace")
     import difflib
@@ -217,9 +236,12 @@ def _print_diff(dest: Path, exists: bool, data: bytes, out: IO[str]) -> None:
         new.splitlines(keepends=True),
         fromfile=str(dest) if exists else "/dev/null",
         tofile=str(dest),
+        n=options.diff_context,
     )
     for line in diff:
-        out.write(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        if not line.endswith("\n"):
+            line += "\n\\ No newline at end of file\n"
+        out.write(_colored(line) if options.color else line)
     out.flush()
 
 
@@ -305,7 +327,8 @@ def sync_file(
             return Status.UNCHANGED
         if options.noop:
             log.warning("Noop mode enabled. %s will not be modified", dest)
-            _print_diff(dest, dest_stat is not None, data, out or sys.stdout)
+            if options.diff:
+                _print_diff(dest, dest_stat is not None, data, out or sys.stdout, options)
             return Status.NOOP
 
         fields = {"fields": {"dest": str(dest)}}

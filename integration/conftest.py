@@ -15,17 +15,25 @@ import pytest
 
 from integration.consul_double import ConsulDouble
 from integration.harness import KEYS, Confd
-from integration.servers import EtcdServer, RedisServer
+from integration.imds_double import ImdsDouble
+from integration.servers import EtcdServer, MotoServer, RedisServer, ZooKeeperServer
 from integration.stores import (
     STORES,
     WATCHABLE,
     ConsulStore,
+    DynamoDBStore,
     EnvStore,
     EtcdStore,
     FileStore,
+    ImdsStore,
     RedisStore,
+    SecretsManagerStore,
+    SSMStore,
     Store,
+    VaultStore,
+    ZooKeeperStore,
 )
+from integration.vault_double import VaultDouble
 
 MODES = {"in-process": []}  # isolated: see test_isolated.py (one run per backend, not per case)
 
@@ -43,6 +51,12 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
+def zookeeper_server() -> Iterator[ZooKeeperServer]:
+    with ZooKeeperServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def consul_double() -> Iterator[ConsulDouble]:
     double = ConsulDouble()
     double.start()
@@ -50,6 +64,25 @@ def consul_double() -> Iterator[ConsulDouble]:
         yield double
     finally:
         double.stop()
+
+
+@pytest.fixture(scope="session")
+def vault_double() -> Iterator[VaultDouble]:
+    with VaultDouble() as double:
+        yield double
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto server for the AWS backends' shared cases (each adapter replaces its data)."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def imds_double() -> Iterator[ImdsDouble]:
+    with ImdsDouble() as double:
+        yield double
 
 
 def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
@@ -64,6 +97,18 @@ def make_store(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Sto
         return ConsulStore(request.getfixturevalue("consul_double"))
     if name == "redis":
         return RedisStore(request.getfixturevalue("redis_server"))
+    if name == "zookeeper":
+        return ZooKeeperStore(request.getfixturevalue("zookeeper_server"))
+    if name == "vault":
+        return VaultStore(request.getfixturevalue("vault_double"))
+    if name == "dynamodb":
+        return DynamoDBStore(request.getfixturevalue("moto_server"))
+    if name == "ssm":
+        return SSMStore(request.getfixturevalue("moto_server"))
+    if name == "secretsmanager":
+        return SecretsManagerStore(request.getfixturevalue("moto_server"))
+    if name == "imds":
+        return ImdsStore(request.getfixturevalue("imds_double"))
     raise AssertionError(f"no store adapter for backend {name!r}")
 
 

@@ -15,7 +15,14 @@ of Consul's documented KV API that clients depend on:
 
 Test hooks: `restart()` drops every connection and serves again on the same port (data kept),
 `stop()` leaves the port closed, `reset_index(n)` makes the index go backwards (as after a
-snapshot restore), and `requests` counts GETs.
+snapshot restore), `requests` counts GETs, `queries` keeps each GET's query parameters and
+`headers` every request's headers.
+
+Several agents: `ConsulDouble(agent_of=first)` is another agent of the same datacenter, as
+Consul's agents are: its own port and lifecycle, the same KV data and the same index (real agents
+forward to the same Raft servers), so a blocking query's index means the same on both and a
+stopped agent leaves the others serving. With `ssl_context` the agent serves HTTPS (the context
+decides what it presents and whether it asks for a client certificate).
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ import json
 import random
 import re
 import socket
+import ssl
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -52,17 +60,35 @@ class _Entry:
     flags: int = 0
 
 
+@dataclass
+class _Data:
+    """What the agents of one datacenter share: the KV table, tombstones and the index."""
+
+    kv: dict[str, _Entry] = field(default_factory=dict)
+    tombstones: dict[str, int] = field(default_factory=dict)
+    index: int = 10
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+
 class ConsulDouble:
     """An in-memory Consul KV store served over HTTP on 127.0.0.1."""
 
-    def __init__(self, token: str | None = None, datacenter: str = "dc1") -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        datacenter: str = "dc1",
+        *,
+        agent_of: ConsulDouble | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.token = token
         self.datacenter = datacenter
-        self.kv: dict[str, _Entry] = {}
-        self.tombstones: dict[str, int] = {}
-        self.index = 10
+        self.ssl_context = ssl_context
+        self._data = agent_of._data if agent_of else _Data()
+        self._cond = self._data.cond  # one datacenter: a write wakes every agent's watchers
         self.requests = 0
-        self._cond = threading.Condition()
+        self.headers: list[dict[str, str]] = []
+        self.queries: list[dict[str, str]] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._generation = 0
@@ -75,6 +101,22 @@ class ConsulDouble:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def kv(self) -> dict[str, _Entry]:
+        return self._data.kv
+
+    @property
+    def tombstones(self) -> dict[str, int]:
+        return self._data.tombstones
+
+    @property
+    def index(self) -> int:
+        return self._data.index
+
+    @index.setter
+    def index(self, value: int) -> None:
+        self._data.index = value
+
     def start(self) -> None:
         double = self
 
@@ -83,9 +125,11 @@ class ConsulDouble:
 
         server = _Server(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
+        if self.ssl_context is not None:  # handshake on accept; a failed one drops the client
+            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -164,6 +208,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     store: ConsulDouble
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms ACK wait
 
     def setup(self) -> None:
         super().setup()
@@ -200,6 +245,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, b"Not found", kind="text")
             return None
         double = self.store
+        with double._cond:
+            double.headers.append(dict(self.headers.items()))
         token = self.headers.get("X-Consul-Token") or query.get("token")
         if double.token is not None and token != double.token:
             self._reply(403, b"Permission denied", kind="text")
@@ -224,6 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with double._cond:
             double.requests += 1
+            double.queries.append(query)
             generation = double._generation
             if wanted > 0:
                 deadline = wait + random.uniform(0, wait / 16)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +14,18 @@ from pathlib import Path
 from integration.servers import terminate
 from integration.stores import Store
 
-__all__ = ["CASES", "CONFDIR", "EXPECT", "EXPECTED", "KEYS", "Confd", "read", "wait_for"]
+__all__ = [
+    "CASES",
+    "CONFDIR",
+    "EXPECT",
+    "EXPECTED",
+    "KEYS",
+    "Confd",
+    "Daemon",
+    "confdir_with",
+    "read",
+    "wait_for",
+]
 
 CASES = Path(__file__).parent / "cases"
 CONFDIR = CASES / "confdir"
@@ -116,3 +128,47 @@ def read(path: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         return ""
+
+
+class Daemon:
+    """One `confd --watch` over a confdir of our own; its log goes to a file."""
+
+    def __init__(self, workdir: Path, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.log_path = workdir / "confd.log"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
+        base["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread's stack into the log
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [str(CONFD), "--log-level", "debug", *args],
+                cwd=workdir, env={**base, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM; a daemon still running after 15 s gets SIGABRT, so the log shows where
+        each of its threads hung."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.send_signal(signal.SIGABRT)
+                terminate(self.process, 5)
+        return self.process.returncode
+
+
+def confdir_with(base: Path, resources: dict[str, tuple[str, str]]) -> Path:
+    """A confdir whose resources are {name: (template, extra toml)}; dests are base/out/NAME."""
+    confdir = base / "confdir"
+    (confdir / "conf.d").mkdir(parents=True)
+    (confdir / "templates").mkdir()
+    (base / "out").mkdir(exist_ok=True)
+    for name, (template, extra) in resources.items():
+        (confdir / "templates" / f"{name}.tmpl").write_text(template)
+        (confdir / "conf.d" / f"{name}.toml").write_text(
+            f'[template]\nsrc = "{name}.tmpl"\ndest = "{base / "out" / name}"\n'
+            f'keys = ["/fault"]\n{extra}'
+        )
+    return confdir

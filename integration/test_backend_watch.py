@@ -1,4 +1,6 @@
-"""The server backends' own watches, driven directly through the Database contract."""
+"""The server backends' own watches, driven directly through the Database contract; and the
+backends that can only be polled (AWS, IMDS): they say so at once, and each read sees the store
+as it is now, which is what the daemon's polling relies on."""
 
 from __future__ import annotations
 
@@ -9,11 +11,11 @@ from collections.abc import Collection, Iterator
 import pytest
 
 from integration.harness import KEYS
-from integration.stores import SERVERS, Store
-from plugin_sdk.database import Database, DatabaseError
+from integration.stores import NATIVE_WATCH, POLLED, SERVERS, Store
+from plugin_sdk.database import Database, DatabaseError, WatchUnsupported
 
 
-@pytest.fixture(params=SERVERS)
+@pytest.fixture(params=NATIVE_WATCH)
 def served(request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[Database, Store]]:
     """A configured backend and the store it reads, holding the case keys."""
     from confd.backends.registry import default_registry
@@ -114,7 +116,69 @@ def test_unknown_setting_is_a_clear_error() -> None:
 def test_database_error_is_what_a_down_server_raises() -> None:
     from confd.backends.registry import default_registry
 
-    for name in SERVERS:
+    for name in NATIVE_WATCH:
         database = default_registry().create(name, {"nodes": "127.0.0.1:1"})
         with pytest.raises(DatabaseError, match="127.0.0.1:1"):
             database.get_values(["/x"])
+
+
+@pytest.fixture(params=POLLED)
+def polled(
+    request: pytest.FixtureRequest, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Database, Store]]:
+    """A configured polled backend (settings and environment as its store adapter gives them to
+    confd) and the store it reads, holding the case keys."""
+    from confd.backends.registry import default_registry
+    from integration.conftest import make_store
+
+    store = make_store(request.param, request, tmp_path)
+    store.load(KEYS)
+    for name, value in store.env().items():
+        monkeypatch.setenv(name, value)
+    args = store.args()
+    settings = dict(
+        args[i + 1].split("=", 1) for i, arg in enumerate(args) if arg == "--backend-opt"
+    )
+    database = default_registry().create(request.param, settings)
+    try:
+        yield database, store
+    finally:
+        database.close()
+
+
+def test_polled_backend_says_at_once_that_it_cannot_watch(polled) -> None:
+    database, _ = polled
+    started = time.monotonic()
+    with pytest.raises(WatchUnsupported, match=database.name):
+        next(database.watch_prefix("/upstream", ["/upstream"], threading.Event()))
+    assert time.monotonic() - started < 1.0  # Go confd's WatchPrefix blocks until stopped
+
+
+def as_stored(values: dict[str, str]) -> dict[str, str]:
+    """`values` without imds's canonical `/meta-data/...` copies of the case keys."""
+    return {key: value for key, value in values.items() if not key.startswith("/meta-data/")}
+
+
+def test_polled_backend_reads_the_store_as_it_is_now(polled) -> None:
+    database, store = polled
+    assert as_stored(database.get_values(["/upstream"])) == {
+        "/upstream/app1": "10.0.1.10:8080", "/upstream/app2": "10.0.1.11:8080",
+    }  # fmt: skip
+    store.set("/upstream/app1", "10.0.1.99:8080")
+    store.delete("/upstream/app2")
+    store.set("/upstream/app3", "10.0.1.12:8080")
+    store.set("/upstreams/other", "not below /upstream")
+    assert as_stored(database.get_values(["/upstream"])) == {
+        "/upstream/app1": "10.0.1.99:8080", "/upstream/app3": "10.0.1.12:8080",
+    }  # fmt: skip
+
+
+def test_polled_backend_reads_many_keys_at_once(polled) -> None:
+    database, _ = polled
+    values = database.get_values(["/database/host", "/database/port"] * 100 + ["/nested"])
+    assert as_stored(values) == {
+        "/database/host": "127.0.0.1",
+        "/database/port": "3306",
+        "/nested/east/app1": "10.0.1.10:8080",
+        "/nested/west/app2": "10.0.1.11:8080",
+    }

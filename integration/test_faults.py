@@ -18,8 +18,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,9 +26,19 @@ from typing import Protocol
 import pytest
 
 from integration.consul_double import ConsulDouble
-from integration.harness import EXPECT, KEYS, Confd, read, wait_for
-from integration.servers import EtcdServer, RedisServer, free_port, terminate
-from integration.stores import SERVERS, ConsulStore, EtcdStore, RedisStore, Store
+from integration.harness import EXPECT, KEYS, Confd, Daemon, confdir_with, read, wait_for
+from integration.servers import EtcdServer, RedisServer, ZooKeeperServer, free_port
+from integration.stores import (
+    NATIVE_WATCH,
+    SERVERS,
+    ConsulStore,
+    EtcdStore,
+    RedisStore,
+    Store,
+    VaultStore,
+    ZooKeeperStore,
+)
+from integration.vault_double import VaultDouble
 from testsupport.plugins import install
 
 
@@ -51,6 +59,13 @@ def fresh(request: pytest.FixtureRequest) -> Iterator[tuple[Server, Store]]:
     elif request.param == "redis":
         server = red = RedisServer()
         store = RedisStore(red)
+    elif request.param == "zookeeper":
+        server = zk = ZooKeeperServer()
+        store = ZooKeeperStore(zk)
+    elif request.param == "vault":
+        server = vault = VaultDouble()
+        vault.port = free_port()
+        store = VaultStore(vault)
     else:
         server = double = ConsulDouble()
         double.port = free_port()
@@ -115,6 +130,7 @@ def test_watch_reconnects_after_a_server_restart(
     assert process.poll() is None, confd.log()
 
 
+@pytest.mark.parametrize("fresh", NATIVE_WATCH, indirect=True)  # a polled backend never watches
 def test_watch_raises_database_error_when_the_server_goes_away(
     fresh: tuple[Server, Store],
 ) -> None:
@@ -139,37 +155,7 @@ def test_watch_raises_database_error_when_the_server_goes_away(
 
 # -- repeated kills under a running confd ----------------------------------------------------
 
-CONFD = Path(sys.executable).with_name("confd")
 CYCLES = 20
-
-
-class Daemon:
-    """One `confd --watch` over a confdir of our own; its log goes to a file."""
-
-    def __init__(self, workdir: Path, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.log_path = workdir / "confd.log"
-        base = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
-        base["PYTHONFAULTHANDLER"] = "1"  # SIGABRT dumps every thread's stack into the log
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [str(CONFD), "--log-level", "debug", *args],
-                cwd=workdir, env={**base, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-            )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM; a daemon still running after 15 s gets SIGABRT, so the log shows where
-        each of its threads hung."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.send_signal(signal.SIGABRT)
-                terminate(self.process, 5)
-        return self.process.returncode
 
 
 @pytest.fixture
@@ -178,21 +164,6 @@ def daemons() -> Iterator[list[Daemon]]:
     yield started
     for daemon in started:
         daemon.stop()
-
-
-def confdir_with(base: Path, resources: dict[str, tuple[str, str]]) -> Path:
-    """A confdir whose resources are {name: (template, extra toml)}; dests are base/out/NAME."""
-    confdir = base / "confdir"
-    (confdir / "conf.d").mkdir(parents=True)
-    (confdir / "templates").mkdir()
-    (base / "out").mkdir(exist_ok=True)
-    for name, (template, extra) in resources.items():
-        (confdir / "templates" / f"{name}.tmpl").write_text(template)
-        (confdir / "conf.d" / f"{name}.toml").write_text(
-            f'[template]\nsrc = "{name}.tmpl"\ndest = "{base / "out" / name}"\n'
-            f'keys = ["/fault"]\n{extra}'
-        )
-    return confdir
 
 
 def settle(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -238,8 +209,9 @@ def test_server_restarts_lose_no_update(
         "redis.conf": ('{{ getv("/fault/value") }}\n',
                        f'[backend]\nname = "redis"\nnodes = ["127.0.0.1:{killable_redis.port}"]\n'),
     })  # fmt: skip
+    # 200ms: the subject is lost updates, not the back-off (--watch-error-backoff is 2s)
     daemon = Daemon(tmp_path, ["--watch", "--backend", "etcd", "--node", killable_etcd.url,
-                               "--confdir", str(confdir)])
+                               "--confdir", str(confdir), "--watch-error-backoff", "200ms"])
     daemons.append(daemon)
     etcd_dest, redis_dest = tmp_path / "out" / "etcd.conf", tmp_path / "out" / "redis.conf"
     settle(lambda: read(etcd_dest) == "etcd-start\n" and read(redis_dest) == "redis-start\n",

@@ -2,12 +2,13 @@
 
 A Go database plugin (`integration/go/.../confd-database-gomem`) is run by confd, and a Go host
 (`integration/go/.../gohost`, plugin.NewClient) runs the Python `testsupport/plugins/jsonfile.py`
-plugin. Both programs are built once per module, offline in GOPATH mode against
-/usr/share/gocode; the build cache (GOCACHE) persists under ~/.cache so reruns are quick.
+plugin. Both programs are built once per module (testsupport.goprograms), offline in GOPATH
+mode against /usr/share/gocode.
 
-AutoMTLS: go-plugin 1.0.1 makes ECDSA P-521 certificates. confd (grpcio) sees the Go plugin's
-P-521 certificate and restarts it in plaintext; a Go host with AutoMTLS cannot use a Python
-plugin at all (grpcio's TLS does not offer P-521 signatures, so Go sends no client certificate).
+AutoMTLS: go-plugin makes ECDSA P-521 certificates, which grpcio's BoringSSL cannot verify or
+offer. Both directions carry the session over OpenSSL instead (plugin_sdk.tls_bridge): confd
+dials the Go plugin through a bridge, and the Python plugin serves a Go host through one. These
+tests show it is TLS on the wire (a plaintext client is refused) and that nothing falls back.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -28,18 +30,8 @@ import pytest
 
 from integration.harness import CONFD, read, wait_for
 from integration.servers import terminate
+from testsupport.goprograms import GoBuildError, GoPrograms, build_go_programs
 from testsupport.plugins import install
-
-GO_TREE = Path(__file__).parent / "go"
-GOCODE = Path("/usr/share/gocode/src")
-# what the build needs -> the Debian package that provides it
-GO_SOURCES = {
-    "github.com/hashicorp/go-plugin": "golang-github-hashicorp-go-plugin-dev",
-    "google.golang.org/grpc": "golang-google-grpc-dev",
-    "google.golang.org/protobuf": "golang-google-protobuf-dev",
-    "github.com/golang/protobuf": "golang-github-golang-protobuf-1-5-dev",
-}
-GO_PACKAGES = ("confdinterop/confd-database-gomem", "confdinterop/gohost")
 
 DATA = {"/app/name": "demo", "/app/port": "8080", "/app/db/host": "db1", "/application": "no"}
 # GetValues(["/app"]) must bring /app/db/host but not /application
@@ -47,57 +39,16 @@ TEMPLATE = (
     '{% for kv in gets("/app/*") %}{{ kv.key }}={{ kv.value }}\n{% endfor %}'
     'db={{ getv("/app/db/host") }}\napplication={{ exists("/application") }}\n'
 )
-EXPECTED = "/app/name=demo\n/app/port=8080\ndb=db1\napplication=False\n"
-
-
-class GoPrograms(NamedTuple):
-    """The built Go programs: a plugin directory holding confd-database-gomem, and gohost."""
-
-    plugin_dir: Path
-    gohost: Path
-
-
-def _go_binary() -> str:
-    found = shutil.which("go") or next(
-        (p for p in ("/usr/lib/go/bin/go", "/usr/lib/go-1.19/bin/go") if os.path.exists(p)), None
-    )
-    if not found:
-        pytest.fail("no Go toolchain: run `apt-get install golang-go` (or scripts/test as root)")
-    return found
-
-
-def _go_env() -> dict[str, str]:
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "confd-go-interop"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
-    env.update(
-        GO111MODULE="off",
-        GOPATH=f"{GO_TREE}:{GOCODE.parent}",
-        GOCACHE=str(cache),
-        GOPROXY="off",
-        GOTOOLCHAIN="local",
-        GOFLAGS="",
-    )
-    return env
+EXPECTED = "/app/name=demo\n/app/port=8080\ndb=db1\napplication=false\n"
 
 
 @pytest.fixture(scope="module")
 def go_programs(tmp_path_factory: pytest.TempPathFactory) -> GoPrograms:
     """Build the Go plugin and host once; fail naming the apt package when sources are absent."""
-    go = _go_binary()
-    missing = [pkg for path, pkg in GO_SOURCES.items() if not (GOCODE / path).is_dir()]
-    if missing:
-        pytest.fail(f"Go sources missing under {GOCODE}: run `apt-get install {' '.join(missing)}`")
-    out = tmp_path_factory.mktemp("go-bin")
-    done = subprocess.run(
-        [go, "build", "-o", f"{out}/", *GO_PACKAGES],
-        cwd=GO_TREE, env=_go_env(), capture_output=True, text=True, timeout=300, check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"go build {' '.join(GO_PACKAGES)} failed:\n{done.stderr[-3000:]}")
-    plugin_dir = out / "plugins"
-    plugin_dir.mkdir()
-    (out / "confd-database-gomem").rename(plugin_dir / "confd-database-gomem")
-    return GoPrograms(plugin_dir, out / "gohost")
+    try:
+        return build_go_programs(tmp_path_factory.mktemp("go-bin"))
+    except GoBuildError as exc:
+        pytest.fail(str(exc))
 
 
 # -- confd hosting the Go plugin --------------------------------------------------------------
@@ -142,13 +93,15 @@ class Site:
             "--plugin-dir", str(self.plugin_dir), "--log-level", "debug", *opts, *extra,
         ]
 
-    def env(self) -> dict[str, str]:
+    def env(self, **extra: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
-        return {**base, "TMPDIR": str(self.tmpdir)}
+        return {**base, "TMPDIR": str(self.tmpdir), **extra}
 
-    def onetime(self, *extra: str, path: bool = True) -> subprocess.CompletedProcess[str]:
+    def onetime(
+        self, *extra: str, path: bool = True, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            self.command("--onetime", *extra, path=path), env=self.env(),
+            self.command("--onetime", *extra, path=path), env=self.env(**(env or {})),
             capture_output=True, text=True, timeout=60, check=False,
         )
 
@@ -169,29 +122,93 @@ def test_onetime_renders_from_go_plugin(site: Site) -> None:
     assert "plugin gomem: configured keys=4" in done.stderr  # the Go plugin's hclog line
 
 
-def test_onetime_falls_back_to_plaintext_for_go_plugin_p521_certificate(site: Site) -> None:
+def test_onetime_uses_tls_with_go_plugin_p521_certificate(site: Site) -> None:
+    """One start, no warning: confd verifies the Go plugin's P-521 certificate over OpenSSL."""
     done = site.onetime()
     assert done.returncode == 0, done.stderr
-    assert "plugin gomem: configuring server automatic mTLS" in done.stderr
-    assert (
-        "plugin 'gomem' sent a P-521 AutoMTLS certificate, which grpcio's TLS cannot verify; "
-        "restarting it without AutoMTLS" in done.stderr
+    assert site.dest.read_text() == EXPECTED
+    assert done.stderr.count("plugin gomem: configuring server automatic mTLS") == 1
+    assert "plugin gomem sent a P-521 certificate (go-plugin): TLS through the OpenSSL bridge" in (
+        done.stderr
     )
+    assert "WARNING" not in done.stderr and "plaintext" not in done.stderr
     assert "plugin gomem has no GRPCStdio service" in done.stderr  # go-plugin 1.0.x
-    # The killed P-521 plugin's socket (in $TMPDIR: go-plugin 1.0.x ignores our socket
-    # directory) is removed, as is the plaintext plugin's.
+    # go-plugin 1.0.x puts its socket in $TMPDIR (it ignores our socket directory); it is
+    # removed on exit
     assert list(site.tmpdir.iterdir()) == []
+
+
+def _plaintext_refused(network: str, address: str) -> None:
+    """A plaintext gRPC client gets nothing from the peer at `address`, and a TLS client
+    without the host's certificate is refused too."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    target = f"unix:{address}" if network == "unix" else address
+    channel = grpc.insecure_channel(target)
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="plugin"), timeout=2
+            )
+        assert info.value.code() in (grpc.StatusCode.UNAVAILABLE,
+                                     grpc.StatusCode.DEADLINE_EXCEEDED)
+    finally:
+        channel.close()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    family = socket.AF_UNIX if network == "unix" else socket.AF_INET
+    where: Any = address
+    if network == "tcp":
+        host, _, port = address.rpartition(":")
+        where = (host, int(port))
+    with socket.socket(family) as raw:
+        raw.settimeout(5)
+        raw.connect(where)  # the address is live: what follows is refused, not unreachable
+        # TLS 1.3: the missing client certificate is refused after the handshake, at a read
+        with pytest.raises((ssl.SSLError, ConnectionError)), context.wrap_socket(
+            raw, server_hostname="localhost"
+        ) as tls:
+            tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            if not tls.recv(1024):
+                raise ConnectionError("closed without a word")
+
+
+def test_go_plugin_session_is_tls_and_refuses_plaintext(
+    go_programs: GoPrograms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from confd.backends.plugin.client import PluginDatabase
+    from confd.backends.plugin.launch import LaunchOptions
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(DATA))
+    database = PluginDatabase(LaunchOptions("gomem", [str(go_programs.gomem)]))
+    try:
+        database.configure({"path": str(data)})
+        process = database.process
+        assert process is not None and process.handshake is not None
+        assert process.transport == "TLS (AutoMTLS, P-521 peer: OpenSSL bridge)"
+        assert process.bridge is not None and process.bridge.connections >= 1
+        _plaintext_refused(process.handshake.network, process.handshake.address)
+        assert database.get_values(["/app"]) == {k: v for k, v in DATA.items()
+                                                 if k.startswith("/app/")}
+        assert database.restarts == 0
+    finally:
+        database.close()
 
 
 @pytest.mark.parametrize(
     ("opts", "message"),
     [
-        (["path={data}", "colour=blue"], "unknown setting \"colour\" (known: interval, path)"),
-        ([], "setting 'path' is required"),
+        (["path={data}", "colour=blue"],
+         "backend 'gomem' has no setting 'colour' (its settings: interval, path)"),
+        ([], "backend 'gomem': setting 'path' is required"),
         (["path=/nonexistent/data.json"],
-         "setting 'path': open /nonexistent/data.json: no such file or directory"),
+         "backend 'gomem': setting 'path': open /nonexistent/data.json: no such file or "
+         "directory"),
         (["path={data}", "interval=soon"],
-         "setting 'interval' is \"soon\", not a positive duration like 50ms"),
+         "backend 'gomem': setting 'interval' is \"soon\", not a positive duration like 50ms"),
     ],
     ids=["unknown", "missing-path", "unreadable-path", "bad-interval"],
 )
@@ -201,8 +218,32 @@ def test_onetime_bad_setting_names_the_go_plugin(
     flags = [f for opt in opts for f in ("--backend-opt", opt.format(data=site.data))]
     done = site.onetime(*flags, path=False)
     assert done.returncode != 0
-    assert f"plugin 'gomem': backend 'gomem': {message}" in done.stderr
+    assert f"plugin 'gomem': {message}" in done.stderr
     assert not site.dest.exists()
+
+
+def test_misspelled_setting_is_refused_before_the_go_plugin_configure(site: Site) -> None:
+    """The Go plugin describes itself; confd refuses `colour` with its list, and the plugin's
+    Configure (which logs `configured`) never runs."""
+    done = site.onetime("--backend-opt", "colour=blue")
+    assert done.returncode != 0
+    assert ("plugin 'gomem': backend 'gomem' has no setting 'colour' (its settings: interval, "
+            "path)") in done.stderr
+    assert "plugin gomem: configured" not in done.stderr
+
+
+def test_go_plugin_without_describe_still_works(site: Site) -> None:
+    """A plugin built before Describe answers UNIMPLEMENTED: it renders, and its own Configure
+    judges settings as before."""
+    done = site.onetime(env={"GOMEM_DESCRIBE": "off"})
+    assert done.returncode == 0, done.stderr
+    assert site.dest.read_text() == EXPECTED
+    assert "plugin gomem has no Describe (an older plugin)" in done.stderr
+    site.dest.unlink()
+    done = site.onetime("--backend-opt", "colour=blue", env={"GOMEM_DESCRIBE": "off"})
+    assert done.returncode != 0
+    assert ("plugin 'gomem': backend 'gomem': unknown setting \"colour\" (known: interval, "
+            "path)") in done.stderr
 
 
 def _plugin_pids(parent: int, plugin_dir: Path) -> set[int]:
@@ -274,6 +315,7 @@ def test_watch_renders_a_change_from_go_plugin_and_exits_on_sigterm(
 class HostRun(NamedTuple):
     """What gohost did: exit status, its JSON events by name, and its hclog lines."""
 
+    automtls: bool
     code: int
     events: dict[str, dict[str, Any]]
     log: list[dict[str, Any]]
@@ -291,7 +333,7 @@ def _run_host(gohost: Path, plugin: Path, data: Path, *extra: str) -> HostRun:
         capture_output=True, text=True, timeout=60, check=False,
     )
     events = {e["event"]: e for e in _json_lines(done.stdout)}
-    return HostRun(done.returncode, events, _json_lines(done.stderr))
+    return HostRun("-automtls" in extra, done.returncode, events, _json_lines(done.stderr))
 
 
 @pytest.fixture(scope="module")
@@ -303,14 +345,20 @@ def python_plugin(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     return install(root / "plugins", "jsonfile.py", "jsonfile"), data
 
 
-@pytest.fixture(scope="module")
-def host_run(go_programs: GoPrograms, python_plugin: tuple[Path, Path]) -> HostRun:
-    """gohost (plaintext) driving the Python plugin once: Configure, GetValues, Kill."""
-    return _run_host(go_programs.gohost, *python_plugin)
+@pytest.fixture(scope="module", params=["automtls", "plaintext"])
+def host_run(
+    request: pytest.FixtureRequest, go_programs: GoPrograms, python_plugin: tuple[Path, Path]
+) -> HostRun:
+    """gohost driving the Python plugin once (Configure, GetValues, Kill), with go-plugin's
+    AutoMTLS (a P-521 client certificate: the plugin serves TLS over OpenSSL) and without."""
+    extra = ["-automtls"] if request.param == "automtls" else []
+    return _run_host(go_programs.gohost, *python_plugin, *extra)
 
 
 def test_go_host_gets_values_from_python_plugin(host_run: HostRun) -> None:
-    assert host_run.code == 0, host_run.events
+    assert host_run.code == 0, (host_run.events, host_run.log[-5:])
+    messages = [line["@message"] for line in host_run.log]
+    assert ("configuring client automatic mTLS" in messages) is host_run.automtls
     assert host_run.events["started"]["protocol_version"] == 1
     assert host_run.events["values"]["values"] == {
         k: v for k, v in DATA.items() if k.startswith("/app/")
@@ -337,15 +385,17 @@ def test_go_host_logs_python_plugin_stderr_at_its_level(
     assert levels == [level]
 
 
-def test_go_host_receives_a_watch_event_from_python_plugin(
+def test_go_host_receives_a_watch_event_from_python_plugin_under_automtls(
     go_programs: GoPrograms, tmp_path: Path
 ) -> None:
+    """Values, a watch and a clean exit with AutoMTLS on (go-plugin's default in a Go host);
+    while the watch runs, a plaintext client is refused on the plugin's address."""
     plugin = install(tmp_path / "plugins", "jsonfile.py", "jsonfile")
     data = tmp_path / "data.json"
     data.write_text(json.dumps(DATA))
     process = subprocess.Popen(
         [str(go_programs.gohost), "-plugin", str(plugin), "-config", f"path={data}",
-         "-keys", "/app", "-watch", "/app", "-watch-timeout", "15s"],
+         "-keys", "/app", "-watch", "/app", "-watch-timeout", "15s", "-automtls"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     events: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -359,14 +409,22 @@ def test_go_host_receives_a_watch_event_from_python_plugin(
     reader.start()
     try:
         seen: list[str] = []
+        started: dict[str, Any] = {}
         deadline = time.monotonic() + 20
         while "killed" not in seen and "error" not in seen and time.monotonic() < deadline:
-            if "watching" in seen:  # rewrite until the plugin's poll (50 ms) sees a change
+            if "watching" in seen:
+                if started:  # once: the plugin's address speaks only TLS
+                    _plaintext_refused(started["network"], started["address"])
+                    started = {}
+                # rewrite until the plugin's poll (50 ms) sees a change
                 data.write_text(json.dumps({**DATA, "/app/port": str(time.monotonic_ns())}))
             try:
-                seen.append(events.get(timeout=0.2)["event"])
+                event = events.get(timeout=0.2)
             except queue.Empty:
                 continue
+            seen.append(event["event"])
+            if event["event"] == "started":
+                started = event
         assert process.wait(10) == 0, seen
         assert seen == ["started", "values", "watching", "changed", "killed"]
     finally:
@@ -374,29 +432,11 @@ def test_go_host_receives_a_watch_event_from_python_plugin(
         reader.join(5)
 
 
-def test_go_host_automtls_cannot_reach_python_plugin(
-    go_programs: GoPrograms, python_plugin: tuple[Path, Path]
-) -> None:
-    """go-plugin 1.0.1's P-521 client certificate is never sent: grpcio's TLS does not offer
-    P-521 signatures, so the plugin refuses the connection (PEER_DID_NOT_RETURN_A_CERTIFICATE)."""
-    run = _run_host(go_programs.gohost, *python_plugin, "-automtls")
-    assert run.code == 1
-    assert run.events["error"]["stage"] == "ping"
-    assert "code = Unavailable" in run.events["error"]["error"]
-    messages = [line["@message"] for line in run.log]
-    assert "configuring client automatic mTLS" in messages
-    assert "plugin failed to exit gracefully" in messages  # killed after go-plugin's 2 s
-    assert not _alive(run.events["started"]["pid"])
-
-
 def test_go_host_automtls_works_with_go_plugin(
     go_programs: GoPrograms, python_plugin: tuple[Path, Path]
 ) -> None:
     """Go on both sides (P-521 both ways) hand-shakes AutoMTLS: the baseline for the above."""
-    run = _run_host(
-        go_programs.gohost, go_programs.plugin_dir / "confd-database-gomem", python_plugin[1],
-        "-automtls",
-    )
+    run = _run_host(go_programs.gohost, go_programs.gomem, python_plugin[1], "-automtls")
     assert run.code == 0, run.events
     assert run.events["values"]["values"] == {
         k: v for k, v in DATA.items() if k.startswith("/app/")

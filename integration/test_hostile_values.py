@@ -44,7 +44,7 @@ EXPECTED = (
     "\x00\x01\ufffd\ufffd\ufffdnul\n"
     "caf\ufffd\n"
     "値 ✓ 🎉\n"
-    "cleaned|False\n"
+    "cleaned|false\n"  # Go-style printing of booleans
     "{{ 7*7 }}\n"
 )
 

@@ -6,10 +6,11 @@ daemon: the same class can be served in process or over the plugin protocol.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
@@ -106,10 +107,21 @@ def parse_settings(
     return values
 
 
-def backend_logger(name: str) -> logging.Logger:
+class _BackendLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes each message with `backend 'NAME': `, as the backend's errors are."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        text = str(msg)
+        if not text.startswith(("backend ", "plugin ")):
+            msg = f"backend {self.extra['backend']!r}: {text}"  # type: ignore[index]
+        return msg, kwargs
+
+
+def backend_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]
     """The logger of backend `name`: `confd.backends.NAME`, so its lines take confd's log
-    format in process and reach the host as hclog JSON when served as a plugin."""
-    return logging.getLogger(f"confd.backends.{name}")
+    format in process and reach the host as hclog JSON when served as a plugin; every
+    message names the backend."""
+    return _BackendLog(logging.getLogger(f"confd.backends.{name}"), {"backend": name})
 
 
 def select_prefix(key: str, requested: str) -> bool:
@@ -120,18 +132,58 @@ def select_prefix(key: str, requested: str) -> bool:
     return key == base or key.startswith(base + "/")
 
 
+def _named(database: Database, exc: DatabaseError) -> DatabaseError:
+    """`exc` with `backend 'NAME': ` in front, unless it names a backend or plugin already."""
+    message = str(exc)
+    if database.name and not message.startswith(("backend ", "plugin ")):
+        exc.args = (f"backend {database.name!r}: {message}", *exc.args[1:])
+    return exc
+
+
+def _naming(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: Database, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except DatabaseError as exc:
+            raise _named(self, exc) from exc.__cause__
+
+    return call
+
+
+def _naming_watch(method: Callable[..., Iterator[Change]]) -> Callable[..., Iterator[Change]]:
+    @functools.wraps(method)
+    def watch(self: Database, *args: Any, **kwargs: Any) -> Iterator[Change]:
+        try:
+            yield from method(self, *args, **kwargs)
+        except DatabaseError as exc:
+            raise _named(self, exc) from exc.__cause__
+
+    return watch
+
+
 class Database(ABC):
     """A key/value store confd reads from.
 
     Keys are absolute, `/`-separated paths (`/app/db/host`); values are strings.
     Subclasses set `name`, declare `settings`, and set `can_watch` when
-    `watch_prefix` is implemented natively.
+    `watch_prefix` is implemented natively. A `DatabaseError` leaving `configure`,
+    `get_values` or `watch_prefix` is named after the backend (`backend 'etcd': ...`) here,
+    so a backend's messages need not spell its name.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     settings: ClassVar[tuple[Setting, ...]] = ()
     can_watch: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for attr in ("configure", "get_values"):
+            if attr in cls.__dict__:
+                setattr(cls, attr, _naming(cls.__dict__[attr]))
+        if "watch_prefix" in cls.__dict__:
+            cls.watch_prefix = _naming_watch(cls.__dict__["watch_prefix"])  # type: ignore[method-assign]
 
     def configure(self, config: Mapping[str, str]) -> None:
         """Validate and apply settings; raise `DatabaseError` for unknown or bad ones.

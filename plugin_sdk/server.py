@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Iterable
 from concurrent import futures
 from typing import NoReturn
@@ -32,6 +31,7 @@ from plugin_sdk.proto.confd_plugin import (
 )
 from plugin_sdk.service import DatabaseService
 from plugin_sdk.stdio import STDERR, STDOUT, StdioCapture, StdioService
+from plugin_sdk.transport import listen
 from plugin_sdk.wakeup import Wakeup
 
 log = logging.getLogger("plugin_sdk")
@@ -72,17 +72,18 @@ def serve(
     grpc_broker_pb2_grpc.add_GRPCBrokerServicer_to_server(BrokerService(), server)
     database_pb2_grpc.add_DatabaseServicer_to_server(service, server)
 
-    credentials, cert_field = _credentials()
-    network, address, cleanup = _listen(server, credentials)
+    listening = listen(server)
     server.start()
-    fields = ["1", str(version), network, address, "grpc"]
-    if cert_field:
-        fields.append(cert_field)
+    fields = ["1", str(version), listening.network, listening.address, "grpc"]
+    if listening.cert_field:
+        fields.append(listening.cert_field)
     sys.stdout.write("|".join(fields) + "\n")
     sys.stdout.flush()
     sys.stdout = capture.stream(STDOUT)  # type: ignore[assignment]
     sys.stderr = capture.stream(STDERR)  # type: ignore[assignment]
-    log.debug("plugin serving", extra={"network": network, "address": address})
+    log.debug(
+        "plugin serving", extra={"network": listening.network, "address": listening.address}
+    )
 
     parent = os.getppid()
     while not stopping.wait(1.0):
@@ -94,7 +95,7 @@ def serve(
     server.stop(grace=1.0).wait(2.0)
     with contextlib.suppress(Exception):
         database.close()
-    cleanup()
+    listening.close()
     sys.stdout.flush()
     os._exit(0)
 
@@ -110,58 +111,3 @@ def _negotiate(ours: tuple[int, ...]) -> int:
         )
         sys.exit(1)
     return max(common)
-
-
-def _credentials() -> tuple[grpc.ServerCredentials | None, str]:
-    """TLS requiring the host's certificate when PLUGIN_CLIENT_CERT is set (AutoMTLS)."""
-    client_pem = os.environ.get(protocol.ENV_CLIENT_CERT, "")
-    if not client_pem:
-        return None, ""
-    from plugin_sdk.mtls import encode_der, make_certificate
-
-    own = make_certificate()
-    credentials = grpc.ssl_server_credentials(
-        [(own.key_pem, own.cert_pem)],
-        root_certificates=client_pem.encode(),
-        require_client_auth=True,
-    )
-    return credentials, encode_der(own.cert_der)
-
-
-def _listen(server: grpc.Server, credentials: grpc.ServerCredentials | None):
-    """Bind a unix socket in PLUGIN_UNIX_SOCKET_DIR, or TCP in PLUGIN_MIN/MAX_PORT."""
-
-    def bind(target: str) -> int:
-        if credentials is None:
-            return server.add_insecure_port(target)
-        return server.add_secure_port(target, credentials)
-
-    socket_dir = os.environ.get(protocol.ENV_UNIX_SOCKET_DIR, "")
-    low = os.environ.get(protocol.ENV_MIN_PORT, "")
-    high = os.environ.get(protocol.ENV_MAX_PORT, "")
-    if socket_dir or not (low and high):
-        made_dir = "" if socket_dir else tempfile.mkdtemp(prefix="plugin")
-        path = tempfile.mktemp(prefix="plugin", dir=socket_dir or made_dir)  # noqa: S306
-        if not bind(f"unix:{path}"):
-            _fail(f"cannot listen on unix socket {path}")
-
-        def cleanup() -> None:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            if made_dir:
-                with contextlib.suppress(OSError):
-                    os.rmdir(made_dir)
-
-        return "unix", path, cleanup
-    for port in range(int(low), int(high) + 1):
-        try:
-            if bind(f"127.0.0.1:{port}"):
-                return "tcp", f"127.0.0.1:{port}", lambda: None
-        except RuntimeError:
-            continue
-    _fail(f"no free port in {low}..{high}")
-
-
-def _fail(message: str) -> NoReturn:
-    sys.stderr.write(f"plugin: {message}\n")
-    sys.exit(1)

@@ -31,6 +31,12 @@ class DatabaseService(database_pb2_grpc.DatabaseServicer):
             for stop in self._watches:
                 stop.set()
 
+    def Describe(self, request, context: grpc.ServicerContext):
+        """The database's name, description, settings and `can_watch`, from its class."""
+        from plugin_sdk.description import describe, to_message
+
+        return to_message(describe(self._database))
+
     def Configure(self, request, context: grpc.ServicerContext):
         try:
             self._database.configure(dict(request.config))

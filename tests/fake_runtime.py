@@ -50,6 +50,8 @@ class FakeRuntime:
         interval: float = 60.0,
         wait: Wait | None = None,
         failure_mode: str = "best-effort",
+        watch_error_backoff: float = 0.2,
+        shutdown_timeout: float = 10.0,
     ) -> None:
         self._database = database
         self._resources = resources
@@ -59,6 +61,8 @@ class FakeRuntime:
         self.interval = interval
         self.wait = wait
         self.failure_mode = failure_mode
+        self.watch_error_backoff = watch_error_backoff
+        self.shutdown_timeout = shutdown_timeout
 
     def scan(self) -> None:
         self.resources = list(self._resources())

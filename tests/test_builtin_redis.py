@@ -1,10 +1,10 @@
-"""Redis backend settings and key mapping: nodes, databases, separators."""
+"""Redis backend settings and key mapping: nodes, Sentinels, databases, separators."""
 
 from __future__ import annotations
 
 import pytest
 
-from builtin.redis import RedisDatabase, _parse_node
+from builtin.redis import RedisDatabase, _parse_node, _parse_sentinel
 from plugin_sdk.database import DatabaseError
 
 
@@ -25,6 +25,19 @@ def test_nodes_are_host_port_db_or_sockets(raw, host, port, path, db) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "address"),
+    [
+        ("10.0.0.5:26380", ("10.0.0.5", 26380)),
+        ("sentinel://10.0.0.5:26380", ("10.0.0.5", 26380)),
+        ("sentinel-a", ("sentinel-a", 26379)),  # Sentinel's own default port
+        ("[::1]:26381", ("::1", 26381)),
+    ],
+)
+def test_sentinel_nodes_are_host_port(raw: str, address: tuple[str, int]) -> None:
+    assert _parse_sentinel(raw) == address
+
+
+@pytest.mark.parametrize(
     ("config", "message"),
     [
         ({"nodes": "redis:port"}, "is not host:port"),
@@ -32,6 +45,10 @@ def test_nodes_are_host_port_db_or_sockets(raw, host, port, path, db) -> None:
         ({"db": "-1"}, "'db' must be 0 or more"),
         ({"separator": ""}, "'separator' is empty"),
         ({"poll_interval": "0"}, "must be above 0"),
+        ({"failover_timeout": "0"}, "'failover_timeout' must be above 0"),
+        ({"sentinel_master": "m", "nodes": "127.0.0.1:26379/1"}, "is not a Sentinel's host:port"),
+        ({"sentinel_master": "m", "nodes": "/run/redis.sock"}, "is not a Sentinel's host:port"),
+        ({"nodes": "sentinel://10.0.0.1:26379"}, "is a Sentinel: set 'sentinel_master'"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_setting(config: dict, message: str) -> None:

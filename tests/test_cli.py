@@ -38,6 +38,11 @@ def app_confdir(make_confdir, tmp_path: Path) -> Path:
         (["-prefix", "-weird-but-a-value", "-onetime"],
          ["--prefix", "-weird-but-a-value", "--onetime"]),
         (["-client-insecure=true", "-basic-auth"], ["--client-insecure", "--basic-auth"]),
+        (["etcd", "-n", "http://x", "--onetime"],
+         ["--backend", "etcd", "-n", "http://x", "--onetime"]),  # the fork's spelling
+        (["--onetime", "consul", "--node", "a"], ["--onetime", "--backend", "consul", "--node",
+                                                  "a"]),
+        (["-n", "env"], ["-n", "env"]),  # a node named like a backend is a value
     ],
 )
 def test_normalize_argv_accepts_go_spelling(argv: list[str], normalized: list[str]) -> None:
@@ -261,3 +266,10 @@ def test_a_bad_backend_setting_is_reported_once_not_per_resource(
     assert result.stderr.count("has no setting 'bogus'") == 1, result.stderr
     assert result.stderr.count("backend 'env' is unavailable (its error is logged above)") == 2
     assert "3 of 3 resources failed" in result.stderr
+
+
+def test_the_forks_backend_subcommand_spelling_runs(run_confd, app_confdir: Path,
+                                                    tmp_path: Path) -> None:
+    result = run_confd("env", "--onetime", f"--confdir={app_confdir}", env={"APP_DB_HOST": "db9"})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "app.conf").read_text() == "host=db9\n"

@@ -29,7 +29,7 @@ _values = st.one_of(
 _stores = st.dictionaries(_keys, _values, max_size=8)
 
 TEMPLATE = """\
-{%- for k in keys %}
+{%- for k in names %}
 {%- if exists(k) %}[{{ getv(k) }}]{% else %}[-{{ getv(k, "DEF") }}]{% endif %}
 {%- endfor %}
 {%- for kv in gets(probe) %}<{{ kv.key }}={{ kv.value }}>{% endfor %}
@@ -41,7 +41,7 @@ TEMPLATE = """\
 def renderer(tmp_path_factory: pytest.TempPathFactory) -> Renderer:
     templates = tmp_path_factory.mktemp("templates")
     (templates / "kv.tmpl").write_text(TEMPLATE)
-    return Renderer(templates)
+    return Renderer(templates, syntax="jinja")
 
 
 FUZZ = settings(max_examples=250, deadline=None,
@@ -56,7 +56,7 @@ def test_fuzz_render_gives_values_verbatim_or_a_template_error(
     store = KVStore(values)
     keys = list(store.snapshot())
     try:
-        text = renderer.render("kv.tmpl", store, {"keys": keys, "probe": probe}).text
+        text = renderer.render("kv.tmpl", store, {"names": keys, "probe": probe}).text
     except TemplateError as exc:
         assert "kv.tmpl" in str(exc)
         return
@@ -71,7 +71,7 @@ def test_fuzz_getv_returns_the_stored_value_exactly(
 ) -> None:
     store = KVStore(values)
     for key, value in store.snapshot().items():
-        rendered = renderer.render("kv.tmpl", store, {"keys": [key], "probe": "/"}).text
+        rendered = renderer.render("kv.tmpl", store, {"names": [key], "probe": "/"}).text
         assert rendered.startswith(f"[{value}]")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from confd.backends.plugin.client import PluginDatabase
+from confd.backends.plugin.launch import LaunchOptions
 from plugin_sdk import Database
 from plugin_sdk.proto.confd_plugin import database_pb2
 from plugin_sdk.service import DatabaseService
@@ -54,7 +55,7 @@ def plugin(request, tmp_path: Path):
     exe.write_text(PLUGIN.format(python=sys.executable, repo=str(REPO), values=VALUES,
                                  old=request.param != "current plugin"))
     exe.chmod(0o755)
-    database = PluginDatabase("static", [str(exe)])
+    database = PluginDatabase(LaunchOptions("static", [str(exe)]))
     try:
         database.configure({})
         yield database

@@ -21,6 +21,7 @@ from confd.backends.plugin.client import PluginDatabase
 from confd.backends.plugin.discover import find_plugin, list_plugins
 from confd.backends.plugin.handshake import parse_handshake
 from confd.backends.plugin.host import open_plugin
+from confd.backends.plugin.launch import LaunchOptions
 from confd.backends.plugin.process import PluginProcess
 from confd.config.settings import Settings
 from confd.errors import PluginError
@@ -55,7 +56,8 @@ def opened():
 
 
 def _open(opened, plugin_dir: Path, name: str, config=None, **kwargs) -> PluginDatabase:
-    database = PluginDatabase(name, [str(plugin_dir / f"confd-database-{name}")], **kwargs)
+    command = [str(plugin_dir / f"confd-database-{name}")]
+    database = PluginDatabase(LaunchOptions(name, command, **kwargs))
     opened.append(database)
     database.configure(config or {})
     return database
@@ -95,8 +97,9 @@ def test_handshake_line_parsing(line: str, expect, target) -> None:
     [("five", False, True), ("empty6", False, True), ("nostdio", False, False)],
 )
 def test_old_style_plugins_work(opened, plugin_dir, monkeypatch, mode, tls, stdio) -> None:
+    """Handshake forms of plugins a host without AutoMTLS runs (go-plugin's AutoMTLS off)."""
     monkeypatch.setenv("MISBEHAVE", mode)
-    database = _open(opened, plugin_dir, "misbehave")
+    database = _open(opened, plugin_dir, "misbehave", auto_mtls=False)
     assert database.get_values(["/k"]) == {"/k": "v"}
     assert database.process.tls is tls
     time.sleep(0.2)
@@ -106,7 +109,98 @@ def test_old_style_plugins_work(opened, plugin_dir, monkeypatch, mode, tls, stdi
 def test_six_fields_with_certificate_is_tls(opened, plugin_dir, store) -> None:
     database = _open(opened, plugin_dir, "jsonfile", {"path": str(store)})
     assert database.process.tls is True
+    assert database.process.bridge is None  # a P-384 plugin: grpcio's own TLS
     assert database.get_values(["/app"]) == {"/app/a": "1", "/app/b/c": "2"}
+
+
+def test_plaintext_answer_to_automtls_is_refused(plugin_dir, monkeypatch) -> None:
+    """No plaintext fallback: a plugin that ignores PLUGIN_CLIENT_CERT does not start."""
+    monkeypatch.setenv("MISBEHAVE", "five")
+    process = PluginProcess(
+        LaunchOptions("misbehave", [str(plugin_dir / "confd-database-misbehave")])
+    )
+    with pytest.raises(PluginError) as info:
+        process.start()
+    assert str(info.value).startswith("plugin 'misbehave' (")
+    assert "answered without a TLS certificate although confd asked for AutoMTLS" in str(
+        info.value
+    )
+    assert not process.alive()
+
+
+def _refuses_plaintext(target: str) -> None:
+    """A plaintext gRPC client gets no answer on `target`."""
+    channel = grpc.insecure_channel(target)
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="plugin"), timeout=2
+            )
+        assert info.value.code() in (
+            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED
+        )
+    finally:
+        channel.close()
+
+
+def test_p521_plugin_is_reached_through_the_openssl_bridge(
+    opened, plugin_dir, monkeypatch, caplog
+) -> None:
+    """A plugin with go-plugin's P-521 certificate: one start, no warning, TLS all the way."""
+    caplog.set_level(logging.DEBUG, logger="confd.backends.plugin")
+    monkeypatch.setenv("MISBEHAVE", "p521")
+    database = _open(opened, plugin_dir, "misbehave")
+    assert database.get_values(["/k"]) == {"/k": "v"}
+    process = database.process
+    assert process.tls and process.bridge is not None
+    assert process.transport == "TLS (AutoMTLS, P-521 peer: OpenSSL bridge)"
+    assert database.restarts == 0
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # grpcio's plaintext side is a socket in our 0700 directory; the plugin's is TLS only
+    socket_dir = Path(process.handshake.address).parent
+    assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
+    assert (socket_dir / "tls.sock").is_socket()
+    _refuses_plaintext(process.handshake.target)
+    assert database.get_values(["/k"]) == {"/k": "v"}
+    os.kill(process.pid, 9)  # a crash: the restarted plugin gets a fresh bridge
+    process._proc.wait(5)
+    assert database.get_values(["/k"]) == {"/k": "v"}
+    assert database.restarts == 1
+    assert database.process.bridge is not None and database.process.bridge is not process.bridge
+    assert not (socket_dir / "tls.sock").exists()
+
+
+def test_p521_host_certificate_is_served_through_openssl(
+    opened, plugin_dir, store, monkeypatch
+) -> None:
+    """A host with go-plugin's P-521 certificate: the plugin serves TLS with Python's ssl (it
+    asks for and verifies P-521), in front of grpcio on a private socket."""
+    from confd.backends.plugin import process as process_module
+    from plugin_sdk import mtls
+
+    monkeypatch.setattr(process_module, "make_certificate",
+                        lambda: mtls.make_certificate("secp521r1"))
+    database = _open(opened, plugin_dir, "jsonfile", {"path": str(store)})
+    assert database.get_values(["/app"]) == {"/app/a": "1", "/app/b/c": "2"}
+    assert database.process.tls and database.process.bridge is None
+    _refuses_plaintext(database.process.handshake.target)
+
+
+def test_tls_failure_through_the_bridge_is_a_clear_error(plugin_dir, monkeypatch) -> None:
+    monkeypatch.setenv("MISBEHAVE", "p521-wrongcert")
+    process = PluginProcess(
+        LaunchOptions("misbehave", [str(plugin_dir / "confd-database-misbehave")])
+    )
+    started = time.monotonic()
+    with pytest.raises(PluginError) as info:
+        process.start()
+    assert time.monotonic() - started < 5  # reported at once, not after the start timeout
+    text = str(info.value)
+    assert text.startswith("plugin 'misbehave' (")
+    assert ("could not open its AutoMTLS session (TLS handshake failed: "
+            "CERTIFICATE_VERIFY_FAILED)") in text
+    assert "does not fall back to plaintext" in text
+    assert not process.alive()
 
 
 BAD_STARTS = [
@@ -121,9 +215,9 @@ BAD_STARTS = [
 @pytest.mark.parametrize(("mode", "message"), BAD_STARTS)
 def test_bad_start_is_a_clear_error(plugin_dir, monkeypatch, mode, message) -> None:
     monkeypatch.setenv("MISBEHAVE", mode)
-    process = PluginProcess(
+    process = PluginProcess(LaunchOptions(
         "misbehave", [str(plugin_dir / "confd-database-misbehave")], start_timeout=1.5
-    )
+    ))
     started = time.monotonic()
     with pytest.raises(PluginError) as info:
         process.start()
@@ -173,7 +267,9 @@ def test_stderr_lines_are_logged_at_their_level(opened, plugin_dir, store, caplo
 def test_client_without_certificate_is_refused(plugin_dir) -> None:
     env = {"MISBEHAVE": ""}
     os.environ.update(env)
-    process = PluginProcess("misbehave", [str(plugin_dir / "confd-database-misbehave")])
+    process = PluginProcess(
+        LaunchOptions("misbehave", [str(plugin_dir / "confd-database-misbehave")])
+    )
     process.start()
     try:
         assert process.tls

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import threading
 import time
@@ -22,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from confd.backends.plugin.client import PluginDatabase
 from confd.backends.plugin.host import open_plugin
+from confd.backends.plugin.launch import LaunchOptions
 from confd.config.settings import Settings
 from testsupport.plugins import install
 
@@ -158,11 +160,38 @@ def test_sandbox_escape_fails_the_resource_and_runs_nothing(
     result = run_confd("--onetime", "--backend", "env", "--confdir", str(confdir),
                        env={"APP_PORT": "80"})
     assert result.returncode == 1, result.stderr
-    assert f"{confdir / 'templates' / 'evil.tmpl'}:2: " in result.stderr
+    # ls.__self__ also parses as Go (an identifier with a field chain): Go adds the column
+    where = re.escape(str(confdir / "templates" / "evil.tmpl"))
+    assert re.search(rf"{where}:2:(\d+:)? ", result.stderr), result.stderr
     assert "Traceback" not in result.stderr
     assert not marker.exists()
     assert not dest.exists()
     assert good.read_text() == "ok\n"
+
+
+GO_ESCAPES = [
+    '(getv "/app/port").__class__',
+    "(datetime).__class__.__init__.__globals__",
+    '(get "/app/port")._asdict',
+    'call (index (json "{}") "__class__")',
+    '(get "/app/port").Key.upper',
+]
+
+
+@pytest.mark.parametrize("expression", GO_ESCAPES)
+def test_go_templates_reach_no_python_attribute(tmp_path: Path, run_confd, expression: str) -> None:
+    dest = tmp_path / "evil.conf"
+    confdir = write_confdir(
+        tmp_path, {"evil.tmpl": "line\n{{ " + expression + " }}\n"},
+        {"evil.toml": resource("evil", dest, 'template_syntax = "go"\n')},
+    )
+    result = run_confd("--onetime", "--backend", "env", "--confdir", str(confdir),
+                       env={"APP_PORT": "80"})
+    where = re.escape(str(confdir / "templates" / "evil.tmpl"))
+    assert result.returncode == 1, result.stderr
+    assert re.search(rf"{where}:2:\d+: ", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+    assert not dest.exists()
 
 
 # -- nothing secret in the log --------------------------------------------------------------
@@ -253,7 +282,9 @@ def test_restarted_plugin_gets_a_fresh_private_socket_directory(tmp_path: Path) 
     install(plugins, "jsonfile.py", "jsonfile")
     store = tmp_path / "store.json"
     store.write_text(json.dumps({"/app/a": "1"}))
-    database = PluginDatabase("jsonfile", [str(plugins / "confd-database-jsonfile")])
+    database = PluginDatabase(
+        LaunchOptions("jsonfile", [str(plugins / "confd-database-jsonfile")])
+    )
     try:
         database.configure({"path": str(store)})
         first_dir, first_pid = _socket_dir(database), database.process.pid

@@ -128,6 +128,14 @@ def test_backend_config_layers(confdir: Path) -> None:
     assert backend_config(settings, "file").config == {"file": "/a.yaml,/b.yaml"}
 
 
+def test_common_flags_reach_a_backend_selected_by_its_go_alias(tmp_path: Path) -> None:
+    # Go confd's `-backend etcdv3 -node URL`: the node reaches the etcd backend
+    settings = load_settings({"confdir": str(tmp_path), "backend": "etcdv3",
+                              "nodes": ["http://10.0.0.1:2379"], "username": "u"}, {})
+    assert backend_config(settings, "etcd").config == {"nodes": "http://10.0.0.1:2379",
+                                                       "username": "u"}
+
+
 def test_unset_common_flags_are_not_passed(tmp_path: Path) -> None:
     settings = load_settings({"confdir": str(tmp_path), "backend": "env"}, {})
     assert backend_config(settings, "env").config == {}
@@ -170,12 +178,12 @@ def test_the_settings_table_in_the_docs_is_generated_from_the_options() -> None:
 
 def test_every_option_is_a_flag_an_environment_variable_and_a_toml_key(tmp_path: Path) -> None:
     from confd.cli.main import cli
-    from confd.config.options import OPTIONS
+    from confd.config.options import OPTIONS, Duration
 
     flags = {opt for param in cli.params for opt in getattr(param, "opts", ())}
     for option in OPTIONS:
         assert option.long_flag in flags
-        value = "2" if option.type in (int, float) or option.name == "wait" else "x"
+        value = "2" if option.type in (int, float, Duration) or option.name == "wait" else "x"
         if option.type is bool:
             value = "true"
         if option.choices:

@@ -67,7 +67,7 @@ def test_each_resource_sees_what_its_own_read_gives(
     data.pop("/", None)
     db = CountingDatabase(data)
     resources = [resource(f"r{i}", prefix, tuple(keys)) for i, (prefix, keys) in enumerate(specs)]
-    shared = SharedRead.read(db, resources)
+    shared = SharedRead.read(db.get_values, resources)
     for r in resources:
         own_values = db.get_values(r.backend_keys())
         own = KVStore(r.to_store(own_values))
@@ -83,7 +83,7 @@ def test_one_read_for_the_batch_and_one_store_per_prefix_and_keys() -> None:
     db = CountingDatabase(values)
     whole = [resource(f"w{p}{i}", f"/p{p}", ("/",)) for p in range(2) for i in range(3)]
     narrow = resource("n", "/p0", ("/r1",))
-    shared = SharedRead.read(db, [*whole, narrow])
+    shared = SharedRead.read(db.get_values, [*whole, narrow])
     assert db.reads == [["/p0", "/p1"]]  # /p0/r1 is inside /p0: not asked for twice
     stores = {id(shared.for_resource(r)[0]) for r in whole}
     assert len(stores) == 2  # one per prefix, whatever the number of resources

@@ -29,7 +29,8 @@ import sys, threading
 from types import SimpleNamespace
 from confd.run.daemon import Daemon
 
-nothing = SimpleNamespace(resources=[], watch=True, interval=60, wait=None,
+nothing = SimpleNamespace(resources=[], watch=True, interval=60, wait=None, shutdown_timeout=10,
+                          watch_error_backoff=0.2,
                           failure_mode="best-effort", close=lambda: None)
 daemon = Daemon(lambda: nothing)
 if sys.argv[1] == "event":
@@ -182,7 +183,8 @@ import signal, sys, threading, time
 from types import SimpleNamespace
 from confd.run.daemon import Daemon
 
-nothing = SimpleNamespace(resources=[], watch=True, interval=60, wait=None,
+nothing = SimpleNamespace(resources=[], watch=True, interval=60, wait=None, shutdown_timeout=10,
+                          watch_error_backoff=0.2,
                           failure_mode="best-effort", close=lambda: None)
 daemon = Daemon(lambda: nothing)
 if sys.argv[1] == "no-wakeup-fd":

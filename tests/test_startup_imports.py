@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ("grpc", "yaml", "pyetcd", "consul", "redis")
+HEAVY = ("grpc", "yaml", "pyetcd", "consul", "redis", "kazoo", "hvac", "boto3", "botocore",
+         "moto", "re2", "psutil")
 # Light, but each a cost on every start that the env path does not need (see
 # docs/performance.md): they load only for the resource or template that uses them.
-ON_USE = ("base64", "dataclasses", "grp", "pwd", "difflib", "confd.config.durations",
+ON_USE = ("base64", "dataclasses", "grp", "pwd", "decimal", "difflib", "confd.config.durations",
           # sync threads and compile workers pay only for batches of 16 and 100 resources up
           "concurrent.futures", "multiprocessing")
 

@@ -169,7 +169,7 @@ def test_many_missing_templates_are_compiled_by_workers(
     files["bad.tmpl"] = "{% if %}\n"
     folder = templates(tmp_path, files)
     r = renderer(folder, tmp_path / "cache")
-    r.prepare(files)  # t0 .. t5, then bad
+    r.prepare((name, None) for name in files)  # t0 .. t5, then bad
     for i in range(6):
         assert r.render(f"t{i}.tmpl", STORE).text == f"{i}: db.local\n"
     with pytest.raises(TemplateError, match=r"bad\.tmpl:1: "):
@@ -189,7 +189,7 @@ def test_closing_drops_jobs_no_worker_started(
     files = {f"t{i}.tmpl": f'{i}: {{{{ getv("/app/host") }}}}\n' for i in range(40)}
     folder = templates(tmp_path, files)
     r = renderer(folder, None)
-    r.prepare(sorted(files))
+    r.prepare((name, None) for name in sorted(files))
     r.cache.close()  # the daemon stops in the middle of a cold first pass
     assert r.cache._pending == {}
     assert r.render("t39.tmpl", STORE).text == "39: db.local\n"  # compiled here if need be

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import NamedTuple
 
-from confd.config.options import BACKEND_OPTIONS
-from confd.config.settings import ENV, FILE, FLAG, Settings
+from confd.backends.registry import ALIASES
+from confd.config.options import BACKEND_OPTIONS, FOLDED_OPTIONS
+from confd.config.settings import DEFAULT, ENV, FILE, FLAG, Settings
 
 __all__ = ["BackendConfig", "backend_config"]
 
@@ -45,6 +46,34 @@ def _common(settings: Settings, layer: str) -> dict[str, str]:
     return config
 
 
+_LAYERS = (DEFAULT, FILE, ENV, FLAG)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+def _fold(settings: Settings, accepts: Collection[str] | None) -> tuple[dict[str, str], str]:
+    """The fork's timeouts the user set, as backend settings: each under its own name if the
+    backend declares it, the rest folded (largest) into the setting they fold into; and the
+    layer they count at (the most specific one that set any). A plugin (`accepts` None) gets
+    none of them: it may not know the names."""
+    given = [o for o in FOLDED_OPTIONS if settings.source(o.name) != DEFAULT]
+    if not given or accepts is None:
+        return {}, DEFAULT
+    config: dict[str, str] = {}
+    folded: dict[str, float] = {}
+    for option in given:
+        value = float(getattr(settings, option.name))
+        if option.name in accepts:
+            config[option.name] = _seconds(value)
+        elif option.fold in accepts:
+            folded[option.fold] = max(folded.get(option.fold, 0.0), value)
+    config.update((name, _seconds(value)) for name, value in folded.items())
+    layer = max((settings.source(o.name) for o in given), key=_LAYERS.index)
+    return config, layer
+
+
 def backend_config(
     settings: Settings,
     name: str,
@@ -59,10 +88,12 @@ def backend_config(
     a `[backends.NAME]` table applies to backend NAME whichever is selected. `accepts` is the
     set of settings the backend declares (None: unknown, a plugin: pass every common flag).
     `nodes`, when given, are discovered nodes (DNS SRV) that replace any configured ones.
+    The selected backend may be named by one of Go confd's aliases (`-backend etcdv3` selects
+    `etcd`, which then gets the common flags).
     """
     common: dict[str, str] = {}
     config: dict[str, str] = {}
-    selected = name == settings.backend
+    selected = name == ALIASES.get(settings.backend, settings.backend)
     if selected:
         common.update(_common(settings, FILE))
     config.update(settings.backend_tables.get(name, {}))
@@ -77,12 +108,18 @@ def backend_config(
             if key not in accepts:
                 ignored.append(key)
                 del common[key]
+    layer_of = {k: settings.source(k) for k in common}
+    if selected:
+        timeouts, layer = _fold(settings, accepts)
+        for key, value in timeouts.items():
+            common[key] = value
+            layer_of[key] = layer
     # Layered: a table beats the file's common keys; env/flag options beat everything below.
-    merged = {**{k: v for k, v in common.items() if settings.source(k) == FILE}, **config}
-    merged.update({k: v for k, v in common.items() if settings.source(k) == ENV})
+    merged = {**{k: v for k, v in common.items() if layer_of[k] == FILE}, **config}
+    merged.update({k: v for k, v in common.items() if layer_of[k] == ENV})
     if selected:
         merged.update(settings.env_backend_opts)
-    merged.update({k: v for k, v in common.items() if settings.source(k) not in (FILE, ENV)})
+    merged.update({k: v for k, v in common.items() if layer_of[k] not in (FILE, ENV)})
     if selected:
         merged.update(settings.flag_backend_opts)
     merged.update(overrides or {})

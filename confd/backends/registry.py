@@ -19,6 +19,13 @@ BUILTINS: dict[str, str] = {
     "etcd": "builtin.etcd:EtcdDatabase",
     "consul": "builtin.consul:ConsulDatabase",
     "redis": "builtin.redis:RedisDatabase",
+    "zookeeper": "builtin.zookeeper:ZooKeeperDatabase",
+    "vault": "builtin.vault:VaultDatabase",
+    "dynamodb": "builtin.dynamodb:DynamoDBDatabase",
+    "ssm": "builtin.ssm:SSMDatabase",
+    "secretsmanager": "builtin.secretsmanager:SecretsManagerDatabase",
+    "acm": "builtin.acm:AcmDatabase",
+    "imds": "builtin.imds:ImdsDatabase",
 }
 # Go confd's other names for a built-in.
 ALIASES: dict[str, str] = {"etcdv3": "etcd"}

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from confd import __version__
-from confd.config.options import OPTIONS, Option
+from confd.config.options import OPTIONS, Duration, Option
 from confd.config.settings import Settings, load_settings, log_options
 from confd.errors import ConfdError, ConfigError
 from confd.log import get_logger, setup_logging
@@ -30,7 +30,10 @@ log = get_logger("cli")
 # Subcommands other modules provide, imported only when invoked: name -> "module:attribute".
 LAZY_COMMANDS: dict[str, str] = {
     "exec": "confd.cli.exec:exec_command",
+    "convert": "confd.cli.convert:convert_command",
     "check": "confd.cli.check:check",
+    "render": "confd.cli.render:render_command",
+    "preflight": "confd.cli.preflight:preflight_command",
     "backends": "confd.cli.inventory:backends_command",
     "plugins": "confd.cli.plugins:plugins",
     "internal-plugin": "confd.cli.plugins:internal_plugin",
@@ -103,6 +106,7 @@ def _click_option(option: Option) -> Callable[..., Any]:
         off = "--no-" + flag[2:]
         return click.option(f"{flag}/{off}", option.name, default=None, help=help_text)
     kwargs: dict[str, Any] = {"help": help_text}
+    names = [flag, option.short] if option.short else [flag]
     if option.metavar:
         kwargs["metavar"] = option.metavar
     if option.type is list:
@@ -111,9 +115,11 @@ def _click_option(option: Option) -> Callable[..., Any]:
         kwargs["type"] = int
     elif option.type is float:
         kwargs["type"] = float
+    elif option.type is Duration:
+        kwargs["type"] = str  # seconds or a Go duration, parsed with the other layers
     if option.choices:
         kwargs["type"] = click.Choice(option.choices, case_sensitive=False)
-    return click.option(flag, option.name, **kwargs)
+    return click.option(*names, option.name, **kwargs)
 
 
 class ConfdGroup(click.Group):
@@ -153,8 +159,33 @@ def lazy_command(name: str) -> click.Command | None:
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def fork_spellings(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The maintained fork's one-shot modes as flags: `--check-config`, `--preflight`,
+    `--validate [--mock-data FILE]`, `--resource NAME`; they run `check`, `preflight` and
+    `render` (see `_run_fork_mode`)."""
+    options = [
+        click.option("--check-config", is_flag=True, default=False,
+                     help="validate the confdir and exit (the fork's spelling of `check`)"),
+        click.option("--preflight", is_flag=True, default=False,
+                     help="check backends and templates and exit (`preflight`)"),
+        click.option("--validate", is_flag=True, default=False,
+                     help="check templates and exit (`check`; with --mock-data: `render`)"),
+        click.option("--mock-data", metavar="FILE",
+                     help="with --validate: render every template from this JSON/YAML file"),
+        click.option("--resource", "fork_resources", multiple=True, metavar="NAME",
+                     help="with --check-config, --validate, --preflight: only this resource"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+_FORK_MODES = ("check_config", "preflight", "validate", "mock_data", "fork_resources")
+
+
 @click.group(cls=ConfdGroup, invoke_without_command=True, context_settings=_CONTEXT)
 @settings_options
+@fork_spellings
 @click.version_option(__version__, "--version", prog_name="confd")
 @click.pass_context
 def cli(ctx: click.Context, backend_opts: tuple[str, ...], **flags: Any) -> None:
@@ -162,14 +193,49 @@ def cli(ctx: click.Context, backend_opts: tuple[str, ...], **flags: Any) -> None
 
     Settings come from flags, then CONFD_* environment variables, then confd.toml.
     """
+    modes = {name: flags.pop(name) for name in _FORK_MODES}
     ctx.obj = CliState(given(flags), parse_backend_opts(backend_opts))
     setup_logging(*log_options(ctx.obj.flags, os.environ))
+    if any(modes.values()):
+        if ctx.invoked_subcommand is not None:
+            raise click.UsageError("--check-config, --preflight and --validate are commands "
+                                   "of their own; give no other command")
+        _collect_as_usual()
+        ctx.exit(_run_fork_mode(ctx, **modes))
     if ctx.invoked_subcommand is None:
         settings = ctx.obj.settings()
         if not settings.onetime:
             _collect_as_usual()
         ctx.exit(run(settings, ctx.obj.settings))
     _collect_as_usual()
+
+
+def _run_fork_mode(ctx: click.Context, check_config: bool, preflight: bool, validate: bool,
+                   mock_data: str | None, fork_resources: tuple[str, ...]) -> int:
+    """Run the command a fork flag spells: `--check-config` and `--validate` -> `check`,
+    `--validate --mock-data FILE` -> `render` (one line per resource), `--preflight`."""
+    if sum((check_config, preflight, validate)) != 1:
+        raise click.UsageError("give one of --check-config, --preflight and --validate"
+                               + (" (--mock-data and --resource go with one of them)"
+                                  if not (check_config or preflight or validate) else ""))
+    if mock_data and not validate:
+        raise click.UsageError("--mock-data goes with --validate")
+    if preflight:
+        from confd.run.preflight import run_preflight
+
+        settings = ctx.obj.settings()
+        setup_logging(settings.log_level, settings.log_format)
+        return run_preflight(settings, fork_resources)
+    if validate and mock_data:
+        render = lazy_command("render")
+        assert render is not None
+        ctx.invoke(render, data_file=mock_data, confdir=None, expect=None,
+                   resources=fork_resources, validate_only=True)
+        return 0
+    check = lazy_command("check")
+    assert check is not None
+    ctx.invoke(check, confdir=None, names=fork_resources)
+    return 0
 
 
 def run(settings: Settings, read: Callable[[], Settings], *, out: Any = None) -> int:
@@ -217,8 +283,17 @@ def _unknown_flag(arg: str, names: set[str]) -> click.UsageError:
     return click.UsageError(f"no such flag {arg.partition('=')[0]!r}{hint}")
 
 
+def _is_backend(word: str) -> bool:
+    """A built-in backend's name (or Go confd's alias of one): the fork selects the backend
+    as a subcommand, `confd consul --node ...`."""
+    from confd.backends.registry import ALIASES, BUILTINS
+
+    return word in BUILTINS or word in ALIASES
+
+
 def normalize_argv(argv: Sequence[str]) -> list[str]:
-    """Accept Go's spelling: `-onetime`, `-node=x`, `-onetime=false` become click's.
+    """Accept Go's spelling: `-onetime`, `-node=x`, `-onetime=false` become click's, and the
+    fork's: `confd etcd --node x` selects the backend like `--backend etcd`.
 
     Known long options are rewritten; an unknown single-dash word where a flag is expected is
     an error naming the whole flag (`-tabel`, not `-t`) and the closest known one. Subcommand
@@ -235,7 +310,12 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
             continue
         if arg == "--" or (in_subcommand and not arg.startswith("-")):
             return out + args[index:]  # a subcommand's arguments (exec's program) stay as given
-        if not arg.startswith("-"):
+        if arg == "-n":  # the fork's short --node
+            expect_value = True
+        elif not arg.startswith("-") and not in_subcommand and _is_backend(arg):
+            out += ["--backend", arg]  # the fork's `confd etcd --node ...`
+            continue
+        elif not arg.startswith("-"):
             command = cli.commands.get(arg) or (lazy_command(arg) if arg in LAZY_COMMANDS
                                                 else None)
             if command is not None:

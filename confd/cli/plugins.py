@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
@@ -39,35 +40,49 @@ def plugins(ctx: click.Context, plugin_dirs: tuple[str, ...]) -> None:
 
 @plugins.command("describe")
 @click.argument("name")
+@click.option("--plugin-dir", "plugin_dirs", multiple=True, help="extra plugin directory")
+@click.option("--backend-opt", "backend_opts", multiple=True, metavar="KEY=VALUE",
+              help="a setting to try with the plugin's Configure (repeatable)")
 @click.pass_context
-def describe(ctx: click.Context, name: str) -> None:
-    """Start plugin NAME, show what it reports, configure it with the backend settings."""
+def describe(
+    ctx: click.Context, name: str, plugin_dirs: tuple[str, ...], backend_opts: tuple[str, ...]
+) -> None:
+    """Start plugin NAME and show what it is and which settings it accepts; with settings
+    (--backend-opt, the common flags, confd.toml, CONFD_*), check them and try Configure."""
     import grpc
 
     from confd.backends.config import backend_config
-    from confd.backends.plugin.host import plugin_command
+    from confd.backends.plugin.describe import DescriptionCache, request_description
+    from confd.backends.plugin.host import launch_options
     from confd.backends.plugin.process import PluginProcess
-    from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
+    from confd.cli.inventory import setting_lines
+    from confd.cli.main import CliState
 
-    settings = _settings(ctx, ctx.obj.get("plugin_dirs", ()) if ctx.obj else ())
-    settings.backend = name  # the backend options given on the command line are for it
+    group_dirs = ctx.obj.get("plugin_dirs", ()) if isinstance(ctx.obj, dict) else ()
+    state = (ctx.find_object(CliState) or CliState()).merged({"backend": name}, backend_opts)
     try:
-        command = plugin_command(name, settings.plugin_dirs, settings.isolate)
-        process = PluginProcess(name, command)
+        settings = state.settings()
+        settings.plugin_dirs = [*plugin_dirs, *group_dirs, *settings.plugin_dirs]
+        options = launch_options(name, settings)
+        config = backend_config(settings, name).config
+        process = PluginProcess(options)
         started = time.monotonic()
         process.start()
     except ConfdError as exc:
         raise click.ClickException(str(exc)) from None
     ready_ms = (time.monotonic() - started) * 1000
+    failed = False
     try:
-        configure_error = ""
         try:
-            database_pb2_grpc.DatabaseStub(process.channel).Configure(
-                database_pb2.ConfigureRequest(config=backend_config(settings, name).config),
-                timeout=30,
-            )
+            description = request_description(process.channel)
         except grpc.RpcError as exc:
-            configure_error = exc.details() or exc.code().name
+            raise click.ClickException(
+                f"plugin {name!r}: Describe failed: {exc.code().name}: {exc.details()}"
+            ) from None
+        if options.command and len(options.command) == 1:
+            cache = DescriptionCache()  # `confd backends` need not start it again
+            cache.put(Path(options.command[0]), description)
+            cache.save()
         shake = process.handshake
         assert shake is not None
         stdio = "streamed"
@@ -75,22 +90,60 @@ def describe(ctx: click.Context, name: str) -> None:
             stdio = "not supported (go-plugin 1.0.x)"
         rows = [
             ("plugin", name),
-            ("command", " ".join(command)),
+            ("about", description.description if description else ""),
+            ("command", " ".join(options.command)),
             ("pid", str(process.pid)),
             ("protocol", f"core {shake.core_version}, app {shake.app_version}, {shake.protocol}"),
             ("address", f"{shake.network} {shake.address}"),
-            ("transport", "TLS (AutoMTLS)" if process.tls else "plaintext"),
+            ("transport", process.transport),
             ("health", "SERVING"),
             ("stdio", stdio),
             ("ready in", f"{ready_ms:.0f} ms"),
-            ("configure", f"failed: {configure_error}" if configure_error else "ok"),
         ]
+        if description is not None:
+            rows.append(("watch", "yes (WatchPrefix)" if description.can_watch
+                         else "no (polled every --interval)"))
         for key, value in rows:
-            click.echo(f"{key + ':':<11} {value}")
+            if value:
+                click.echo(f"{key + ':':<11} {value}")
+        if description is None:
+            click.echo("settings:   not described (the plugin has no Describe: built before "
+                       "it); its Configure checks them")
+        else:
+            click.echo("settings:")
+            for line in setting_lines(description):
+                click.echo(line)
+        outcome = _try_configure(process, description, name, config)
+        failed = outcome.startswith("failed")
+        click.echo(f"{'configure:':<11} {outcome}")
     finally:
         process.stop()
-    if configure_error:
+    if failed:
         ctx.exit(1)
+
+
+def _try_configure(process, description, name: str, config: dict[str, str]) -> str:
+    """What Configure says to `config`, after the same check confd makes before it."""
+    import grpc
+
+    from plugin_sdk.description import check_settings
+    from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
+
+    if description is not None:
+        missing = [s.name for s in description.settings if s.required and s.name not in config]
+        if not config and missing:
+            return (f"not tried (required: {', '.join(missing)}; give settings with "
+                    "--backend-opt KEY=VALUE)")
+        problems = check_settings(name, description, config)
+        if problems:
+            return "failed: " + "; ".join(problems)
+    try:
+        database_pb2_grpc.DatabaseStub(process.channel).Configure(
+            database_pb2.ConfigureRequest(config=config), timeout=30
+        )
+    except grpc.RpcError as exc:
+        return f"failed: {exc.details() or exc.code().name}"
+    return f"ok ({', '.join(sorted(config))})" if config else "ok (no settings)"
 
 
 @click.command("internal-plugin", hidden=True)

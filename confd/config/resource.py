@@ -1,8 +1,9 @@
 """Template resources: the `[template]` tables in `<confdir>/conf.d/*.toml`, parsed and checked.
 
 The format is Go confd's (src, dest, keys, prefix, mode, uid, gid, check_cmd, reload_cmd) plus
-owner/group names, command timeouts, a per-resource `[backend]` table, `wait` and
-`min_reload_interval`. Every problem is a `ConfigError` naming the file (and key).
+owner/group names, command timeouts, a per-resource `[backend]` table, `wait`,
+`min_reload_interval` and the fork's `output_format`. Every problem is a `ConfigError` naming
+the file (and key).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -30,6 +31,7 @@ __all__ = [
     "store_key",
     "load_resource",
     "load_resources",
+    "select_resources",
 ]
 
 log = get_logger("resource")
@@ -40,8 +42,9 @@ DEFAULT_RELOAD_TIMEOUT = 60.0
 _TEMPLATE_KEYS = {
     "src", "dest", "keys", "prefix", "mode", "uid", "gid", "owner", "group",
     "check_cmd", "reload_cmd", "check_cmd_timeout", "reload_cmd_timeout",
-    "wait", "min_reload_interval", "template_syntax",
+    "wait", "min_reload_interval", "template_syntax", "output_format",
 }
+OUTPUT_FORMATS = ("json", "yaml", "yml", "toml", "xml")
 _TOP_KEYS = {"template", "backend"}
 
 
@@ -100,6 +103,7 @@ class TemplateResource(NamedTuple):
     wait: Wait | None = None
     min_reload_interval: float = 0.0
     syntax: str | None = None
+    output_format: str = ""  # json, yaml, yml, toml or xml: the output must parse as that
 
     @property
     def name(self) -> str:
@@ -255,8 +259,26 @@ def _syntax(path: Path, raw: Any) -> str | None:
     return raw.lower()
 
 
-def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> TemplateResource:
-    """Parse one resource file; `prefix` is the global one (it replaces the resource's)."""
+def _output_format(path: Path, raw: Any) -> str:
+    if raw is None or raw == "":
+        return ""
+    if not isinstance(raw, str) or raw.lower() not in OUTPUT_FORMATS:
+        shown = raw if isinstance(raw, str) else type(raw).__name__
+        raise ConfigError(f"{path}: template output_format {shown!r} is not one of "
+                          f"{', '.join(OUTPUT_FORMATS)}")
+    return raw.lower()
+
+
+def load_resource(
+    path: Path, templates_dir: Path, *, prefix: str = "", strict: bool = False,
+    check_cmd_timeout: float = DEFAULT_CHECK_TIMEOUT,
+    reload_cmd_timeout: float = DEFAULT_RELOAD_TIMEOUT,
+) -> TemplateResource:
+    """Parse one resource file; `prefix` is the global one (it replaces the resource's), the
+    timeouts the run's defaults for resources that set none.
+
+    An unknown key is a warning, or with `strict` (`confd check --strict`) an error.
+    """
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -268,13 +290,15 @@ def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> Templ
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read resource file: {exc.strerror}") from None
-    for key in sorted(set(data) - _TOP_KEYS):
-        log.warning("%s: unknown key %r ignored", path, key)
+    unknown = [f"unknown key {key!r}" for key in sorted(set(data) - _TOP_KEYS)]
     table = data.get("template")
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: missing [template] table")
-    for key in sorted(set(table) - _TEMPLATE_KEYS):
-        log.warning("%s: unknown key %r in [template] ignored", path, key)
+    unknown += [f"unknown key {key!r} in [template]" for key in sorted(set(table) - _TEMPLATE_KEYS)]
+    if unknown and strict:
+        raise ConfigError(f"{path}: {'; '.join(unknown)} (--strict)")
+    for problem in unknown:
+        log.warning("%s: %s ignored", path, problem)
 
     src = _string(path, table, "src", required=True)
     dest = _string(path, table, "dest", required=True)
@@ -293,20 +317,24 @@ def load_resource(path: Path, templates_dir: Path, *, prefix: str = "") -> Templ
         gid=gid,
         check_cmd=_string(path, table, "check_cmd"),
         reload_cmd=_string(path, table, "reload_cmd"),
-        check_cmd_timeout=_seconds(path, table, "check_cmd_timeout", DEFAULT_CHECK_TIMEOUT),
-        reload_cmd_timeout=_seconds(path, table, "reload_cmd_timeout", DEFAULT_RELOAD_TIMEOUT),
+        check_cmd_timeout=_seconds(path, table, "check_cmd_timeout", check_cmd_timeout),
+        reload_cmd_timeout=_seconds(path, table, "reload_cmd_timeout", reload_cmd_timeout),
         backend=_backend(path, data.get("backend")),
         wait=_wait(path, wait_raw),
         min_reload_interval=_seconds(path, table, "min_reload_interval", 0.0),
         syntax=_syntax(path, table.get("template_syntax")),
+        output_format=_output_format(path, table.get("output_format")),
     )
 
 
 def load_resources(
-    confdir: Path, *, prefix: str = ""
+    confdir: Path, *, prefix: str = "", strict: bool = False,
+    check_cmd_timeout: float = DEFAULT_CHECK_TIMEOUT,
+    reload_cmd_timeout: float = DEFAULT_RELOAD_TIMEOUT,
 ) -> tuple[list[TemplateResource], list[ConfigError]]:
     """Every `*.toml` under `conf.d` (subfolders too, in Go's walk order: names sorted within
-    each folder, depth first); bad files are returned as errors, the rest load.
+    each folder, depth first); bad files are returned as errors, the rest load. The timeouts
+    are the defaults of resources without their own (`--check-cmd-timeout`, ...).
 
     A missing confdir or conf.d is itself an error (raised): nothing to do is not success.
     """
@@ -319,7 +347,10 @@ def load_resources(
     errors: list[ConfigError] = []
     for path in resource_files(resources_dir):
         try:
-            resources.append(load_resource(path, confdir / "templates", prefix=prefix))
+            resources.append(load_resource(
+                path, confdir / "templates", prefix=prefix, strict=strict,
+                check_cmd_timeout=check_cmd_timeout, reload_cmd_timeout=reload_cmd_timeout,
+            ))
         except ConfigError as exc:
             errors.append(exc)
     return resources, errors
@@ -340,3 +371,30 @@ def resource_files(directory: Path) -> list[Path]:
         elif entry.name.endswith(".toml"):
             found.append(Path(entry.path))
     return found
+
+
+def select_resources(resources: Sequence[TemplateResource], names: Sequence[str],
+                     conf_d: Path) -> list[TemplateResource]:
+    """The resources `names` pick (a file name `nginx.toml`, its stem `nginx`, or its path
+    under conf.d); all of them without names. An unknown name is a `ConfigError`."""
+    if not names:
+        return list(resources)
+    chosen: list[TemplateResource] = []
+    for name in names:
+        found = [r for r in resources if name in _names(r, conf_d)]
+        if not found:
+            known = ", ".join(r.name for r in resources) or "none"
+            raise ConfigError(f"no template resource {name!r} in {conf_d} (there are: {known})")
+        chosen.extend(r for r in found if r not in chosen)
+    return chosen
+
+
+def _names(resource: TemplateResource, conf_d: Path) -> set[str]:
+    path = resource.path
+    names = {path.name, path.stem, str(path)}
+    try:
+        relative = path.relative_to(conf_d)
+        names |= {str(relative), str(relative.with_suffix(""))}
+    except ValueError:
+        pass
+    return names

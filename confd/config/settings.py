@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from confd.config.options import BY_NAME, LOG_LEVELS, OPTIONS, Option
+from confd.config.options import BY_NAME, LOG_LEVELS, OPTIONS, Duration, Option
 from confd.errors import ConfigError
 from confd.log import get_logger
 
@@ -125,9 +125,12 @@ def _coerce(option: Option, value: Any, where: str) -> Any:
                 result = int(str(value).strip())
             except ValueError:
                 raise ConfigError(f"{where}: {name} must be a whole number of seconds") from None
-        if result <= 0:
-            raise ConfigError(f"{where}: {name} must be positive, got {result}")
+        if result < 0 or (result == 0 and not option.zero):
+            least = "0 or more" if option.zero else "positive"
+            raise ConfigError(f"{where}: {name} must be {least}, got {result}")
         return result
+    if kind is Duration:
+        return _duration(option, value, where)
     if kind is float:
         try:
             number = float(value) if not isinstance(value, bool) else None
@@ -149,6 +152,22 @@ def _coerce(option: Option, value: Any, where: str) -> Any:
         shown = "<hidden>" if option.secret else repr(value)
         raise ConfigError(f"{where}: {name} {shown} is not one of {', '.join(option.choices)}")
     return value.lower() if option.choices else value
+
+
+def _duration(option: Option, value: Any, where: str) -> float:
+    """Seconds from a number or a Go duration (`500ms`, `1m30s`)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ConfigError(f"{where}: {option.name} must be a duration like 30s or 500ms")
+    if isinstance(value, str):
+        from confd.config.durations import parse_duration
+
+        seconds = parse_duration(value, f"{where}: {option.name}")
+    else:
+        seconds = float(value)
+    if seconds < 0 or (seconds == 0 and not option.zero):
+        least = "0 or more" if option.zero else "above 0"
+        raise ConfigError(f"{where}: {option.name} must be {least}, got {value!r}")
+    return seconds
 
 
 def _from_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:

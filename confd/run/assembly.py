@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -21,7 +22,7 @@ from confd.config.resource import TemplateResource, load_resources
 from confd.config.settings import Settings
 from confd.errors import BackendError, ConfigError
 from confd.log import get_logger, setup_logging
-from confd.run.processor import Outcome, Processor, failure_summary
+from confd.run.processor import Outcome, Processor, RetryPolicy, failure_summary
 from confd.sync import SyncOptions
 from confd.template.cache import CompiledTemplates, cache_directory
 from confd.template.renderer import Renderer
@@ -39,11 +40,39 @@ log = get_logger("assembly")
 
 
 def discovered_nodes(settings: Settings, environ: Mapping[str, str]) -> list[str] | None:
-    """Nodes the settings do not list but Go confd would find: `ETCDCTL_PEERS` for backend
-    `etcd` when no node is set (None: use the configured ones)."""
+    """Nodes Go confd would find beyond the configured ones (None: use the configured ones).
+
+    DNS SRV records (`--srv-domain`/`--srv-record`; not for the env backend, as Go confd)
+    replace any `--node`; `ETCDCTL_PEERS` gives backend `etcd` nodes when none is set.
+    """
+    if (settings.srv_domain or settings.srv_record) and settings.backend != "env":
+        from confd.backends.srv import discover_nodes
+
+        servers = [_host_port(s) for s in settings.srv_nameservers] or None
+        return discover_nodes(settings.backend, settings.srv_domain, settings.srv_record,
+                              settings.scheme, nameservers=servers)
     if settings.backend == "etcd" and not settings.nodes and environ.get("ETCDCTL_PEERS"):
         return [n.strip() for n in environ["ETCDCTL_PEERS"].split(",") if n.strip()]
     return None
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """`HOST`, `HOST:PORT` or `[v6]:PORT` of a DNS server (port 53 by default)."""
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and (not host.count(":") or host.startswith("[")):
+        return host.strip("[]"), int(port)
+    return text.strip("[]"), 53
+
+
+def _color(setting: bool | None, out: IO[str] | None) -> bool:
+    """--color / --no-color, or (unset) whether the diff goes to a terminal."""
+    if setting is not None:
+        return bool(setting)
+    stream = out if out is not None else sys.stdout
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class Runtime:
@@ -73,8 +102,12 @@ class Runtime:
         self.processor = Processor(
             self.renderer,
             self,
-            SyncOptions(settings.noop, settings.sync_only, settings.keep_stage_file),
+            SyncOptions(settings.noop, settings.sync_only, settings.keep_stage_file,
+                        diff=bool(settings.diff), diff_context=int(settings.diff_context),
+                        color=_color(settings.color, out)),
             out=out,
+            retry=RetryPolicy(int(settings.retry_max_attempts), float(settings.retry_base_delay),
+                              float(settings.retry_max_delay)),
         )
         self.resources: list[TemplateResource] = []
         self.load_errors: list[ConfigError] = []
@@ -96,6 +129,16 @@ class Runtime:
     def failure_mode(self) -> str:
         return str(self.settings.failure_mode)
 
+    @property
+    def watch_error_backoff(self) -> float:
+        """The first wait before a failed watch reconnects (--watch-error-backoff)."""
+        return float(self.settings.watch_error_backoff)
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """How long a stop waits for the render in flight (--shutdown-timeout)."""
+        return float(self.settings.shutdown_timeout)
+
     # -- resources ------------------------------------------------------------------------------
 
     def scan(self) -> None:
@@ -106,7 +149,11 @@ class Runtime:
         them now, while the daemon sets up its watches.
         """
         settings = self.settings
-        resources, errors = load_resources(Path(settings.confdir), prefix=settings.prefix)
+        resources, errors = load_resources(
+            Path(settings.confdir), prefix=settings.prefix,
+            check_cmd_timeout=settings.check_cmd_timeout,
+            reload_cmd_timeout=settings.reload_cmd_timeout,
+        )
         for error in errors:
             log.error("%s", error)
         if not resources and not errors:
@@ -115,7 +162,7 @@ class Runtime:
         self.pool.forget_failures()
         self._unavailable.clear()
         self._databases.clear()
-        self.renderer.prepare(r.src for r in resources)
+        self.renderer.prepare((r.src, r.syntax) for r in resources)
 
     def database(self, resource: TemplateResource) -> Database:
         """The database `resource` reads. A backend that cannot be opened is reported once per

@@ -46,6 +46,8 @@ class Assembly(Protocol):
     interval: float
     wait: Wait | None
     failure_mode: str
+    watch_error_backoff: float
+    shutdown_timeout: float
 
     def scan(self) -> None: ...
     def database(self, resource: TemplateResource) -> Database: ...
@@ -249,9 +251,12 @@ class Daemon:
         self._schedule.close()
         watches = self._watches.stop_all()
         if self._worker is not None:
-            self._worker.join(self.stop_timeout)
+            timeout = self.runtime.shutdown_timeout if self.runtime is not None \
+                else self.stop_timeout
+            self._worker.join(timeout)
             if self._worker.is_alive():
-                log.warning("a render still runs after %.0fs; exiting anyway", self.stop_timeout)
+                log.warning("a render still runs after %gs (--shutdown-timeout); exiting anyway",
+                            timeout)
         for watch in watches:
             watch.join(2.0)
         if self.runtime is not None:

@@ -6,12 +6,16 @@ are compiled ahead (in parallel when many), and destinations without commands ar
 threads, whose disk flushes the filesystem then joins, and each directory is flushed once per
 batch rather than once per file. `process` is one resource on its own read;
 `run_once` is the onetime path. A failing resource is logged with its file and cause and never
-stops the others.
+stops the others. A failed backend read is retried (`RetryPolicy`: the fork's
+--retry-max-attempts, --retry-base-delay, --retry-max-delay) before the render fails; a backend
+that failed every retry is read once per resource, without retries, until it answers again, so a
+dead backend costs the delays once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
     from confd.template.store import KVStore, Reads
     from plugin_sdk.database import Database
 
-__all__ = ["Status", "Outcome", "Processor", "DatabaseSource", "failure_summary"]
+__all__ = ["Status", "Outcome", "Processor", "DatabaseSource", "RetryPolicy", "failure_summary"]
 
 log = get_logger("processor")
 
@@ -70,6 +74,14 @@ class Outcome(NamedTuple):
         return self.reads.depends_on(store_key(database_key, self.resource.prefix))
 
 
+class RetryPolicy(NamedTuple):
+    """How often and how patiently a failed backend read is tried again."""
+
+    retries: int = 0  # reads after the first one fails
+    base_delay: float = 0.1  # before the first retry; doubles per retry, jittered
+    max_delay: float = 5.0
+
+
 class DatabaseSource(Protocol):
     """Where a processor gets the database of a resource (the run's `Runtime`)."""
 
@@ -95,11 +107,42 @@ class Processor:
         options: SyncOptions | None = None,
         *,
         out: IO[str] | None = None,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.renderer = renderer
         self.databases = databases
         self.options = options or SyncOptions()
+        self.retry = retry or RetryPolicy()
         self._out = out
+        self._sleep = sleep
+        self._down: set[Database] = set()  # failed every retry; read once until they answer
+
+    def read(self, database: Database, keys: Sequence[str]) -> dict[str, str]:
+        """`database.get_values(keys)`, retried by the policy; `BackendError` when it fails."""
+        retries = 0 if database in self._down else self.retry.retries
+        backoff = None
+        for attempt in range(retries + 1):
+            try:
+                values = database.get_values(keys)
+            except DatabaseError as exc:
+                if attempt == retries:
+                    if retries:
+                        self._down.add(database)
+                    raise BackendError(str(exc)) from exc
+                if backoff is None:
+                    from confd.backoff import Backoff
+
+                    policy = self.retry
+                    backoff = Backoff(policy.base_delay, max(policy.max_delay, policy.base_delay))
+                delay = backoff.next()
+                log.debug("backend read failed (%s); retry %d of %d in %.2fs", exc,
+                          attempt + 1, retries, delay)
+                self._sleep(delay)
+                continue
+            self._down.discard(database)
+            return values
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def process(self, resource: TemplateResource) -> Outcome:
         """Render `resource` from fresh values and sync its destination; never raises."""
@@ -114,7 +157,7 @@ class Processor:
         batch = list(resources)
         if not batch:
             return
-        self.renderer.prepare(r.src for r in batch)
+        self.renderer.prepare((r.src, r.syntax) for r in batch)
         shared = self._shared_reads(batch)
         threaded = self._threaded(batch)
         if not threaded:
@@ -172,7 +215,7 @@ class Processor:
             if len(members) < 2:
                 continue
             try:
-                read = SharedRead.read(database, members)
+                read = SharedRead.read(lambda keys, db=database: self.read(db, keys), members)
             except Exception as exc:  # noqa: BLE001 - each resource then reads and reports
                 log.debug("one read for %d resources failed (%s); each reads its own keys",
                           len(members), exc)
@@ -209,14 +252,16 @@ class Processor:
                 store, values = shared.for_resource(resource)
             else:
                 database = self.databases.database(resource)
-                try:
-                    values = database.get_values(resource.backend_keys())
-                except DatabaseError as exc:
-                    raise BackendError(str(exc)) from exc
+                values = self.read(database, resource.backend_keys())
                 store = KVStore(resource.to_store(values))
             rendered = self.renderer.render(resource.src, store, syntax=resource.syntax)
             reads = rendered.reads
-            return _Staged(resource, rendered.text.encode(), reads, values)
+            if resource.output_format:
+                from confd.template.output_format import validate_output
+
+                validate_output(rendered.text, resource.output_format)
+            data = rendered.text.encode("utf-8", "surrogateescape")  # Go templates: raw bytes
+            return _Staged(resource, data, reads, values)
         except Exception as exc:  # noqa: BLE001 - one resource must not stop the others
             return self._failed(resource, exc, reads, values)
 

@@ -17,14 +17,10 @@ so a resource using them reads on its own.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from confd.config.resource import TemplateResource, store_key
 from confd.template.store import KVStore
-
-if TYPE_CHECKING:
-    from plugin_sdk.database import Database
 
 __all__ = ["SharedRead", "outermost", "shareable"]
 
@@ -97,10 +93,12 @@ class SharedRead:
         self.keys = outermost(k for keys in self._wanted.values() for k in keys)
 
     @classmethod
-    def read(cls, database: Database, resources: Sequence[TemplateResource]) -> SharedRead:
-        """Read the union of the keys of `resources` (all on `database`) once."""
+    def read(cls, get_values: Callable[[list[str]], dict[str, str]],
+             resources: Sequence[TemplateResource]) -> SharedRead:
+        """Read the union of the keys of `resources` (all on one database) once, with
+        `get_values` (the database's, or the processor's retrying read of it)."""
         keys = outermost(k for r in resources for k in r.backend_keys())
-        return cls(resources, database.get_values(sorted(keys)))
+        return cls(resources, get_values(sorted(keys)))
 
     def for_resource(self, resource: TemplateResource) -> tuple[KVStore, Mapping[str, str]]:
         """The store `resource` renders from and the database values it holds.

@@ -30,6 +30,8 @@ from plugin_sdk.database import Database, WatchUnsupported
 
 log = get_logger("watch")
 
+WATCH_BACKOFF_MAX = 30.0  # a watch failing for long retries at most this far apart
+
 # Called with the changed keys; with the backend error (None when it recovered, or
 # WatchUnsupported when the watch falls back to polling); after every good full read.
 ChangeCallback = Callable[[set[str]], None]
@@ -196,6 +198,11 @@ class PrefixWatch(threading.Thread):
     def keys(self) -> tuple[str, ...]:
         return self.keyset.keys
 
+    def retune(self, error_backoff: float) -> None:
+        """A reload's --watch-error-backoff: the first wait after the next error."""
+        self._backoff.initial = error_backoff
+        self._backoff.maximum = max(WATCH_BACKOFF_MAX, error_backoff)
+
     def stop(self) -> None:
         """Ask the thread to end; backends return from `watch_prefix` within about a second."""
         self._stop_event.set()
@@ -343,6 +350,7 @@ class _Runtime(Protocol):
 
     resources: Sequence[TemplateResource]
     interval: float
+    watch_error_backoff: float  # the first wait before a failed watch reconnects
 
     def database(self, resource: TemplateResource) -> Database: ...
     def label(self, resource: TemplateResource) -> str: ...
@@ -374,13 +382,15 @@ class WatchGroups:
         with self._lock:
             return list(self._groups.get(group, ()))
 
-    def apply(self, runtime: _Runtime, *, watching: bool) -> list[PrefixWatch]:
+    def apply(self, runtime: _Runtime, *, watching: bool,
+              baseline_timeout: float | None = None) -> list[PrefixWatch]:
         """Group the runtime's resources; keep the watches whose keys are unchanged, start the
         new ones (when `watching`) and stop the rest; returns the watches started.
 
         A new watch takes its baseline snapshot on its own thread while the daemon renders: a
         render that reads before it is folded into the baseline all the same (`observe`), so a
-        change between the two is found either way. `wait_started` waits for the snapshots."""
+        change between the two is found either way. `wait_started` waits for the snapshots;
+        with `baseline_timeout`, this does before it returns."""
         groups: dict[GroupKey, list[TemplateResource]] = {}
         databases: dict[GroupKey, Database] = {}
         for resource in runtime.resources:
@@ -401,18 +411,22 @@ class WatchGroups:
                 if watch is not None and list(watch.keys) == keys and not watch.stopping \
                         and watching and watch.database is databases[group]:
                     watch.poll_interval = runtime.interval
+                    watch.retune(runtime.watch_error_backoff)
                     self._watches[group] = watch
                     continue
                 if watch is not None:
                     to_stop.append(watch)
                 if watching:
-                    watch = self._start(group, databases[group], keys, runtime.interval)
+                    watch = self._start(group, databases[group], keys, runtime.interval,
+                                        runtime.watch_error_backoff)
                     self._watches[group] = watch
                     started.append(watch)
             to_stop.extend(old.values())
         for watch in to_stop:
             log.debug("stopping the watch on %s:%s", watch.backend, watch.prefix)
             watch.stop()
+        if baseline_timeout is not None:
+            self.wait_started(started, baseline_timeout)
         return started
 
     @staticmethod
@@ -428,7 +442,8 @@ class WatchGroups:
 
 
     def _start(
-        self, group: GroupKey, database: Database, keys: list[str], interval: float
+        self, group: GroupKey, database: Database, keys: list[str], interval: float,
+        error_backoff: float,
     ) -> PrefixWatch:
         backend, prefix = group
         watch = PrefixWatch(
@@ -439,6 +454,7 @@ class WatchGroups:
             on_change=lambda changed: self._on_change(self.members(group), changed),
             on_state=self._on_state,
             poll_interval=interval,
+            backoff=Backoff(initial=error_backoff, maximum=max(WATCH_BACKOFF_MAX, error_backoff)),
             on_resync=lambda: self._on_resync(self.members(group)),
         )
         log.debug("watching %s:%s (%d keys)", backend, prefix or "/", len(keys))

@@ -14,8 +14,8 @@ containers), and refused when it is not owned by this user or is writable by oth
 hold code this process runs. Defaults: systemd's `$CACHE_DIRECTORY`, else
 `$XDG_CACHE_HOME/confd`, else `~/.cache/confd`; `--cache-dir off` turns it off.
 
-`prepare` is called with the templates of a batch (a full pass): when many are missing from the
-cache and the machine has more than one core, worker processes (one per core) compile them,
+`compile_ahead` is called with the templates of a batch (a full pass): when many are missing from
+the cache and the machine has more than one core, worker processes (one per core) compile them,
 writing the cache as they go, while this process reads the store and renders what is ready.
 (Compiling the first few here while the workers start was slower in an A/B on 2 cores: 4.6 s
 against 4.2 s for issue #13's cold first render, three processes then sharing two cores.)
@@ -57,9 +57,10 @@ OFF = "off"  # the cache_dir setting that turns the on-disk cache off
 PARALLEL_COMPILE_MIN = 100
 CHUNK = 20  # templates per job sent to a worker
 SAMPLE = 50  # templates looked at before deciding whether a pass needs workers
-# A batch from this many templates up loads them all before it renders: reading a template and
-# its compiled code (an open, two stats, a read each) took 0.3 to 0.7 ms per template on this
-# project's test disk while the batch's sync threads created files, ~20 us before they start.
+# A batch from this many templates up loads them all before it renders (`Renderer.prepare`):
+# reading a template and its compiled code (an open, two stats, a read each) took 0.3 to 0.7 ms
+# per template on this project's test disk while the batch's sync threads created files, ~20 us
+# before they start.
 PRELOAD_MIN = 16
 
 
@@ -107,6 +108,7 @@ def environment_fingerprint(environment: Environment) -> bytes:
         repr(env.optimized), repr(env.is_async), ",".join(sorted(env.extensions)),
         ",".join(sorted(getattr(env, "intercepted_binops", ()))),
         ",".join(sorted(getattr(env, "intercepted_unops", ()))),
+        ",".join(sorted(env.filters)), ",".join(sorted(env.tests)),  # the compiler checks them
     ]
     return "\0".join(parts).encode()
 
@@ -282,29 +284,41 @@ class CompiledTemplates(BytecodeCache):
 
     # -- a pass's templates, compiled ahead -------------------------------------------------
 
-    def prepare(self, environment: Environment, names: Iterable[str],
-                factory: Callable[[], Environment]) -> None:
-        """Ready the templates of a batch before it renders: start worker processes on those
-        neither in memory nor on disk when there are enough of them to pay for the workers,
-        and load every other one now.
+    def has_code(self, environment: Environment, source: str) -> bool:
+        """Whether compiled code for `source` is at hand (in memory, from a worker, on disk):
+        then it compiles, and the syntax check of `auto` need not compile it again."""
+        return self._lookup(self.key(environment, source)) is not None
+
+    @staticmethod
+    def loads_ahead(count: int) -> bool:
+        """Whether a batch of `count` templates is loaded before it renders (PRELOAD_MIN)."""
+        return count >= PRELOAD_MIN
+
+    def remember(self, environment: Environment, source: str, code: CodeType) -> None:
+        """Keep `code`, compiled from `source` elsewhere (the syntax check of `auto`)."""
+        bucket = Bucket(environment, self.key(environment, source), "")
+        bucket.code = code
+        self.set_bucket(bucket)
+
+    def compiling(self, name: str) -> bool:
+        """Whether a worker process is compiling template `name`."""
+        with self._lock:
+            return name in self._compiling
+
+    def compile_ahead(self, environment: Environment, names: Iterable[str],
+                      factory: Callable[[], Environment]) -> None:
+        """Start worker processes on the templates of `names` neither in memory nor on disk,
+        when there are enough of them to pay for the workers (and more than one core).
 
         `factory` builds an environment equal to `environment` in a worker (it is pickled: a
         module-level callable). Workers write the disk cache; `get_bucket` waits for the code
-        of a template still being compiled. Anything failing leaves the compile to Jinja here,
-        and a template that cannot load is reported when its resource renders.
+        of a template still being compiled. A template that does not compile as Jinja there
+        (a Go template under `auto`, a syntax error) is left out, and anything failing leaves
+        the compile to this process.
         """
         names = list(dict.fromkeys(names))
-        if len(names) < PRELOAD_MIN or environment.loader is None:
-            return
-        self._start_workers(environment, names, factory)
-        with self._lock:
-            compiling = set(self._compiling)
-        for name in names:
-            if name not in compiling:
-                try:
-                    environment.get_template(name)
-                except Exception:  # noqa: BLE001 - reported where it is rendered
-                    continue
+        if environment.loader is not None:
+            self._start_workers(environment, names, factory)
 
     def _start_workers(self, environment: Environment, names: list[str],
                        factory: Callable[[], Environment]) -> None:

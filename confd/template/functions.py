@@ -1,8 +1,10 @@
 """confd's template function set (`getv`, `gets`, `ls`, `lookupSRV`, `atoi`, ...), Go semantics.
 
 The functions mirror kelseyhightower/confd's `template_funcs.go` and memkv: same names, sort
-orders, defaults and errors. Every function is wrapped so a failure surfaces as a
-`FunctionError` naming the function; messages never contain store values.
+orders, defaults and errors; the maintained fork's additions (`hostname`, `lookupIfaceIPV4`,
+`include` and its utility set from `confd.template.utility_functions`) join them with the fork's
+semantics. Every function is wrapped so a failure surfaces as a `FunctionError` naming the
+function; messages never contain store values. Jinja and Go templates call the same map.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from confd.template.store import KeyNotFound, KVPair, KVView, clean_key
+from confd.template.utility_functions import UTILITY_FUNCTIONS
 
-__all__ = ["SRV", "FunctionError", "template_functions", "srv_resolver"]
+__all__ = ["FUNCTION_NAMES", "SRV", "FunctionError", "template_functions", "srv_resolver"]
 
 MAX_SEQ = 100_000  # as Jinja's sandbox bounds range(): a template cannot allocate without limit
 
@@ -39,14 +42,57 @@ class FunctionError(Exception):
         return str(self.cause) or type(self.cause).__name__
 
 
+class ArgumentError(TypeError):
+    """A template called a function with the wrong arguments; the message is its signature."""
+
+
+def signature_of(name: str, fn: Callable[..., Any]) -> str:
+    """`getv(key, default)` as a template writer reads it (types and defaults left out)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # a builtin such as str.upper
+        return f"{name}(s)"
+    shown = []
+    for param in params:
+        if param.kind is param.VAR_POSITIONAL:
+            shown.append(f"{param.name}...")
+        elif param.kind is not param.VAR_KEYWORD:
+            label = "s" if param.name == "self" else param.name
+            shown.append(label if param.default is param.empty else f"[{label}]")
+    return f"{name}({', '.join(shown)})"
+
+
+def _arity_error(name: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> bool:
+    """Whether calling `fn` with these arguments fails on their number or names alone."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError:
+        return True
+    except ValueError:  # no signature to check against
+        return False
+    return False
+
+
 def _wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn` under its template name, its exceptions raised as `FunctionError`."""
+    """`fn` under its template name, its exceptions raised as `FunctionError`; a call with the
+    wrong number of arguments names the function's signature."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except FunctionError:
             raise
+        except TypeError as exc:
+            if _arity_error(name, fn, args, kwargs):
+                given = len(args) + len(kwargs)
+                raise FunctionError(name, ArgumentError(
+                    f"wrong number of arguments: {given} given, expected "
+                    f"{signature_of(name, fn)}")) from None
+            raise FunctionError(name, exc) from exc
         except Exception as exc:
             raise FunctionError(name, exc) from exc
 
@@ -185,6 +231,13 @@ def create_map(*values: Any) -> dict[str, Any]:
     return result
 
 
+def create_dict(*values: Any, **named: Any) -> dict[str, Any]:
+    """The fork's `dict`: `map`'s alternating keys and values; Jinja's `dict(a=1)` also works."""
+    result = create_map(*values)
+    result.update(named)
+    return result
+
+
 def base64_encode(data: str) -> str:
     """`data` (UTF-8) in standard, padded base64."""
     import base64  # loaded by the templates that use it, not at every start
@@ -230,6 +283,13 @@ def file_exists(path: str) -> bool:
     except ValueError:
         return False  # embedded NUL
     return True
+
+
+def hostname() -> str:
+    """The host name the kernel reports (Go's `os.Hostname`)."""
+    import socket
+
+    return socket.gethostname()
 
 
 # -- lists and numbers ----------------------------------------------------------------------
@@ -319,6 +379,47 @@ def lookup_ipv6(name: str) -> list[str]:
     return [ip for ip in lookup_ip(name) if ":" in ip]
 
 
+def _interface_addresses(name: str) -> list[tuple[int, str]]:
+    """(family, address) of network interface `name`, in the kernel's order; empty when there
+    is no such interface."""
+    import psutil  # only templates that ask for an interface address load it
+
+    try:
+        found = psutil.net_if_addrs().get(name, [])
+    except OSError:
+        return []
+    return [(int(address.family), str(address.address)) for address in found]
+
+
+def lookup_iface_ipv4(name: str) -> str:
+    """The first IPv4 address of interface `name` ("" when it has none or does not exist)."""
+    import ipaddress
+    import socket
+
+    for family, address in _interface_addresses(name):
+        if family == socket.AF_INET:
+            return address
+        if family == socket.AF_INET6:  # an IPv4-mapped IPv6 address is IPv4 to Go
+            mapped = ipaddress.IPv6Address(address.partition("%")[0]).ipv4_mapped
+            if mapped is not None:
+                return str(mapped)
+    return ""
+
+
+def lookup_iface_ipv6(name: str) -> str:
+    """The first IPv6 address of interface `name`, without its zone ("" when none)."""
+    import ipaddress
+    import socket
+
+    for family, address in _interface_addresses(name):
+        if family != socket.AF_INET6:
+            continue
+        ip = ipaddress.IPv6Address(address.partition("%")[0])
+        if ip.ipv4_mapped is None:
+            return ip.compressed
+    return ""
+
+
 class SRV(NamedTuple):
     """One SRV record, as Go's `net.SRV` (target keeps its trailing dot)."""
 
@@ -370,7 +471,13 @@ def lookup_srv(service: str, proto: str, name: str) -> list[SRV]:
 
 # -- the function map -----------------------------------------------------------------------
 
+# The fork's utility functions first: confd's own win a name both have, as in the fork.
 _PLAIN: dict[str, Callable[..., Any]] = {
+    **UTILITY_FUNCTIONS,
+    "dict": create_dict,
+    "hostname": hostname,
+    "lookupIfaceIPV4": lookup_iface_ipv4,
+    "lookupIfaceIPV6": lookup_iface_ipv6,
     "base": base,
     "dir": dirname,
     "split": split,
@@ -407,11 +514,23 @@ _PLAIN: dict[str, Callable[..., Any]] = {
 }
 _STATIC: dict[str, Callable[..., Any]] = {name: _wrap(name, fn) for name, fn in _PLAIN.items()}
 _KV_NAMES = ("get", "gets", "getv", "getvs", "exists", "ls", "lsdir")
+# Every function a template may call (`include` is bound per render by the renderer).
+FUNCTION_NAMES: frozenset[str] = frozenset(_STATIC) | frozenset(_KV_NAMES) | {"include"}
 
 
-def template_functions(view: KVView) -> dict[str, Callable[..., Any]]:
-    """The globals for one render: confd's function set, KV functions bound to `view`."""
+def template_functions(
+    view: KVView, include: Callable[..., str] | None = None
+) -> dict[str, Callable[..., Any]]:
+    """The globals for one render: confd's function set, KV functions bound to `view`, and
+    `include` when the renderer gives one (it renders through the same view)."""
     functions = dict(_STATIC)
     for name in _KV_NAMES:
         functions[name] = _wrap(name, getattr(view, name))
+    if include is not None:
+        functions["include"] = _wrap("include", include)
     return functions
+
+
+def function(name: str) -> Callable[..., Any]:
+    """The wrapped function `name` of the static set (for filters built on it)."""
+    return _STATIC[name]

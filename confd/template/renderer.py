@@ -1,18 +1,26 @@
-"""Render Jinja2 templates against a KV store, in a sandbox, with errors naming file and line.
+"""Render templates against a KV store, with errors naming file and line: Jinja2 (sandboxed)
+or Go's text/template (`confd.template.golang`), chosen per template file.
 
-Templates are compiled once and cached (re-read when the file changes). Each render gets
-its own recording view of the store, so concurrent renders never share state and the
-processor learns exactly which keys an output depends on.
+`template_syntax` is `go`, `jinja` or `auto`, where the file decides (the rule is
+`confd.template.golang.syntax.detect_syntax`: `{%`/`{#` means Jinja, else whichever parser
+accepts it, Go when both do). Templates are compiled once and cached (re-read when the file
+changes; Jinja's compiled code is also kept by content, on disk too, by `confd.template.cache`).
+Each render gets its own recording view of the store, so concurrent renders never
+share state and the processor learns exactly which keys an output depends on, in either syntax.
+Templates `include`d read through the same view. confd's functions are a template's globals;
+those of the fork's utility set that read naturally after a `|` are Jinja filters too
+(`FILTERS`), with the piped value as the subject. Jinja's own `default` and `indent` filters
+keep Jinja's meaning; `tojson` writes JSON as Go does (compact, keys sorted), like `toJson`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
@@ -20,12 +28,74 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from confd.errors import TemplateError
 from confd.template.cache import CompiledTemplates
-from confd.template.functions import FunctionError, template_functions
+from confd.template.functions import (
+    FUNCTION_NAMES,
+    FunctionError,
+    function,
+    template_functions,
+)
+from confd.template.include import Includes
+from confd.template.printing import finalize
 from confd.template.store import KVStore, Reads
 
-__all__ = ["Rendered", "Renderer", "jinja_environment"]
+if TYPE_CHECKING:
+    from confd.template.golang.template import GoTemplate
+
+__all__ = ["FILTERS", "Rendered", "Renderer", "SYNTAXES", "jinja_environment"]
+
+SYNTAXES = ("auto", "go", "jinja")
 
 _MIN_REDACT = 4  # shorter values ("80", "on") are too common to hide without garbling messages
+
+
+def _piped(name: str) -> Callable[..., Any]:
+    """Filter `name` as a Go pipeline calls it: `x|nindent(2)` is `nindent(2, x)`."""
+    fn = function(name)
+
+    def apply(value: Any, *args: Any) -> Any:
+        return fn(*args, value)
+
+    apply.__name__ = name
+    return apply
+
+
+def _subject_first(name: str) -> Callable[..., Any]:
+    """Filter `name` whose first parameter is the subject: `m|hasKey("a")`."""
+    return function(name)
+
+
+def _regex_replace_all(value: Any, pattern: Any, replacement: Any) -> Any:
+    return function("regexReplaceAll")(pattern, value, replacement)
+
+
+def _pluck(maps: Any, key: Any) -> Any:
+    return function("pluck")(key, *maps)
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    """Jinja's `tojson`, writing JSON as Go does (`indent`: spaces, pretty-printed)."""
+    if indent is None:
+        return function("toJson")(value)
+    from confd.template.gojson import marshal
+
+    try:
+        return marshal(value, " " * int(indent))
+    except Exception as exc:
+        raise FunctionError("tojson", exc) from exc
+
+
+# The fork's functions as Jinja filters, the piped value as subject.
+FILTERS: dict[str, Callable[..., Any]] = {
+    **{name: _piped(name) for name in (
+        "ternary", "empty", "toJson", "fromJson", "toPrettyJson", "nindent", "quote",
+        "squote", "regexMatch", "regexFind", "repeat", "nospace", "snakecase", "camelcase",
+        "kebabcase", "keys", "values", "sha256sum",
+    )},
+    **{name: _subject_first(name) for name in ("coalesce", "hasKey", "append")},
+    "regexReplaceAll": _regex_replace_all,
+    "pluck": _pluck,
+    "tojson": _tojson,
+}
 
 
 class Rendered(NamedTuple):
@@ -35,15 +105,28 @@ class Rendered(NamedTuple):
     reads: Reads
 
 
+class Syntax(NamedTuple):
+    """The syntax a template was read as (`go` or `jinja`) and why."""
+
+    name: str
+    reason: str
+
+
 class Renderer:
-    """Loads templates from `templates_dir` and renders them with confd's function set."""
+    """Loads templates from `templates_dir` and renders them with confd's function set.
+
+    `syntax` is the run's `template_syntax`; a resource may ask for its own per call.
+    """
 
     def __init__(self, templates_dir: Path, syntax: str = "auto",
                  cache: CompiledTemplates | None = None) -> None:
         self.templates_dir = Path(templates_dir)
         self.syntax = syntax
-        self.cache = cache  # compiled templates by content, on disk too (confd.template.cache)
+        self.cache = cache  # Jinja's compiled code by content, on disk too
         self._root = os.path.normpath(os.path.abspath(self.templates_dir))
+        # per file: (mtime_ns, size) -> the syntax it was read as, and its compiled Go form
+        self._syntaxes: dict[tuple[str, str], tuple[tuple[int, int], Syntax]] = {}
+        self._go: dict[str, tuple[tuple[int, int], GoTemplate]] = {}
         self._env = SandboxedEnvironment(
             loader=FileSystemLoader(os.fspath(self.templates_dir)),
             undefined=StrictUndefined,
@@ -51,35 +134,200 @@ class Renderer:
             autoescape=False,
             auto_reload=True,
             cache_size=-1,  # one compiled template per file, however many resources
+            finalize=finalize,  # {{ value }} prints as Go confd prints it
             bytecode_cache=cache,
         )
+        self._env.filters.update(FILTERS)
 
-    def prepare(self, sources: Iterable[str]) -> None:
-        """Compile ahead, in parallel when many are missing, the templates a pass renders."""
-        if self.cache is not None:
-            factory = partial(jinja_environment, self.templates_dir, self.syntax)
-            self.cache.prepare(self._env, sources, factory)
+    def prepare(self, templates: Iterable[tuple[str, str | None]]) -> None:
+        """Ready the (src, syntax) templates of a batch before it renders: when many are
+        missing from the compiled cache, worker processes compile those that may be Jinja;
+        then each is loaded, before the batch's syncs start (`confd.template.cache`)."""
+        wanted = list(dict.fromkeys(templates))
+        if self.cache is None or not self.cache.loads_ahead(len(wanted)):
+            return
+        maybe_jinja = [src for src, syntax in wanted if (syntax or self.syntax) != "go"]
+        self.cache.compile_ahead(self._env, maybe_jinja,
+                                 partial(jinja_environment, self.templates_dir, self.syntax))
+        for src, syntax in wanted:
+            if self.cache.compiling(src):
+                continue  # loaded when rendered, as its worker finishes
+            try:
+                if self.syntax_of(src, syntax).name == "go":
+                    self._load_go(src)
+                else:
+                    self._load(src)
+            except TemplateError:
+                continue  # reported when its resource renders
 
-    def check(self, src: str, syntax: str | None = None) -> None:
-        """Load and compile `src` without rendering; `TemplateError` on any problem."""
-        self._load(src)
+    def check(self, src: str, syntax: str | None = None) -> Syntax:
+        """Load and compile `src` without rendering; returns the syntax it was read as.
+
+        `TemplateError` on any problem (a syntax error names file:line[:column]).
+        """
+        chosen = self.syntax_of(src, syntax)
+        if chosen.name == "go":
+            self._load_go(src)
+        else:
+            self._load(src)
+        return chosen
 
     def render(
         self, src: str, store: KVStore, extra: Mapping[str, Any] | None = None, *,
         syntax: str | None = None,
     ) -> Rendered:
         """Render `src` against `store`; `extra` adds variables (functions win on clashes)."""
-        template = self._load(src)
         reads = Reads()
-        context: dict[str, Any] = dict(extra) if extra else {}
-        context.update(template_functions(store.view(reads)))
+        functions: dict[str, Any] = {}
+        includes = Includes(self.templates_dir,
+                            lambda name, data: self._render_included(name, data, functions))
+        if self.syntax_of(src, syntax).name == "go":
+            from confd.template.golang.functions import go_functions
+
+            template = self._load_go(src)
+            functions.update(go_functions(store.view(reads), includes))
+            try:
+                text = template.execute(functions)
+            except TemplateError as exc:
+                raise TemplateError(self._redact(str(exc), src, store)) from exc
+            return Rendered(text, reads)
+        jinja = self._load(src)
+        context: dict[str, Any] = {"printf": _printf}
+        context.update(extra or {})
+        functions.update(template_functions(store.view(reads), includes))
+        context.update(functions)
         try:
-            text = template.render(context)
+            text = jinja.render(context)
         except TemplateError as exc:
             raise TemplateError(self._redact(str(exc), src, store)) from exc
         except Exception as exc:
             raise TemplateError(self._redact(self._describe(src, exc), src, store)) from exc
         return Rendered(text, reads)
+
+    def syntax_of(self, src: str, syntax: str | None = None) -> Syntax:
+        """The syntax `src` is read as: the one asked for (resource, then run), or under
+        `auto` what the file says (cached until the file changes)."""
+        wanted = syntax or self.syntax
+        if wanted in ("go", "jinja"):
+            return Syntax(wanted, "template_syntax says so")
+        path = self._checked_path(src)
+        stamp = _stamp(path)
+        cached = self._syntaxes.get((src, wanted))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        from confd.template.golang.syntax import detect_syntax
+
+        source = self._source(src, path)
+        detection = detect_syntax(source, FUNCTION_NAMES,
+                                  lambda text: self._jinja_error(text, src, path))
+        if detection.syntax is None:
+            raise self._neither(path, source)
+        found = Syntax(detection.syntax, detection.reason)
+        self._syntaxes[(src, wanted)] = (stamp, found)
+        return found
+
+    def unknown_names(self, src: str) -> list[str]:
+        """Names a Jinja template uses that are neither confd functions nor set in the
+        template (`file:line: unknown function or variable 'x'`): what would fail at render
+        time, found at load time. Go templates have this checked by their parser."""
+        from jinja2 import meta, nodes
+
+        path = self._checked_path(src)
+        tree = self._env.parse(self._source(src, path))
+        known = FUNCTION_NAMES | {"printf"} | set(self._env.globals)
+        unknown = sorted(meta.find_undeclared_variables(tree) - known)
+        problems = []
+        for name in unknown:
+            line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
+            problems.append(f"{path}:{line}: unknown function or variable {name!r}")
+        return problems
+
+    def _neither(self, path: str, source: str) -> TemplateError:
+        """A template neither syntax reads: the Jinja error first (file:line), then Go's."""
+        from confd.template.golang.errors import GoSyntaxError
+        from confd.template.golang.parser import parse
+
+        try:
+            parse(source, path, FUNCTION_NAMES)
+            go = ""
+        except GoSyntaxError as exc:
+            go = f"{exc.line}:{exc.column}: {exc.message}"
+        try:
+            self._env.compile(source)
+        except TemplateSyntaxError as exc:
+            return TemplateError(
+                f"{path}:{exc.lineno}: {exc.message} (read as Jinja; as a Go template: {go})")
+        return TemplateError(f"{path}: {go}")
+
+    def _jinja_error(self, source: str, name: str | None = None,
+                     filename: str | None = None) -> str | None:
+        """Why `source` does not compile as Jinja (None when it does). The code compiled to
+        tell is kept (`confd.template.cache`): loading the template then compiles nothing."""
+        if self.cache is not None and self.cache.has_code(self._env, source):
+            return None
+        try:
+            code = self._env.compile(source, name, filename)
+        except TemplateSyntaxError as exc:
+            return f"line {exc.lineno}: {exc.message}"
+        if self.cache is not None:
+            self.cache.remember(self._env, source, code)
+        return None
+
+    def _source(self, src: str, path: str) -> str:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            raise TemplateError(f"{path}: template not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"{path}: cannot read template: {exc}") from exc
+
+    def _load_go(self, src: str) -> GoTemplate:
+        """The compiled Go template `src` (compiled again when the file changes)."""
+        from confd.template.golang.template import GoTemplate
+
+        path = self._checked_path(src)
+        stamp = _stamp(path)
+        cached = self._go.get(src)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        template = GoTemplate.parse(self._source(src, path), src, FUNCTION_NAMES, where=path)
+        self._go[src] = (stamp, template)
+        return template
+
+    def _go_hint(self, src: str) -> str:
+        """When a template failing as Jinja is a valid Go template, say how to read it as Go."""
+        from confd.template.golang.errors import GoSyntaxError
+        from confd.template.golang.parser import parse
+
+        try:
+            parse(self._source(src, self._path(src)), src, FUNCTION_NAMES)
+        except (GoSyntaxError, TemplateError):
+            return ""
+        return (" (this is a Go text/template template: set template_syntax = \"go\" or "
+                "\"auto\" to read it as one)")
+
+    def _checked_path(self, src: str) -> str:
+        full = os.path.normpath(os.path.join(self._root, src))
+        if not full.startswith(self._root.rstrip(os.sep) + os.sep):
+            raise TemplateError(
+                f"{self._path(src)}: template path escapes the templates directory "
+                f"{self.templates_dir}"
+            )
+        return self._path(src)
+
+    def _render_included(self, name: str, data: Any, functions: Mapping[str, Any]) -> str:
+        """An included template, in its own syntax, rendered with the includer's functions
+        (Go: `data` is dot; Jinja: a map's keys are its variables and `data` the whole value)."""
+        if self.syntax_of(name).name == "go":
+            return self._load_go(name).execute(functions, data)
+        template = self._load(name)
+        context: dict[str, Any] = {"printf": _printf}
+        if isinstance(data, Mapping):
+            context.update((k, v) for k, v in data.items() if isinstance(k, str))
+        context["data"] = data
+        context.update(functions)
+        return template.render(context)
 
     def _redact(self, message: str, src: str, store: KVStore) -> str:
         """Hide store values that an error message quotes (a value used as a dict key, or
@@ -102,17 +350,13 @@ class Renderer:
         return os.path.join(os.fspath(self.templates_dir), src)
 
     def _load(self, src: str) -> Template:
-        full = os.path.normpath(os.path.join(self._root, src))
-        if not full.startswith(self._root.rstrip(os.sep) + os.sep):
-            raise TemplateError(
-                f"{self._path(src)}: template path escapes the templates directory "
-                f"{self.templates_dir}"
-            )
+        self._checked_path(src)
         try:
             return self._env.get_template(src)
         except TemplateSyntaxError as exc:
             where = exc.filename or self._path(src)
-            raise TemplateError(f"{where}:{exc.lineno}: {exc.message}") from exc
+            raise TemplateError(f"{where}:{exc.lineno}: {exc.message}{self._go_hint(src)}") \
+                from exc
         except TemplateNotFound as exc:
             raise TemplateError(f"{self._path(src)}: template not found") from exc
         except (OSError, UnicodeDecodeError) as exc:
@@ -122,6 +366,8 @@ class Renderer:
         """`file:line: message` for an error raised while rendering."""
         where = _template_location(exc.__traceback__) or self._path(src)
         if isinstance(exc, FunctionError):
+            if isinstance(exc.cause, TemplateError):  # an included template: it names itself
+                return str(exc.cause)
             return f"{where}: {exc.reason} (in {exc.function})"
         if isinstance(exc, UndefinedError):
             return f"{where}: {exc.message}"
@@ -137,6 +383,28 @@ class Renderer:
 def jinja_environment(templates_dir: Path, syntax: str = "auto") -> Any:
     """The Jinja environment a `Renderer` renders with (compile workers build theirs alike)."""
     return Renderer(templates_dir, syntax)._env
+
+
+def _printf(fmt: str, *args: Any) -> str:
+    """Go's fmt.Sprintf for Jinja templates (what `confd convert` writes for Go's `printf`)."""
+    from confd.template.golang.fmt import sprintf
+
+    try:
+        return sprintf(fmt, *args)
+    except Exception as exc:
+        raise FunctionError("printf", exc) from exc
+
+
+_printf.__name__ = "printf"
+
+
+def _stamp(path: str) -> tuple[int, int]:
+    """(mtime_ns, size) of `path`: a template file changed when this did; (0, 0) if gone."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (0, 0)
+    return (info.st_mtime_ns, info.st_size)
 
 
 def _template_location(tb: TracebackType | None) -> str | None:

@@ -4,19 +4,22 @@ five: plaintext, 5 fields | empty6: plaintext, 6 fields with an empty 6th (go-pl
 core2: core version 2 | garbage: prints prose | silent: prints nothing, sleeps
 flood: floods stderr, never hand-shakes | exit: exits 3 after a stderr line
 errors: hand-shakes, then every Database call fails | nostdio: no GRPCStdio service
+p521: AutoMTLS with a P-521 certificate, as go-plugin makes them (grpcio cannot verify it)
+p521-wrongcert: as p521, but announces another certificate than the one it serves
 """
 
 import os
 import sys
 import time
 
-from plugin_sdk import Database, DatabaseError, serve
+from plugin_sdk import Database, DatabaseError, Setting, serve
 
 mode = os.environ.get("MISBEHAVE", "")
 
 
 class Failing(Database):
     name = "misbehave"
+    settings = (Setting("fail_configure", bool, False, "refuse Configure (mode errors)"),)
 
     def configure(self, config):
         if mode == "errors" and config.get("fail_configure"):
@@ -66,6 +69,14 @@ elif mode == "flood":
 elif mode == "exit":
     sys.stderr.write("[ERROR] cannot open my config\n")
     sys.exit(3)
+if mode.startswith("p521"):
+    from plugin_sdk import mtls
+
+    _make = mtls.make_certificate
+    mtls.make_certificate = lambda curve="secp521r1": _make("secp521r1")
+if mode == "p521-wrongcert":
+    _encode = mtls.encode_der
+    mtls.encode_der = lambda der: _encode(_make("secp521r1").cert_der)
 if mode == "nostdio":
     from plugin_sdk.proto.confd_plugin import grpc_stdio_pb2_grpc
 

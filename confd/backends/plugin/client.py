@@ -2,7 +2,9 @@
 
 It behaves like an in-process backend: `get_values` retries once on a fresh process after a
 crash, `watch_prefix` resumes on the new process (and yields once, since changes may have been
-missed while it was down), `close` does Shutdown / 2 s / kill.
+missed while it was down), `close` does Shutdown / 2 s / kill. Each start asks the plugin to
+`Describe` itself, and settings it does not accept are refused before `Configure` with its own
+list; an older plugin answers UNIMPLEMENTED and its `Configure` judges the settings alone.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import grpc
 
-from confd.backends.plugin.process import PluginProcess, TlsUnusable
+from confd.backends.plugin.describe import request_description
+from confd.backends.plugin.launch import LaunchOptions
+from confd.backends.plugin.process import PluginProcess
 from confd.errors import PluginError
 from plugin_sdk.database import Database, DatabaseError, WatchUnsupported
+from plugin_sdk.description import Description, check_settings
 from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
 
 log = logging.getLogger("confd.backends.plugin")
@@ -36,23 +41,16 @@ class _Dead(Exception):
 
 
 class PluginDatabase(Database):
-    """A database served by plugin `name`, started from `command`."""
+    """A database served by the plugin `options` describe (name, command, AutoMTLS, ...)."""
 
     can_watch = True
 
-    def __init__(
-        self,
-        name: str,
-        command: Sequence[str],
-        *,
-        auto_mtls: bool = True,
-        start_timeout: float = 10.0,
-    ) -> None:
-        self.name = name  # type: ignore[misc]  # instance name: the plugin's
-        self.command = list(command)
-        self.auto_mtls = auto_mtls
-        self.start_timeout = start_timeout
+    def __init__(self, options: LaunchOptions) -> None:
+        self.options = options
+        self.name = options.name  # type: ignore[misc]  # instance name: the plugin's
         self.config: dict[str, str] = {}
+        # What the plugin said of itself at its last start; None: it has no Describe.
+        self.plugin_description: Description | None = None
         self.restarts = 0
         self._lock = threading.Lock()
         self._process: PluginProcess | None = None
@@ -71,27 +69,17 @@ class PluginDatabase(Database):
             if self._process is None:
                 self._launch()
             else:
+                self._check_settings()
                 self._configure(self._stub)
 
     def _launch(self) -> None:
         """Start a process and configure it; caller holds the lock."""
-        process = PluginProcess(
-            self.name, self.command, auto_mtls=self.auto_mtls, start_timeout=self.start_timeout
-        )
-        try:
-            process.start()
-        except TlsUnusable as exc:
-            log.warning(
-                "%s; restarting it without AutoMTLS (plaintext gRPC: on a unix socket, or on "
-                "127.0.0.1 TCP when the plugin does not use one)",
-                exc,
-            )
-            self.auto_mtls = False
-            process = PluginProcess(self.name, self.command, auto_mtls=False,
-                                    start_timeout=self.start_timeout)
-            process.start()
+        process = PluginProcess(self.options)
+        process.start()
         stub = database_pb2_grpc.DatabaseStub(process.channel)
         try:
+            self.plugin_description = self._describe(process)
+            self._check_settings()
             self._configure(stub)
         except BaseException:
             process.stop()
@@ -99,6 +87,27 @@ class PluginDatabase(Database):
         self._process, self._stub = process, stub
         self._generation += 1
         self._failures = 0
+
+    def _describe(self, process: PluginProcess) -> Description | None:
+        """The plugin's own description, or None from a plugin older than `Describe`."""
+        try:
+            description = request_description(process.channel)
+        except grpc.RpcError as exc:
+            raise self._error("Describe", exc) from None
+        if description is None:
+            log.debug("plugin %s has no Describe (an older plugin); its Configure alone "
+                      "checks the settings", self.name)
+            return None
+        self.can_watch = description.can_watch  # type: ignore[misc]  # this plugin's
+        return description
+
+    def _check_settings(self) -> None:
+        """Refuse settings the plugin does not accept, before `Configure` sees any of them."""
+        if self.plugin_description is None:
+            return
+        problems = check_settings(self.name, self.plugin_description, self.config)
+        if problems:
+            raise PluginDatabaseError(f"plugin {self.name!r}: {'; '.join(problems)}")
 
     def _configure(self, stub: database_pb2_grpc.DatabaseStub | None) -> None:
         assert stub is not None

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from confd.backends.plugin.client import PluginDatabase
 from confd.backends.plugin.discover import find_plugin
+from confd.backends.plugin.launch import LaunchOptions
 from confd.backends.registry import BUILTINS
 from plugin_sdk.database import Database
 
@@ -25,7 +26,12 @@ def plugin_command(name: str, plugin_dirs: list[str], isolate: bool) -> list[str
 def open_plugin(name: str, config: Mapping[str, str], settings: Settings) -> Database:
     """Start plugin `name` (or built-in `name` out of process when `settings.isolate`),
     configure it with `config`, and return it as a `Database`."""
-    command = plugin_command(name, list(settings.plugin_dirs), bool(settings.isolate))
-    database = PluginDatabase(name, command, start_timeout=float(settings.plugin_start_timeout))
+    database = PluginDatabase(launch_options(name, settings))
     database.configure(config)
     return database
+
+
+def launch_options(name: str, settings: Settings) -> LaunchOptions:
+    """How backend `name` is started under `settings` (plugin dirs, isolation, timeout)."""
+    command = plugin_command(name, list(settings.plugin_dirs), bool(settings.isolate))
+    return LaunchOptions(name, command, start_timeout=float(settings.plugin_start_timeout))

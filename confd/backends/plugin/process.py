@@ -17,17 +17,24 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from confd.backends.plugin.handshake import Handshake, parse_handshake
+from confd.backends.plugin.launch import LaunchOptions
 from confd.backends.plugin.stderr import relay
 from confd.errors import PluginError
 from plugin_sdk import protocol
-from plugin_sdk.mtls import Certificate, der_to_pem, grpc_can_verify, make_certificate
+from plugin_sdk.mtls import (
+    Certificate,
+    client_context,
+    der_to_pem,
+    grpc_can_verify,
+    make_certificate,
+)
 from plugin_sdk.proto.confd_plugin import (
     grpc_controller_pb2,
     grpc_controller_pb2_grpc,
@@ -35,59 +42,63 @@ from plugin_sdk.proto.confd_plugin import (
     grpc_stdio_pb2_grpc,
 )
 
+if TYPE_CHECKING:
+    from plugin_sdk.tls_bridge import TlsBridge
+
 _TAIL_LINES = 20
 _LINE_LIMIT = 64 * 1024
 SHUTDOWN_GRACE = 2.0
+_NO_SDK = "No module named 'plugin_sdk'"
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
 ]
 
 
-class TlsUnusable(PluginError):
-    """The plugin's AutoMTLS certificate cannot be used by grpcio (a P-521 key)."""
-
-
 class PluginProcess:
-    """A started, hand-shaken plugin with a ready gRPC channel (`channel`)."""
+    """A started, hand-shaken plugin with a ready gRPC channel (`channel`).
 
-    def __init__(
-        self,
-        name: str,
-        command: Sequence[str],
-        *,
-        auto_mtls: bool = True,
-        start_timeout: float = 10.0,
-        versions: Sequence[int] = protocol.APP_PROTOCOL_VERSIONS,
-    ) -> None:
-        self.name = name
-        self.command = list(command)
-        self.auto_mtls = auto_mtls
-        self.start_timeout = start_timeout
-        self.versions = tuple(versions)
-        self.log = logging.getLogger(f"confd.backends.plugin.{name}")
+    Under AutoMTLS the session is TLS or the start fails: grpcio's own TLS for a P-384 plugin
+    (plugin_sdk), the OpenSSL bridge (`plugin_sdk.tls_bridge`) for a P-521 one (go-plugin).
+    """
+
+    def __init__(self, options: LaunchOptions) -> None:
+        self.options = options
+        self.name = options.name
+        self.command = list(options.command)
+        self.log = logging.getLogger(f"confd.backends.plugin.{options.name}")
         self.handshake: Handshake | None = None
         self.channel: grpc.Channel | None = None
         self.stdio_supported: bool | None = None
         self.tls = False
+        self.bridge: TlsBridge | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._socket_dir = ""
         self._tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
         self._threads: list[threading.Thread] = []
 
+    @property
+    def transport(self) -> str:
+        """How the session is carried, for `confd plugins describe` and logs."""
+        if self.bridge is not None:
+            return "TLS (AutoMTLS, P-521 peer: OpenSSL bridge)"
+        return "TLS (AutoMTLS)" if self.tls else "plaintext"
+
     # -- start -----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Launch and connect; PluginError naming the plugin, its output and stderr tail."""
-        deadline = time.monotonic() + self.start_timeout
+        options = self.options
+        deadline = time.monotonic() + options.start_timeout
         self._socket_dir = tempfile.mkdtemp(prefix="confd-plugin-")
         os.chmod(self._socket_dir, 0o700)
-        cert = make_certificate() if self.auto_mtls else None
+        cert = make_certificate() if options.auto_mtls else None
         env = dict(os.environ)
+        env.update(options.env)
         env.update(
             {
                 protocol.MAGIC_COOKIE_KEY: protocol.MAGIC_COOKIE_VALUE,
-                protocol.ENV_PROTOCOL_VERSIONS: ",".join(map(str, self.versions)),
+                protocol.ENV_PROTOCOL_VERSIONS: ",".join(map(str, options.versions)),
                 protocol.ENV_MIN_PORT: env.get(protocol.ENV_MIN_PORT, "10000"),
                 protocol.ENV_MAX_PORT: env.get(protocol.ENV_MAX_PORT, "25000"),
                 protocol.ENV_UNIX_SOCKET_DIR: self._socket_dir,
@@ -124,51 +135,94 @@ class PluginProcess:
             raw = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             raise self._failure(
-                f"printed no handshake line within {self.start_timeout:g} s"
+                f"printed no handshake line within {self.options.start_timeout:g} s"
             ) from None
         if not raw:
             code = self._wait_exit(1.0)
             raise self._failure(f"exited with status {code} before its handshake")
         line = raw.decode("utf-8", "replace")
         try:
-            self.handshake = parse_handshake(self.name, line, self.versions)
+            self.handshake = parse_handshake(self.name, line, self.options.versions)
         except PluginError as exc:
             raise PluginError(f"{exc}{self._tail_text()}") from None
-        server_cert = self.handshake.server_cert
-        if cert is not None and server_cert is not None and not grpc_can_verify(server_cert):
-            raise TlsUnusable(
-                f"plugin {self.name!r} sent a P-521 AutoMTLS certificate, which grpcio's TLS "
-                "cannot verify"
-            )
         self.channel = self._dial(cert)
-        try:
-            grpc.channel_ready_future(self.channel).result(
-                timeout=max(0.1, deadline - time.monotonic())
-            )
-        except grpc.FutureTimeoutError:
-            raise self._failure(
-                f"announced {self.handshake.target} but no gRPC connection could be made"
-                + (" (TLS handshake failed?)" if self.tls else "")
-            ) from None
+        ready = grpc.channel_ready_future(self.channel)
+        while True:
+            try:
+                ready.result(timeout=0.05)
+                break
+            except grpc.FutureTimeoutError:
+                self._raise_tls_failure()
+                if time.monotonic() >= deadline:
+                    raise self._failure(
+                        f"announced {self.handshake.target} but no gRPC connection could be "
+                        "made" + (" (TLS handshake failed?)" if self.tls else "")
+                    ) from None
         self._check_health(deadline)
         self._start_stdio()
 
     def _dial(self, cert: Certificate | None) -> grpc.Channel:
+        """The channel to the plugin: plaintext only when AutoMTLS is off, else TLS by grpcio
+        (a P-384 plugin) or by the OpenSSL bridge (a P-521 plugin), never a fallback."""
         assert self.handshake is not None
-        server_cert = self.handshake.server_cert
-        if cert is None or server_cert is None:
-            if cert is not None:
-                self.log.debug("plugin %s serves without AutoMTLS; connecting in plaintext",
-                               self.name)
-            return grpc.insecure_channel(self.handshake.target, options=CHANNEL_OPTIONS)
+        shake = self.handshake
+        if cert is None:
+            return grpc.insecure_channel(shake.target, options=CHANNEL_OPTIONS)
+        server_cert = shake.server_cert
+        if server_cert is None:
+            raise self._failure(
+                "answered without a TLS certificate although confd asked for AutoMTLS "
+                f"({protocol.ENV_CLIENT_CERT} was set): confd never talks to a plugin in "
+                "plaintext; build it with go-plugin (>= 1.0) or plugin_sdk, which both "
+                "answer AutoMTLS"
+            )
         self.tls = True
+        if not grpc_can_verify(server_cert):
+            return self._dial_bridge(cert, server_cert)
         credentials = grpc.ssl_channel_credentials(
             root_certificates=der_to_pem(server_cert),
             private_key=cert.key_pem,
             certificate_chain=cert.cert_pem,
         )
         options = [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", "localhost")]
-        return grpc.secure_channel(self.handshake.target, credentials, options=options)
+        return grpc.secure_channel(shake.target, credentials, options=options)
+
+    def _dial_bridge(self, cert: Certificate, server_cert: bytes) -> grpc.Channel:
+        """grpcio in plaintext to a socket in our 0700 directory; the bridge carries the
+        session to the plugin over OpenSSL, verifying exactly its certificate as `localhost`."""
+        from plugin_sdk.tls_bridge import TlsBridge  # asyncio: loaded only for Go plugins
+
+        assert self.handshake is not None
+        shake = self.handshake
+        target: str | tuple[str, int] = shake.address
+        if shake.network == "tcp":
+            host, _, port = shake.address.rpartition(":")
+            target = (host.strip("[]"), int(port))
+        self.bridge = TlsBridge(
+            target,
+            connect_tls=client_context(cert, server_cert, self._socket_dir),
+            server_hostname="localhost",
+            log=self.log,
+        )
+        path = os.path.join(self._socket_dir, "tls.sock")
+        try:
+            self.bridge.listen_unix(path)
+        except OSError as exc:  # a path over 107 bytes (the plugin's own is longer)
+            raise self._failure(
+                f"needs a TLS bridge, which cannot listen on {path}: {exc}"
+            ) from None
+        self.log.debug(
+            "plugin %s sent a P-521 certificate (go-plugin): TLS through the OpenSSL bridge",
+            self.name,
+        )
+        return grpc.insecure_channel(f"unix:{path}", options=CHANNEL_OPTIONS)
+
+    def _raise_tls_failure(self) -> None:
+        if self.bridge is not None and self.bridge.failure:
+            raise self._failure(
+                f"could not open its AutoMTLS session ({self.bridge.failure}); confd does not "
+                "fall back to plaintext"
+            )
 
     def _check_health(self, deadline: float) -> None:
         stub = health_pb2_grpc.HealthStub(self.channel)
@@ -178,6 +232,7 @@ class PluginProcess:
                 timeout=max(0.5, deadline - time.monotonic()),
             )
         except grpc.RpcError as exc:
+            self._raise_tls_failure()
             raise self._failure(
                 f"failed its health check: {exc.code().name}: {exc.details()}"
             ) from None
@@ -259,7 +314,13 @@ class PluginProcess:
         return ("; stderr tail:\n  " + "\n  ".join(tail)) if tail else "; stderr was empty"
 
     def _failure(self, what: str) -> PluginError:
-        return PluginError(f"plugin {self.name!r} ({self.command[-1]}) {what}{self._tail_text()}")
+        text = f"plugin {self.name!r} ({self.command[-1]}) {what}{self._tail_text()}"
+        if any(_NO_SDK in line for line in self._tail):
+            text += (
+                "\n  (the plugin's Python cannot import plugin_sdk: install the plugin into "
+                "confd's environment as a console script, see plugin_sdk/README.md, Packaging)"
+            )
+        return PluginError(text)
 
     # -- stop ------------------------------------------------------------------------------
 
@@ -282,6 +343,8 @@ class PluginProcess:
             proc.poll()
         if self.channel is not None:
             self.channel.close()
+        if self.bridge is not None:
+            self.bridge.close()
         for thread in self._threads:
             thread.join(0.5)
         if proc is not None:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,plugin_sdk/proto/confd_plugin/database.proto\x12\x05proto\"v\n\x10\x43onfigureRequest\x12\x33\n\x06\x63onfig\x18\x01 \x03(\x0b\x32#.proto.ConfigureRequest.ConfigEntry\x1a-\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11\x43onfigureResponse\"/\n\x10GetValuesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\r\n\x05lists\x18\x02 \x01(\x08\"\xa0\x01\n\x11GetValuesResponse\x12\x34\n\x06values\x18\x01 \x03(\x0b\x32$.proto.GetValuesResponse.ValuesEntry\x12\x11\n\tlist_keys\x18\x02 \x03(\t\x12\x13\n\x0blist_values\x18\x03 \x03(\t\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\x12WatchPrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"#\n\x13WatchPrefixResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t2\xd2\x01\n\x08\x44\x61tabase\x12>\n\tConfigure\x12\x17.proto.ConfigureRequest\x1a\x18.proto.ConfigureResponse\x12>\n\tGetValues\x12\x17.proto.GetValuesRequest\x1a\x18.proto.GetValuesResponse\x12\x46\n\x0bWatchPrefix\x12\x19.proto.WatchPrefixRequest\x1a\x1a.proto.WatchPrefixResponse0\x01\x42\tZ\x07./protob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,plugin_sdk/proto/confd_plugin/database.proto\x12\x05proto\"v\n\x10\x43onfigureRequest\x12\x33\n\x06\x63onfig\x18\x01 \x03(\x0b\x32#.proto.ConfigureRequest.ConfigEntry\x1a-\n\x0b\x43onfigEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11\x43onfigureResponse\"/\n\x10GetValuesRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\r\n\x05lists\x18\x02 \x01(\x08\"\xa0\x01\n\x11GetValuesResponse\x12\x34\n\x06values\x18\x01 \x03(\x0b\x32$.proto.GetValuesResponse.ValuesEntry\x12\x11\n\tlist_keys\x18\x02 \x03(\t\x12\x13\n\x0blist_values\x18\x03 \x03(\t\x1a-\n\x0bValuesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\x12WatchPrefixRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\t\"#\n\x13WatchPrefixResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t\"\x11\n\x0f\x44\x65scribeRequest\"\x82\x01\n\x12SettingDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x14\n\x07\x64\x65\x66\x61ult\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04help\x18\x04 \x01(\t\x12\x0e\n\x06secret\x18\x05 \x01(\x08\x12\x10\n\x08required\x18\x06 \x01(\x08\x42\n\n\x08_default\"u\n\x10\x44\x65scribeResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\x08settings\x18\x03 \x03(\x0b\x32\x19.proto.SettingDescription\x12\x11\n\tcan_watch\x18\x04 \x01(\x08\x32\x8f\x02\n\x08\x44\x61tabase\x12>\n\tConfigure\x12\x17.proto.ConfigureRequest\x1a\x18.proto.ConfigureResponse\x12>\n\tGetValues\x12\x17.proto.GetValuesRequest\x1a\x18.proto.GetValuesResponse\x12\x46\n\x0bWatchPrefix\x12\x19.proto.WatchPrefixRequest\x1a\x1a.proto.WatchPrefixResponse0\x01\x12;\n\x08\x44\x65scribe\x12\x16.proto.DescribeRequest\x1a\x17.proto.DescribeResponseB\tZ\x07./protob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -52,6 +52,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHPREFIXREQUEST']._serialized_end=458
   _globals['_WATCHPREFIXRESPONSE']._serialized_start=460
   _globals['_WATCHPREFIXRESPONSE']._serialized_end=495
-  _globals['_DATABASE']._serialized_start=498
-  _globals['_DATABASE']._serialized_end=708
+  _globals['_DESCRIBEREQUEST']._serialized_start=497
+  _globals['_DESCRIBEREQUEST']._serialized_end=514
+  _globals['_SETTINGDESCRIPTION']._serialized_start=517
+  _globals['_SETTINGDESCRIPTION']._serialized_end=647
+  _globals['_DESCRIBERESPONSE']._serialized_start=649
+  _globals['_DESCRIBERESPONSE']._serialized_end=766
+  _globals['_DATABASE']._serialized_start=769
+  _globals['_DATABASE']._serialized_end=1040
 # @@protoc_insertion_point(module_scope)

@@ -5,7 +5,7 @@ import warnings
 
 from plugin_sdk.proto.confd_plugin import database_pb2 as plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -49,6 +49,11 @@ class DatabaseStub:
                 request_serializer=plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.WatchPrefixRequest.SerializeToString,
                 response_deserializer=plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.WatchPrefixResponse.FromString,
                 _registered_method=True)
+        self.Describe = channel.unary_unary(
+                '/proto.Database/Describe',
+                request_serializer=plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.DescribeRequest.SerializeToString,
+                response_deserializer=plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.DescribeResponse.FromString,
+                _registered_method=True)
 
 
 class DatabaseServicer:
@@ -72,6 +77,12 @@ class DatabaseServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Describe(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DatabaseServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +100,11 @@ def add_DatabaseServicer_to_server(servicer, server):
                     servicer.WatchPrefix,
                     request_deserializer=plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.WatchPrefixRequest.FromString,
                     response_serializer=plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.WatchPrefixResponse.SerializeToString,
+            ),
+            'Describe': grpc.unary_unary_rpc_method_handler(
+                    servicer.Describe,
+                    request_deserializer=plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.DescribeRequest.FromString,
+                    response_serializer=plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.DescribeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +188,33 @@ class Database:
             '/proto.Database/WatchPrefix',
             plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.WatchPrefixRequest.SerializeToString,
             plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.WatchPrefixResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Describe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/proto.Database/Describe',
+            plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.DescribeRequest.SerializeToString,
+            plugin__sdk_dot_proto_dot_confd__plugin_dot_database__pb2.DescribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,7 +5,7 @@ import warnings
 
 from plugin_sdk.proto.confd_plugin import grpc_controller_pb2 as plugin__sdk_dot_proto_dot_confd__plugin_dot_grpc__controller__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

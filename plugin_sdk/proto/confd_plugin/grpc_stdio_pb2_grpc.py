@@ -6,7 +6,7 @@ import warnings
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from plugin_sdk.proto.confd_plugin import grpc_stdio_pb2 as plugin__sdk_dot_proto_dot_confd__plugin_dot_grpc__stdio__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 

@@ -1,6 +1,7 @@
 // Command confd-database-gomem is a confd database plugin written against hashicorp/go-plugin:
 // keys come from a JSON file (setting `path`), and WatchPrefix polls that file. It exists to
-// prove that confd hosts Go plugins built with go-plugin.
+// prove that confd hosts Go plugins built with go-plugin. GOMEM_DESCRIBE=off makes it answer
+// Describe UNIMPLEMENTED, like a plugin built before Describe.
 package main
 
 import (
@@ -22,7 +23,7 @@ func main() {
 	})
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: shared.Handshake,
-		Plugins:         shared.PluginMap(&jsonStore{log: logger}),
+		Plugins:         shared.PluginMap(&jsonStore{log: logger, describe: os.Getenv("GOMEM_DESCRIBE") != "off"}),
 		GRPCServer:      plugin.DefaultGRPCServer,
 		Logger:          logger,
 	})

@@ -24,13 +24,33 @@ var settings = map[string]string{
 }
 
 // jsonStore is a confd database read from a JSON file, which WatchPrefix polls for changes.
+// With describe false it answers Describe UNIMPLEMENTED, as a plugin built before that
+// method existed does.
 type jsonStore struct {
 	proto.UnimplementedDatabaseServer
-	log hclog.Logger
+	log      hclog.Logger
+	describe bool
 
 	mu       sync.Mutex
 	path     string
 	interval time.Duration
+}
+
+// Describe tells the host what this plugin is and which settings it accepts.
+func (s *jsonStore) Describe(ctx context.Context, req *proto.DescribeRequest) (*proto.DescribeResponse, error) {
+	if !s.describe {
+		return s.UnimplementedDatabaseServer.Describe(ctx, req)
+	}
+	interval := "50ms"
+	return &proto.DescribeResponse{
+		Name:        "gomem",
+		Description: "keys from a JSON file, watched by polling (a go-plugin test plugin)",
+		Settings: []*proto.SettingDescription{
+			{Name: "path", Type: "str", Help: settings["path"], Required: true},
+			{Name: "interval", Type: "duration", Default: &interval, Help: settings["interval"]},
+		},
+		CanWatch: true,
+	}, nil
 }
 
 func (s *jsonStore) Configure(_ context.Context, req *proto.ConfigureRequest) (*proto.ConfigureResponse, error) {

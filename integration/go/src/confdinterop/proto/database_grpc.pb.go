@@ -20,6 +20,7 @@ type DatabaseClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	GetValues(ctx context.Context, in *GetValuesRequest, opts ...grpc.CallOption) (*GetValuesResponse, error)
 	WatchPrefix(ctx context.Context, in *WatchPrefixRequest, opts ...grpc.CallOption) (Database_WatchPrefixClient, error)
+	Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error)
 }
 
 type databaseClient struct {
@@ -80,6 +81,15 @@ func (x *databaseWatchPrefixClient) Recv() (*WatchPrefixResponse, error) {
 	return m, nil
 }
 
+func (c *databaseClient) Describe(ctx context.Context, in *DescribeRequest, opts ...grpc.CallOption) (*DescribeResponse, error) {
+	out := new(DescribeResponse)
+	err := c.cc.Invoke(ctx, "/proto.Database/Describe", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DatabaseServer is the server API for Database service.
 // All implementations must embed UnimplementedDatabaseServer
 // for forward compatibility
@@ -87,6 +97,7 @@ type DatabaseServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	GetValues(context.Context, *GetValuesRequest) (*GetValuesResponse, error)
 	WatchPrefix(*WatchPrefixRequest, Database_WatchPrefixServer) error
+	Describe(context.Context, *DescribeRequest) (*DescribeResponse, error)
 	mustEmbedUnimplementedDatabaseServer()
 }
 
@@ -102,6 +113,9 @@ func (UnimplementedDatabaseServer) GetValues(context.Context, *GetValuesRequest)
 }
 func (UnimplementedDatabaseServer) WatchPrefix(*WatchPrefixRequest, Database_WatchPrefixServer) error {
 	return status.Errorf(codes.Unimplemented, "method WatchPrefix not implemented")
+}
+func (UnimplementedDatabaseServer) Describe(context.Context, *DescribeRequest) (*DescribeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Describe not implemented")
 }
 func (UnimplementedDatabaseServer) mustEmbedUnimplementedDatabaseServer() {}
 
@@ -173,6 +187,24 @@ func (x *databaseWatchPrefixServer) Send(m *WatchPrefixResponse) error {
 	return x.ServerStream.SendMsg(m)
 }
 
+func _Database_Describe_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DatabaseServer).Describe(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/proto.Database/Describe",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DatabaseServer).Describe(ctx, req.(*DescribeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _Database_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "proto.Database",
 	HandlerType: (*DatabaseServer)(nil),
@@ -184,6 +216,10 @@ var _Database_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetValues",
 			Handler:    _Database_GetValues_Handler,
+		},
+		{
+			MethodName: "Describe",
+			Handler:    _Database_Describe_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

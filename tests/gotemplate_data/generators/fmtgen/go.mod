@@ -1,0 +1,2 @@
+module fmtgen
+go 1.19

@@ -1,0 +1,6 @@
+package memkv
+
+type KVPair struct {
+	Key   string
+	Value string
+}

@@ -1,0 +1,2 @@
+module timegen
+go 1.19
