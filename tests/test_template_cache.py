@@ -204,3 +204,17 @@ def test_a_cache_file_another_user_owns_is_not_loaded(
     monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 4242)  # now the file is not ours
     assert again.render("a.tmpl", STORE).text == "db.local\n"
     assert compiles == ["a.tmpl", "a.tmpl"]
+
+
+def test_a_batch_reads_each_template_once_and_the_next_batch_sees_an_edit(
+    tmp_path: Path,
+) -> None:
+    folder = templates(tmp_path, {"a.tmpl": 'one {{ getv("/app/host") }}\n'})
+    r = renderer(folder, None)
+    with r.batch([("a.tmpl", None)]):
+        assert r.render("a.tmpl", STORE).text == "one db.local\n"
+        (folder / "a.tmpl").write_text("two {% if true %}x{% endif %}\n")
+        later = (folder / "a.tmpl").stat().st_mtime + 5
+        os.utime(folder / "a.tmpl", (later, later))
+        assert r.render("a.tmpl", STORE).text == "one db.local\n"  # the batch's own reading
+    assert r.render("a.tmpl", STORE).text == "two x\n"

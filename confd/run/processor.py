@@ -157,7 +157,10 @@ class Processor:
         batch = list(resources)
         if not batch:
             return
-        self.renderer.prepare((r.src, r.syntax) for r in batch)
+        with self.renderer.batch((r.src, r.syntax) for r in batch):
+            yield from self._batch(batch)
+
+    def _batch(self, batch: list[TemplateResource]) -> Iterator[Outcome]:
         shared = self._shared_reads(batch)
         threaded = self._threaded(batch)
         if not threaded:

@@ -15,8 +15,9 @@ keep Jinja's meaning; `tojson` writes JSON as Go does (compact, keys sorted), li
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -127,6 +128,9 @@ class Renderer:
         # per file: (mtime_ns, size) -> the syntax it was read as, and its compiled Go form
         self._syntaxes: dict[tuple[str, str], tuple[tuple[int, int], Syntax]] = {}
         self._go: dict[str, tuple[tuple[int, int], GoTemplate]] = {}
+        # during a batch: each file looked at once, each Jinja template loaded once (`batch`)
+        self._stamps: dict[str, tuple[int, int]] | None = None
+        self._pinned: dict[str, Template] | None = None
         self._env = SandboxedEnvironment(
             loader=FileSystemLoader(os.fspath(self.templates_dir)),
             undefined=StrictUndefined,
@@ -138,6 +142,19 @@ class Renderer:
             bytecode_cache=cache,
         )
         self._env.filters.update(FILTERS)
+
+    @contextlib.contextmanager
+    def batch(self, templates: Iterable[tuple[str, str | None]]) -> Iterator[None]:
+        """Render a batch of (src, syntax) templates: `prepare` them, and look at each file
+        once for the whole batch instead of at every render (a stat each, 0.2 ms apiece on
+        this project's test disk once the batch's syncs are creating files). A template edited
+        meanwhile is read again by the next batch."""
+        self._stamps, self._pinned = {}, {}
+        try:
+            self.prepare(templates)
+            yield
+        finally:
+            self._stamps = self._pinned = None
 
     def prepare(self, templates: Iterable[tuple[str, str | None]]) -> None:
         """Ready the (src, syntax) templates of a batch before it renders: when many are
@@ -211,7 +228,7 @@ class Renderer:
         if wanted in ("go", "jinja"):
             return Syntax(wanted, "template_syntax says so")
         path = self._checked_path(src)
-        stamp = _stamp(path)
+        stamp = self._stamp(path)
         cached = self._syntaxes.get((src, wanted))
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -287,7 +304,7 @@ class Renderer:
         from confd.template.golang.template import GoTemplate
 
         path = self._checked_path(src)
-        stamp = _stamp(path)
+        stamp = self._stamp(path)
         cached = self._go.get(src)
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -349,10 +366,25 @@ class Renderer:
     def _path(self, src: str) -> str:
         return os.path.join(os.fspath(self.templates_dir), src)
 
+    def _stamp(self, path: str) -> tuple[int, int]:
+        stamps = self._stamps
+        if stamps is None:
+            return _stamp(path)
+        stamp = stamps.get(path)
+        if stamp is None:
+            stamp = stamps[path] = _stamp(path)
+        return stamp
+
     def _load(self, src: str) -> Template:
+        pinned = self._pinned
+        if pinned is not None and src in pinned:
+            return pinned[src]
         self._checked_path(src)
         try:
-            return self._env.get_template(src)
+            template = self._env.get_template(src)
+            if pinned is not None:
+                pinned[src] = template
+            return template
         except TemplateSyntaxError as exc:
             where = exc.filename or self._path(src)
             raise TemplateError(f"{where}:{exc.lineno}: {exc.message}{self._go_hint(src)}") \
