@@ -218,3 +218,25 @@ def test_a_batch_reads_each_template_once_and_the_next_batch_sees_an_edit(
         os.utime(folder / "a.tmpl", (later, later))
         assert r.render("a.tmpl", STORE).text == "one db.local\n"  # the batch's own reading
     assert r.render("a.tmpl", STORE).text == "two x\n"
+
+
+def test_the_syntax_auto_found_is_kept_for_the_next_run(
+    tmp_path: Path, compiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import confd.template.golang.syntax as syntax
+
+    decided: list[str] = []
+    detect = syntax.detect_syntax
+    monkeypatch.setattr(syntax, "detect_syntax",
+                        lambda source, *rest: (decided.append(source), detect(source, *rest))[1])
+    folder = templates(tmp_path, {"jinja.tmpl": '{{ getv("/app/host") }}\n',
+                                  "go.tmpl": '{{getv "/app/port"}}\n'})
+    for _ in range(2):  # a run, then a restart on the same cache
+        r = renderer(folder, tmp_path / "cache")
+        assert r.render("jinja.tmpl", STORE).text == "db.local\n"
+        assert r.render("go.tmpl", STORE).text == "5432\n"
+        assert r.syntax_of("go.tmpl").name == "go"
+    assert len(decided) == 2  # each decided once, in the first run
+    # ... where each was compiled as Jinja once to decide (the Go one failing); the restart
+    # compiled and parsed nothing
+    assert compiles == ["jinja.tmpl", "go.tmpl"]

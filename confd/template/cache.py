@@ -8,7 +8,9 @@ code (confd's and Jinja's versions, the Python build, the environment's options)
 with the same content share one compile whatever their file names, and an edited template, an
 upgrade or a different environment never reuses stale code.
 
-On disk, each compiled template is one file `<dir>/templates/<key>.jbc`, written atomically. The
+On disk, each compiled template is one file `<dir>/templates/<key>.jbc`, written atomically (and
+the syntax `template_syntax = auto` found for a template, `<key>.syntax`: deciding it means
+parsing the template as Go and compiling it as Jinja). The
 directory is skipped (compiling in memory only) when it cannot be created or written (read-only
 containers), and refused when it is not owned by this user or is writable by others: the files
 hold code this process runs. Defaults: systemd's `$CACHE_DIRECTORY`, else
@@ -30,7 +32,7 @@ import stat
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Any
@@ -143,14 +145,14 @@ class _Directory:
             return False
         return True
 
-    def path(self, key: str) -> Path:
-        return self.root / f"{key}.jbc"
+    def path(self, key: str, suffix: str = ".jbc") -> Path:
+        return self.root / f"{key}{suffix}"
 
-    def load(self, key: str) -> bytes | None:
+    def load(self, key: str, suffix: str = ".jbc") -> bytes | None:
         if not self.readable:
             return None
         try:
-            fd = os.open(self.path(key), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(self.path(key, suffix), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
             return None
         try:
@@ -169,7 +171,7 @@ class _Directory:
             return None  # another format, or a file cut short
         return payload
 
-    def store(self, key: str, payload: bytes) -> None:
+    def store(self, key: str, payload: bytes, suffix: str = ".jbc") -> None:
         if not self.writable:
             return
         data = FORMAT + hashlib.sha1(payload).hexdigest().encode() + b"\n" + payload
@@ -178,7 +180,7 @@ class _Directory:
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
-                os.replace(stage, self.path(key))
+                os.replace(stage, self.path(key, suffix))
             except BaseException:
                 os.unlink(stage)
                 raise
@@ -197,6 +199,8 @@ class CompiledTemplates(BytecodeCache):
         self._pending: dict[str, Future[list[tuple[str, bytes]]]] = {}  # by key
         self._compiling: dict[str, Future[list[tuple[str, bytes]]]] = {}  # the same, by name
         self._fingerprint: bytes | None = None
+        self._syntaxes: dict[str, tuple[str, str]] = {}  # by syntax key: (syntax, why)
+        self._names: tuple[int, bytes] | None = None  # the function names hashed for those keys
         self._lock = threading.Lock()
 
     def key(self, environment: Environment, source: str) -> str:
@@ -288,6 +292,44 @@ class CompiledTemplates(BytecodeCache):
         """Whether compiled code for `source` is at hand (in memory, from a worker, on disk):
         then it compiles, and the syntax check of `auto` need not compile it again."""
         return self._lookup(self.key(environment, source)) is not None
+
+    # -- the syntax `auto` found for a template -------------------------------------------
+
+    def _syntax_key(self, environment: Environment, source: str,
+                    names: Collection[str]) -> str:
+        """The key of `auto`'s decision for `source`: it also depends on confd's function
+        names (an unknown function fails Go's parser)."""
+        if self._names is None or self._names[0] != id(names):
+            self._names = (id(names), "\0".join(sorted(names)).encode())
+        return self.key(environment, "\0".join(("syntax", self._names[1].decode(), source)))
+
+    def syntax(self, environment: Environment, source: str,
+               names: Collection[str]) -> tuple[str, str] | None:
+        """The syntax (and why) `auto` found for `source` before, in this run or an earlier
+        one: deciding means parsing it as Go and compiling it as Jinja."""
+        key = self._syntax_key(environment, source, names)
+        with self._lock:
+            found = self._syntaxes.get(key)
+        if found is not None or self.directory is None:
+            return found
+        payload = self.directory.load(key, ".syntax")
+        if payload is None:
+            return None
+        name, _, reason = payload.decode("utf-8", "replace").partition("\n")
+        if name not in ("go", "jinja"):
+            return None
+        with self._lock:
+            self._syntaxes[key] = (name, reason)
+        return name, reason
+
+    def remember_syntax(self, environment: Environment, source: str, names: Collection[str],
+                        syntax: str, reason: str) -> None:
+        """Keep what `auto` decided for `source`."""
+        key = self._syntax_key(environment, source, names)
+        with self._lock:
+            self._syntaxes[key] = (syntax, reason)
+        if self.directory is not None:
+            self.directory.store(key, f"{syntax}\n{reason}".encode(), ".syntax")
 
     @staticmethod
     def loads_ahead(count: int) -> bool:

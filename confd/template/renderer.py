@@ -232,14 +232,20 @@ class Renderer:
         cached = self._syntaxes.get((src, wanted))
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        from confd.template.golang.syntax import detect_syntax
-
         source = self._source(src, path)
-        detection = detect_syntax(source, FUNCTION_NAMES,
-                                  lambda text: self._jinja_error(text, src, path))
-        if detection.syntax is None:
-            raise self._neither(path, source)
-        found = Syntax(detection.syntax, detection.reason)
+        known = self.cache.syntax(self._env, source, FUNCTION_NAMES) if self.cache else None
+        if known is not None:  # decided in an earlier run (confd.template.cache)
+            found = Syntax(*known)
+        else:
+            from confd.template.golang.syntax import detect_syntax
+
+            detection = detect_syntax(source, FUNCTION_NAMES,
+                                      lambda text: self._jinja_error(text, src, path))
+            if detection.syntax is None:
+                raise self._neither(path, source)
+            found = Syntax(detection.syntax, detection.reason)
+            if self.cache is not None:
+                self.cache.remember_syntax(self._env, source, FUNCTION_NAMES, *found)
         self._syntaxes[(src, wanted)] = (stamp, found)
         return found
 
