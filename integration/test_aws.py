@@ -188,6 +188,9 @@ def test_watch_polls_dynamodb_and_renders_once_the_endpoint_answers(tmp_path: Pa
             put_items(server, {"/app/name": {"S": "up"}})
             out_file = tmp_path / "out.conf"
             wait_for(lambda: read(out_file) == "up\n", "render after start", log.read_text)
+            # the watch retries after --watch-error-backoff (2 s) and then says it polls
+            wait_for(lambda: "cannot watch" in log.read_text(), "the polling warning",
+                     log.read_text)
             assert process.poll() is None, log.read_text()
     finally:
         terminate(process)
