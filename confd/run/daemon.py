@@ -280,12 +280,13 @@ class Daemon:
             for resource in resources:
                 self._states.setdefault(resource, _State())
         self.metrics.expect(r.name for r in resources)
-        started = self._watches.apply(runtime, watching=self.watch)
+        # The new watches take their first snapshots before the pass (bounded): rendering
+        # meanwhile would be safe for the values (renders are folded into the baselines), but a
+        # watch that only then starts listening could miss a change made right after /ready.
+        self._watches.apply(runtime, watching=self.watch, baseline_timeout=self.baseline_timeout)
         if previous is not None and previous is not runtime:
             runtime.release_unused()  # databases only the old configuration read
-        failed = self._full_pass(resources)  # while the new watches take their snapshots
-        self._watches.wait_started(started, self.baseline_timeout)
-        return failed
+        return self._full_pass(resources)
 
     def _reload(self) -> None:
         """SIGHUP: re-read confd.toml, conf.d and templates and apply every setting that can

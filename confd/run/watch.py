@@ -387,10 +387,9 @@ class WatchGroups:
         """Group the runtime's resources; keep the watches whose keys are unchanged, start the
         new ones (when `watching`) and stop the rest; returns the watches started.
 
-        A new watch takes its baseline snapshot on its own thread while the daemon renders: a
-        render that reads before it is folded into the baseline all the same (`observe`), so a
-        change between the two is found either way. `wait_started` waits for the snapshots;
-        with `baseline_timeout`, this does before it returns."""
+        New watches take their baseline snapshot on their own threads; with
+        `baseline_timeout`, this waits for them (bounded) before it returns, so a change between
+        a render and its watch's first read is not missed (`wait_started` does the waiting)."""
         groups: dict[GroupKey, list[TemplateResource]] = {}
         databases: dict[GroupKey, Database] = {}
         for resource in runtime.resources:
@@ -436,7 +435,7 @@ class WatchGroups:
         deadline = time.monotonic() + timeout
         for watch in started:
             if not watch.synced.wait(max(deadline - time.monotonic(), 0.0)):
-                log.warning("watch on %s:%s is slow to start; carrying on without it",
+                log.warning("watch on %s:%s is slow to start; rendering anyway",
                             watch.backend, watch.prefix or "/")
                 break
 
