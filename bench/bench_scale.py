@@ -1,7 +1,8 @@
 """Scale: 1,000 template resources over 10,000 etcd keys under `confd --watch`.
 
-Measures the first full pass (start to `/ready`), then for single-key changes: the time until
-that resource's file is replaced, how many resources were re-rendered (`confd_renders_total`;
+Measures the first full pass (start to `/ready`; the compiled-template cache starts empty),
+then for single-key changes: the time until that resource's file is replaced, how many
+resources were re-rendered (`confd_renders_total`;
 only the dependent one should be), how many watches confd holds on etcd (etcd's own gauges
 of watch streams and of watched key ranges; one per distinct prefix is the design), and the
 daemon's RSS at steady state.
@@ -110,7 +111,8 @@ def measure(etcd: _Etcd, args: argparse.Namespace) -> dict[str, object]:
                "--backend", "etcd", "--node", etcd.url, "--metrics-addr", metrics]
         started = time.perf_counter()
         with open(log_path, "w") as log:
-            confd = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=user_env())
+            confd = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                     env=user_env(CONFD_CACHE_DIR=str(root / "cache")))
         try:
             try:
                 wait_until(lambda: http_get(f"http://{metrics}/ready", 1)[0] == 200,

@@ -2,15 +2,24 @@
 >= 10 runs), the interpreter floors it is built on, and an import audit (`python -X importtime`)
 showing the env path loads no gRPC, store client or other module it does not use.
 
-Run: .venv/bin/python bench/bench_startup.py [--runs 15]
+Also on the integration cases' confdir (8 resources, issue #13's start-up target: within 1.15x
+of `python -c "import jinja2, click"` with a warm compiled-template cache), with the cache warm
+and cold (an empty cache directory each run), interleaved with the floor so both see the same
+machine. `--wheel` measures confd installed from a wheel as well (a throwaway venv that borrows
+the dependencies of this one): an editable install pays its import finder on every start.
+
+Run: .venv/bin/python bench/bench_startup.py [--runs 15] [--wheel]
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import json
+import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -26,6 +35,7 @@ ENV = {
     "MYAPP_UPSTREAM_APP2": "10.0.0.2:8080",
 }
 ARGS = ["--onetime", "--backend", "env", "--confdir", str(EXAMPLE), "--log-level", "warning"]
+CASES = REPO / "integration" / "cases"
 
 # Top-level packages the env path must never import, and why a user would care.
 UNUSED = {
@@ -65,14 +75,76 @@ def _floor(cmd: list[str], runs: int, env: dict[str, str]) -> float:
     return summary(walls, 1)["p50"]  # type: ignore[return-value]
 
 
+def cases_env(cache: Path) -> dict[str, str]:
+    """The integration cases' keys as the env backend reads them, and a compiled-template cache."""
+    keys = json.loads((CASES / "keys.json").read_text())
+    values = {k.strip("/").upper().replace("/", "_"): v for k, v in keys.items()}
+    return user_env(**values, HOSTNAME="localhost", CONFD_CACHE_DIR=str(cache))
+
+
+def versus_floor(python: str, confd: list[str], runs: int) -> dict[str, object]:
+    """confd on the cases' confdir, warm and cold cache, each run next to a floor run."""
+    with tempfile.TemporaryDirectory(prefix="confd-bench-cases-") as tmp:
+        work = Path(tmp)
+        cmd = [*confd, "--onetime", "--backend", "env", "--confdir", str(CASES / "confdir"),
+               "--log-level", "warning"]
+        floor_cmd = [python, "-c", "import jinja2, click"]
+        warm_env = cases_env(work / "cache")
+        for _ in range(2):
+            timed_run(cmd, cwd=work, env=warm_env)
+            timed_run(floor_cmd, env=warm_env)
+        warm, cold, floor, failures = [], [], [], 0
+        for n in range(runs):
+            wall, _, status = timed_run(cmd, cwd=work, env=warm_env)
+            warm.append(wall)
+            failures += status != 0
+            floor.append(timed_run(floor_cmd, env=warm_env)[0])
+            cold_env = cases_env(work / f"cold-{n}")
+            wall, _, status = timed_run(cmd, cwd=work, env=cold_env)
+            cold.append(wall)
+            failures += status != 0
+    result = {"warm_ms": summary(warm, 1), "cold_ms": summary(cold, 1),
+              "floor_ms": summary(floor, 1), "failed_runs": failures}
+    result["warm_over_floor"] = round(result["warm_ms"]["p50"] / result["floor_ms"]["p50"], 3)
+    result["cold_over_floor"] = round(result["cold_ms"]["p50"] / result["floor_ms"]["p50"], 3)
+    return result
+
+
+def wheel_venv(root: Path) -> Path:
+    """A venv with confd installed from a wheel of this tree (`pip install --target`, which
+    leaves this venv's editable install alone); its dependencies are this venv's, through a
+    .pth line (site-packages' own .pth files, the editable finder's among them, are not read
+    from a directory added that way). Returns its python."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                    str(root / "dist"), str(REPO)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")],
+                   check=True)
+    python = root / "venv" / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                           "['purelib'])"], check=True, capture_output=True, text=True)
+    purelib = Path(site.stdout.strip())
+    [wheel] = (root / "dist").glob("*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(purelib), str(wheel)], check=True, capture_output=True)
+    (purelib / "borrowed.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+# What the `confd` console script runs (its #! would name the python that installed it).
+ENTRY = "import sys; from confd.cli.main import main; sys.argv[0] = 'confd'; sys.exit(main())"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--wheel", action="store_true",
+                        help="also measure confd installed from a wheel")
     args = parser.parse_args()
     env = user_env(**ENV)
     with tempfile.TemporaryDirectory(prefix="confd-bench-") as tmp:
         work = Path(tmp)
         (work / "demo-out").mkdir()
+        env["CONFD_CACHE_DIR"] = str(work / "cache")
         cmd = [str(CONFD), *ARGS]
         for _ in range(2):  # warm-up: bytecode written, page cache filled
             timed_run(cmd, cwd=work, env=env)
@@ -107,6 +179,14 @@ def main() -> None:
         "import_jinja2_click": _floor([python, "-c", "import jinja2, click"], args.runs, env),
     }
     wall = summary(walls, 1)
+    cases = {"editable": versus_floor(sys.executable, [str(CONFD)], args.runs)}
+    if args.wheel:
+        root = Path(tempfile.mkdtemp(prefix="confd-bench-wheel-"))
+        try:
+            python = str(wheel_venv(root))
+            cases["wheel"] = versus_floor(python, [python, "-c", ENTRY], args.runs)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     emit("startup", {
         "command": "confd " + " ".join(ARGS),
         "runs": args.runs,
@@ -116,6 +196,7 @@ def main() -> None:
         "peak_rss_mib": summary(peaks, 1),
         "floors_ms": floors,
         "confd_over_jinja2_click_ms": round(wall["p50"] - floors["import_jinja2_click"], 1),
+        "cases_8_resources": cases,
         "imports": {
             "modules": len(names),
             "unused_imported": unused,

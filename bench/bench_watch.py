@@ -92,7 +92,8 @@ def measure(name: str, args: list[str], put: Writer, changes: int) -> dict[str, 
         cmd = [str(CONFD), "--watch", "--confdir", str(_confdir(root, out)),
                "--log-level", "warning", *args]
         with open(log_path, "w") as log:
-            confd = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=user_env())
+            confd = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                     env=user_env(CONFD_CACHE_DIR=str(root / "cache")))
         try:
             try:
                 wait_until(lambda: dest.exists() and dest.read_text() == "v0\n",

@@ -6,6 +6,7 @@ Benchmarks measure and print; they never fail because a machine is slow.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import ctypes.util
 import json
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,6 +78,12 @@ def rss_kib(pid: int) -> dict[str, int]:
     return {"rss": found.get("VmRSS", 0), "peak": found.get("VmHWM", 0)}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used so far (its threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine() -> dict[str, object]:
     """The machine the figures come from: cores, CPU model, RAM, OS, Python, load."""
     model = ""
@@ -125,11 +132,18 @@ class DirectoryEvents:
         mask = _IN_MOVED_TO | _IN_CLOSE_WRITE | _IN_CREATE
         if libc.inotify_add_watch(self._fd, str(directory).encode(), mask) < 0:
             raise OSError(ctypes.get_errno(), f"inotify_add_watch failed for {directory}")
+        self._ready: collections.deque[str] = collections.deque()
 
     def wait(self, names: set[str], timeout: float) -> str | None:
-        """Block until one of `names` is moved into place or closed after writing; its name."""
+        """Block until one of `names` is moved into place or closed after writing; its name.
+
+        Events read together are kept, so a burst of renames is seen name by name."""
         deadline = time.monotonic() + timeout
         while True:
+            while self._ready:
+                name = self._ready.popleft()
+                if name in names:
+                    return name
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -142,9 +156,22 @@ class DirectoryEvents:
                 _, mask, _, size = _EVENT.unpack_from(data, offset)
                 raw = data[offset + _EVENT.size : offset + _EVENT.size + size]
                 offset += _EVENT.size + size
-                name = raw.rstrip(b"\0").decode()
-                if mask & (_IN_MOVED_TO | _IN_CLOSE_WRITE) and name in names:
-                    return name
+                if mask & (_IN_MOVED_TO | _IN_CLOSE_WRITE):
+                    self._ready.append(raw.rstrip(b"\0").decode())
+
+    def wait_all(self, names: set[str], timeout: float,
+                 done: Callable[[str], bool] = lambda _: True) -> set[str]:
+        """Wait until each of `names` was replaced and `done(name)` holds for it; returns the
+        names still missing when `timeout` ran out (empty: all arrived)."""
+        missing = set(names)
+        deadline = time.monotonic() + timeout
+        while missing:
+            name = self.wait(missing, deadline - time.monotonic())
+            if name is None:
+                break
+            if done(name):
+                missing.discard(name)
+        return missing
 
     def close(self) -> None:
         os.close(self._fd)

@@ -1,8 +1,9 @@
 """The whole benchmark suite: runs each bench_*.py as its own process (so one's imports and
 memory never colour another's), prints each one's JSON, then a table against the targets of
-issue #6, and writes bench/results.json.
+issue #6, the fan-out figures of issue #13 beside Go confd's with their ratios, and writes
+bench/results.json.
 
-Run: bench/run [--only startup,plugin,watch,scale,failover] [--quick]
+Run: bench/run [--only startup,plugin,watch,scale,syntax,failover,fanout] [--quick]
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from common import REPO, machine
 BENCH = REPO / "bench"
 # name -> (script, arguments, arguments with --quick)
 SUITE: dict[str, tuple[str, list[str], list[str]]] = {
-    "startup": ("bench_startup.py", ["--runs", "15"], ["--runs", "10"]),
+    "startup": ("bench_startup.py", ["--runs", "15", "--wheel"], ["--runs", "10"]),
     "plugin": ("bench_plugin.py", ["--spawns", "10", "--runs", "15"], ["--spawns", "5"]),
     "watch": ("bench_watch.py", ["--changes", "150"], ["--changes", "100"]),
     "scale": ("bench_scale.py", ["--changes", "30"], ["--changes", "10"]),
     "syntax": ("bench_syntax.py", ["--runs", "15"], ["--runs", "5"]),
     "failover": ("bench_failover.py", ["--runs", "13"], ["--runs", "2"]),
+    "fanout": ("bench_fanout.py", ["--changes", "20"], ["--changes", "5"]),
 }
 
 
@@ -43,6 +45,14 @@ ROWS: list[tuple[str, str, tuple[str, ...], float | None, str]] = [
     ("startup", "onetime env, peak RSS p50", ("peak_rss_mib", "p50"), None, "MiB"),
     ("startup", "floor: import jinja2, click", ("floors_ms", "import_jinja2_click"), None, "ms"),
     ("startup", "floor: python -c pass", ("floors_ms", "python_-c_pass"), None, "ms"),
+    ("startup", "8 resources, warm cache / floor", ("cases_8_resources", "editable",
+                                                     "warm_over_floor"), 1.15, "x"),
+    ("startup", "8 resources, cold cache / floor", ("cases_8_resources", "editable",
+                                                     "cold_over_floor"), None, "x"),
+    ("startup", "wheel: 8 resources, warm / floor", ("cases_8_resources", "wheel",
+                                                      "warm_over_floor"), 1.15, "x"),
+    ("startup", "wheel: 8 resources, cold / floor", ("cases_8_resources", "wheel",
+                                                      "cold_over_floor"), None, "x"),
     ("watch", "etcd (data on disk) watch p50", ("stores", "etcd", "latency_ms", "p50"), 4, "ms"),
     ("watch", "etcd (data on disk) watch p99", ("stores", "etcd", "latency_ms", "p99"), 10, "ms"),
     ("watch", "etcd (data on disk) put round trip p50", ("stores", "etcd", "put_ms", "p50"), None,
@@ -113,6 +123,60 @@ for _scenario in ("leader", "member", "quorum", "pause", "lastwrite"):
     ]
 
 
+# Issue #13, ours beside Go confd: (label, path into "ours", path into "go", path into
+# "ours_over_go", target ratio, unit); a None target is information only.
+VERSUS_GO: list[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], float | None,
+                      str]] = [
+    ("first render, cold cache", ("first_render_cold_s",), ("first_render_s",),
+     ("first_render_cold",), 1.0, "s"),
+    ("first render, warm cache", ("first_render_warm_s",), ("first_render_s",),
+     ("first_render_warm",), 0.5, "s"),
+    ("50 dependents: change p50", ("fifty_dependents", "latency_ms", "p50"),
+     ("fifty_dependents", "latency_ms", "p50"), ("fifty_p50",), 1.0, "ms"),
+    ("50 dependents: change p99", ("fifty_dependents", "latency_ms", "p99"),
+     ("fifty_dependents", "latency_ms", "p99"), ("fifty_p99",), None, "ms"),
+    ("50 dependents: CPU per change", ("fifty_dependents", "cpu_ms_per_change"),
+     ("fifty_dependents", "cpu_ms_per_change"), ("fifty_cpu",), 1.0, "ms"),
+    ("1 dependent: change p50", ("one_dependent", "latency_ms", "p50"),
+     ("one_dependent", "latency_ms", "p50"), ("one_p50",), 0.2, "ms"),
+    ("1 dependent: change p99", ("one_dependent", "latency_ms", "p99"),
+     ("one_dependent", "latency_ms", "p99"), ("one_p99",), None, "ms"),
+    ("1 dependent: CPU per change", ("one_dependent", "cpu_ms_per_change"),
+     ("one_dependent", "cpu_ms_per_change"), ("one_cpu",), None, "ms"),
+    ("RSS after the changes", ("rss_mib",), ("rss_mib",), ("rss",), 0.5, "MiB"),
+    ("etcd watchers", ("etcd_watchers",), ("etcd_watchers",), (), None, ""),
+    ("etcd watch streams", ("etcd_watch_streams",), ("etcd_watch_streams",), (), None, ""),
+    ("etcd ranges per 1-dependent change", ("one_dependent", "etcd_ranges_per_change"),
+     ("one_dependent", "etcd_ranges_per_change"), (), None, ""),
+    ("etcd ranges per 50-dependent change", ("fifty_dependents", "etcd_ranges_per_change"),
+     ("fifty_dependents", "etcd_ranges_per_change"), (), None, ""),
+    ("idle CPU", ("idle_cpu_ms_per_s",), ("idle_cpu_ms_per_s",), (), None, "ms/s"),
+]
+
+
+def versus_go(figures: dict[str, Any]) -> str:
+    """Issue #13's figures: ours, Go confd's, the ratio and its target."""
+    lines = [f"{'fan-out (issue #13)':36} {'ours':>10} {'Go confd':>10} {'ours/Go':>8} "
+             f"{'target':>8}  met", "-" * 82]
+    ours, go, ratios = figures.get("ours", {}), figures.get("go"), figures.get("ours_over_go", {})
+    for label, mine, theirs, ratio_path, target, unit in VERSUS_GO:
+        value = _dig(ours, *mine)
+        peer = _dig(go, *theirs) if go else None
+        ratio = _dig(ratios, *ratio_path) if ratio_path else None
+        if ratio is None and value is not None and peer:
+            ratio = round(value / peer, 3)
+        shown = "n/a" if value is None else f"{value:g}{unit}"
+        theirs_shown = "absent" if go is None else "n/a" if peer is None else f"{peer:g}{unit}"
+        ratio_shown = "" if ratio is None else f"{ratio:.2f}x"
+        goal = "" if target is None else f"<={target:g}x"
+        met = "" if target is None or ratio is None else ("yes" if ratio <= target else "NO")
+        if label == "etcd watchers" and value is not None:
+            goal, met = f"={figures.get('prefixes')}", \
+                "yes" if value == figures.get("prefixes") else "NO"
+        lines.append(f"{label:36} {shown:>10} {theirs_shown:>10} {ratio_shown:>8} {goal:>8}  {met}")
+    return "\n".join(lines)
+
+
 def _run(name: str, quick: bool) -> dict[str, Any]:
     script, full, fast = SUITE[name]
     started = time.monotonic()
@@ -178,6 +242,9 @@ def main() -> None:
     print(f"\n{info['nproc']} x {info['cpu']}, {info['ram_gib']} GiB, Python {info['python']},"
           f" load {info['loadavg']}, {info['date']}; {results['total_s']} s")
     print(table(results))
+    if "fanout" in results and "error" not in results["fanout"]:
+        print()
+        print(versus_go(results["fanout"]))
     print(f"\nwritten to {args.output}")
 
 

@@ -2,7 +2,9 @@
 
 Stage beside the destination, fsync, compare bytes + mode + uid + gid; only on a real
 difference run check_cmd on the stage file, rename it over the destination, fsync the
-directory, then run reload_cmd. The destination is never partly written.
+directory, then run reload_cmd. The destination is never partly written. A destination that
+already holds the content, mode and owner wanted is left alone without staging anything
+(creating and removing a stage file costs more than the render on some filesystems).
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ import re
 import stat
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
 
 from confd.errors import SyncError
 from confd.log import get_logger
 
-__all__ = ["Destination", "Status", "SyncOptions", "sync_file", "run_command", "render_command"]
+__all__ = ["Destination", "Status", "SyncOptions", "sync_file", "sync_directories", "run_command",
+           "render_command"]
 
 log = get_logger("sync")
 
@@ -179,6 +183,20 @@ def _in_sync(dest: Path, dest_stat: os.stat_result | None, data: bytes, mode: in
     return same
 
 
+def _already(dest: Path, dest_stat: os.stat_result, data: bytes, mode: int, uid: int,
+             gid: int) -> bool:
+    """Whether `dest` holds exactly `data` with `mode`, `uid` and `gid` (any doubt: False, and
+    the full comparison against a stage file decides and logs)."""
+    if (dest_stat.st_size != len(data) or not stat.S_ISREG(dest_stat.st_mode)
+            or stat.S_IMODE(dest_stat.st_mode) != mode or dest_stat.st_uid != uid
+            or dest_stat.st_gid != gid):
+        return False
+    try:
+        return dest.read_bytes() == data
+    except OSError:
+        return False
+
+
 def _wanted(target: Destination, current: os.stat_result | None) -> tuple[int, int, int]:
     """Mode, uid, gid to give the file: the target's, else the destination's, else defaults."""
     mode = target.mode
@@ -243,14 +261,28 @@ def _write_in_place(stage: Path, dest: Path, mode: int, uid: int, gid: int) -> N
         os.close(fd)
 
 
+def sync_directories(directories: Iterable[Path]) -> None:
+    """fsync each directory once: the renames `sync_file(..., renamed_in=...)` left to flush.
+    A failure is logged naming the directory (the files are in place; their renames may not
+    survive a crash)."""
+    for directory in directories:
+        try:
+            _fsync_dir(directory)
+        except OSError as exc:
+            log.error("cannot flush directory %s after replacing files in it: %s", directory,
+                      exc.strerror)
+
+
 def sync_file(
     data: bytes, target: Destination, options: SyncOptions = _PLAIN, *,
-    out: IO[str] | None = None,
+    out: IO[str] | None = None, renamed_in: set[Path] | None = None,
 ) -> Status:
     """Make `target.dest` hold `data` with the target's mode and owner; see the module doc.
 
     Raises `SyncError` (destination untouched) when staging, the check, or the rename fails;
-    a failed reload also raises, after the destination was updated.
+    a failed reload also raises, after the destination was updated. With `renamed_in`, the
+    directory is added to it instead of flushed: a batch flushes each directory once
+    (`sync_directories`), not once per file.
     """
     dest = target.dest
     directory = dest.parent
@@ -265,6 +297,9 @@ def sync_file(
     if dest_stat is not None and stat.S_ISDIR(dest_stat.st_mode):
         raise SyncError(f"cannot write {dest}: it is a directory, not a file")
     mode, uid, gid = _wanted(target, dest_stat)
+    if dest_stat is not None and _already(dest, dest_stat, data, mode, uid, gid):
+        log.debug("Target config %s in sync", dest)
+        return Status.UNCHANGED
 
     try:
         fd, stage_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=directory)
@@ -318,7 +353,10 @@ def sync_file(
                 _write_in_place(stage, dest, mode, uid, gid)
             except OSError as exc2:
                 raise SyncError(f"cannot write {dest} in place: {exc2.strerror}") from None
-        _fsync_dir(directory)
+        if renamed_in is None:
+            _fsync_dir(directory)
+        else:
+            renamed_in.add(directory)
         if target.reload_cmd and not options.sync_only:
             command = render_command(target.reload_cmd, src=str(dest), dest=str(dest))
             run_command(command, target.reload_cmd_timeout, f"reload_cmd for {dest}")

@@ -6,7 +6,7 @@ deciding what each render read, without templates or files.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from confd.config.durations import Wait
@@ -75,6 +75,11 @@ class FakeRuntime:
 
     def render(self, resource: TemplateResource) -> Outcome:
         return self._render(resource)
+
+    def render_many(self, resources: Sequence[TemplateResource]) -> Iterator[Outcome]:
+        """One render after the other, each with its own read (the tests decide the reads)."""
+        for resource in resources:
+            yield self._render(resource)
 
     def release_unused(self) -> None:
         """Nothing to release: one database."""

@@ -274,3 +274,25 @@ def test_backend_down_at_start_renders_once_it_answers(running):
     db.down = False
     wait_for(lambda: renders.outputs.get("a") == "1")
     wait_for(lambda: daemon.metrics.ready)
+
+
+def test_the_first_pass_and_a_change_read_by_many_each_render_as_one_batch(running):
+    db = MemoryDatabase({"/app/shared": "1", **{f"/app/own{i}": str(i) for i in range(5)}})
+    renders = Renders(db)
+    targets = [renders.target(f"r{i}", "/app", ["/app/shared", f"/app/own{i}"])
+               for i in range(5)]
+    batches: list[list[str]] = []
+
+    class Recording(FakeRuntime):
+        def render_many(self, resources):
+            batches.append([r.name for r in resources])
+            yield from super().render_many(resources)
+
+    running(Daemon(lambda: Recording(db, lambda: targets, renders.render)))
+    assert batches == [[f"r{i}" for i in range(5)]]  # the first pass
+    db.set("/app/own3", "33")
+    wait_for(lambda: renders.outputs["r3"] == "1,33")
+    db.set("/app/shared", "2")
+    wait_for(lambda: all(renders.outputs[f"r{i}"].startswith("2,") for i in range(5)))
+    time.sleep(0.2)
+    assert batches[1:] == [["r3"], [f"r{i}" for i in range(5)]]

@@ -166,3 +166,99 @@ def test_failure_summary(failed: int, total: int, load_errors: int, summary: str
     outcomes = [Outcome(resource, Status.FAILED if i < failed else Status.UNCHANGED)
                 for i in range(total)]
     assert failure_summary(outcomes, load_errors) == summary
+
+
+# -- a batch: one read per database, syncs on threads, commands in order -----------------------
+
+
+class CountingDatabase:
+    """Values in a dict; counts reads; refuses (as a backend would) a read asking for /secret."""
+
+    name = "counting"
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.reads: list[list[str]] = []
+
+    def get_values(self, keys):
+        from plugin_sdk.database import DatabaseError, select_prefix
+
+        self.reads.append(list(keys))
+        if any(select_prefix("/secret", k) or k == "/" for k in keys):
+            raise DatabaseError("counting: permission denied for /secret")
+        return {k: v for k, v in self.values.items() if any(select_prefix(k, q) for q in keys)}
+
+
+class OneDatabase:
+    def __init__(self, database: CountingDatabase) -> None:
+        self.db = database
+
+    def database(self, resource):
+        return self.db
+
+
+def batch_of(tmp_path: Path, count: int, **template) -> list:
+    from confd.config.resource import TemplateResource
+
+    (tmp_path / "templates").mkdir(exist_ok=True)
+    (tmp_path / "out").mkdir(exist_ok=True)
+    (tmp_path / "templates" / "t.tmpl").write_text('{{ getv("/host") }}\n')
+    return [TemplateResource(tmp_path / f"r{i}.toml", "t.tmpl", tmp_path / "templates" / "t.tmpl",
+                             tmp_path / "out" / f"r{i:02d}", keys=("/",),
+                             prefix=f"/app{i % 2}", **template) for i in range(count)]
+
+
+def processor_over(tmp_path: Path, db: CountingDatabase):
+    from confd.run.processor import Processor
+    from confd.template.renderer import Renderer
+
+    return Processor(Renderer(tmp_path / "templates"), OneDatabase(db))
+
+
+def test_a_batch_reads_its_database_once(tmp_path: Path) -> None:
+    db = CountingDatabase({"/app0/host": "a", "/app1/host": "b"})
+    resources = batch_of(tmp_path, 20)
+    outcomes = processor_over(tmp_path, db).run_once(resources)
+    assert db.reads == [["/app0", "/app1"]]
+    assert [o.resource for o in outcomes] == resources
+    assert all(o.status is Status.CHANGED for o in outcomes)
+    assert [(tmp_path / "out" / f"r{i:02d}").read_text() for i in range(4)] == \
+        ["a\n", "b\n", "a\n", "b\n"]
+    assert processor_over(tmp_path, db).run_once(resources)[0].status is Status.UNCHANGED
+
+
+def test_a_failed_shared_read_lets_each_resource_read_and_report(
+    tmp_path: Path, confd_log: io.StringIO
+) -> None:
+    from confd.config.resource import TemplateResource
+
+    db = CountingDatabase({"/app0/host": "a", "/app1/host": "b", "/secret/host": "s"})
+    resources = batch_of(tmp_path, 2)
+    secret = TemplateResource(tmp_path / "s.toml", "t.tmpl", tmp_path / "templates" / "t.tmpl",
+                              tmp_path / "out" / "s", keys=("/",), prefix="/secret")
+    outcomes = processor_over(tmp_path, db).run_once([*resources, secret])
+    assert [o.status for o in outcomes] == [Status.CHANGED, Status.CHANGED, Status.FAILED]
+    assert "permission denied for /secret" in str(outcomes[2].error)
+    assert f"{tmp_path / 's.toml'}: " in confd_log.getvalue()
+    assert len(db.reads) == 4  # the shared read, then one each
+
+
+def test_commands_of_a_batch_run_in_order(tmp_path: Path) -> None:
+    db = CountingDatabase({"/app0/host": "a", "/app1/host": "b"})
+    order = tmp_path / "order"
+    resources = batch_of(tmp_path, 20, reload_cmd=f"basename {{{{.dest}}}} >> {order}")
+    outcomes = processor_over(tmp_path, db).run_once(resources)
+    assert all(o.status is Status.CHANGED for o in outcomes)
+    assert order.read_text().split() == [f"r{i:02d}" for i in range(20)]
+
+
+def test_a_batch_flushes_each_directory_once(tmp_path: Path, monkeypatch) -> None:
+    import confd.sync
+
+    flushed: list[Path] = []
+    real = confd.sync._fsync_dir
+    monkeypatch.setattr(confd.sync, "_fsync_dir", lambda d: (flushed.append(d), real(d)))
+    db = CountingDatabase({"/app0/host": "a", "/app1/host": "b"})
+    outcomes = processor_over(tmp_path, db).run_once(batch_of(tmp_path, 20))
+    assert all(o.status is Status.CHANGED for o in outcomes)
+    assert flushed == [tmp_path / "out"]

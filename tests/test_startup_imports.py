@@ -11,7 +11,9 @@ HEAVY = ("grpc", "yaml", "pyetcd", "consul", "redis", "kazoo", "hvac", "boto3", 
          "moto", "re2", "psutil")
 # Light, but each a cost on every start that the env path does not need (see
 # docs/performance.md): they load only for the resource or template that uses them.
-ON_USE = ("base64", "dataclasses", "grp", "pwd", "decimal")
+ON_USE = ("base64", "dataclasses", "grp", "pwd", "decimal", "difflib", "confd.config.durations",
+          # sync threads and compile workers pay only for batches of 16 and 100 resources up
+          "concurrent.futures", "multiprocessing")
 
 
 def imported_modules(stderr: str) -> set[str]:

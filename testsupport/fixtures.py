@@ -19,6 +19,22 @@ REPO = Path(__file__).resolve().parent.parent
 CONFD = Path(sys.executable).with_name("confd")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def template_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Compiled templates go to a directory of this test session, never the user's
+    ~/.cache (confd and the confd processes tests start find it through XDG_CACHE_HOME)."""
+    home = tmp_path_factory.mktemp("cache-home")
+    saved = {name: os.environ.get(name) for name in ("XDG_CACHE_HOME", "CACHE_DIRECTORY")}
+    os.environ["XDG_CACHE_HOME"] = str(home)
+    os.environ.pop("CACHE_DIRECTORY", None)
+    yield home
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def make_confdir(tmp_path: Path) -> Callable[..., Path]:
     """Build `<tmp>/confdir` with templates {name: text} and resources {name.toml: text}."""

@@ -7,7 +7,6 @@ subcommands other modules provide are imported only when invoked, so start-up st
 
 from __future__ import annotations
 
-import difflib
 import gc
 import importlib
 import importlib.util
@@ -276,6 +275,8 @@ def _option_names(command: click.Command) -> tuple[set[str], set[str]]:
 
 
 def _unknown_flag(arg: str, names: set[str]) -> click.UsageError:
+    import difflib  # only for a mistyped flag: not on every start
+
     name = arg.lstrip("-").partition("=")[0]
     close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
     hint = f" (did you mean -{close[0]}?)" if close else ""

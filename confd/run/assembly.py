@@ -12,12 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from confd.backends.pool import DatabasePool
-from confd.config.durations import Wait, parse_wait
 from confd.config.options import BY_NAME
 from confd.config.resource import TemplateResource, load_resources
 from confd.config.settings import Settings
@@ -25,10 +24,12 @@ from confd.errors import BackendError, ConfigError
 from confd.log import get_logger, setup_logging
 from confd.run.processor import Outcome, Processor, RetryPolicy, failure_summary
 from confd.sync import SyncOptions
+from confd.template.cache import CompiledTemplates, cache_directory
 from confd.template.renderer import Renderer
 from plugin_sdk.database import Database
 
 if TYPE_CHECKING:
+    from confd.config.durations import Wait
     from confd.observe.metrics import Metrics
 
 __all__ = [
@@ -90,8 +91,14 @@ class Runtime:
         self._out = out
         self._environ = os.environ if environ is None else environ
         self.nodes = discovered_nodes(settings, self._environ)
-        self.wait: Wait | None = parse_wait(settings.wait, "--wait") if settings.wait else None
-        self.renderer = Renderer(settings.templates_dir, syntax=settings.template_syntax)
+        self.wait: Wait | None = None
+        if settings.wait:  # the durations module loads only when a wait is set
+            from confd.config.durations import parse_wait
+
+            self.wait = parse_wait(settings.wait, "--wait")
+        cache = CompiledTemplates(cache_directory(settings.cache_dir, self._environ))
+        self.renderer = Renderer(settings.templates_dir, syntax=settings.template_syntax,
+                                 cache=cache)
         self.processor = Processor(
             self.renderer,
             self,
@@ -105,6 +112,7 @@ class Runtime:
         self.resources: list[TemplateResource] = []
         self.load_errors: list[ConfigError] = []
         self._unavailable: dict[str, BackendError] = {}
+        self._databases: dict[object, Database] = {}  # by the resource's [backend] table
         self.scan()
 
     # -- the daemon's knobs ---------------------------------------------------------------------
@@ -136,7 +144,9 @@ class Runtime:
     def scan(self) -> None:
         """(Re)read conf.d: interval passes pick up new, changed and removed resource files.
 
-        A missing confdir or conf.d raises `ConfigError`; bad files are `load_errors`.
+        A missing confdir or conf.d raises `ConfigError`; bad files are `load_errors`. When
+        many templates are missing from the compiled cache, worker processes start compiling
+        them now, while the daemon sets up its watches.
         """
         settings = self.settings
         resources, errors = load_resources(
@@ -151,12 +161,19 @@ class Runtime:
         self.resources, self.load_errors = resources, errors
         self.pool.forget_failures()
         self._unavailable.clear()
+        self._databases.clear()
+        self.renderer.prepare((r.src, r.syntax) for r in resources)
 
     def database(self, resource: TemplateResource) -> Database:
         """The database `resource` reads. A backend that cannot be opened is reported once per
         load; its other resources fail with a short error pointing at that report."""
+        database = self._databases.get(resource.backend)
+        if database is not None:  # resolving a backend's settings costs ~30 us a resource
+            return database
         try:
-            return self.pool.for_resource(self.settings, resource, self.nodes)
+            database = self._databases[resource.backend] = self.pool.for_resource(
+                self.settings, resource, self.nodes)
+            return database
         except BackendError as exc:
             name = resource.backend.name if resource.backend else self.settings.backend
             if name in self._unavailable:
@@ -174,6 +191,11 @@ class Runtime:
         """Read, render and sync one resource (never raises)."""
         return self.processor.process(resource)
 
+    def render_many(self, resources: Sequence[TemplateResource]) -> Iterator[Outcome]:
+        """Read, render and sync `resources` as one batch (one read per database), yielding
+        each outcome as it completes (never raises for a resource)."""
+        return self.processor.process_many(resources)
+
     def release_unused(self) -> None:
         """Close the pool's databases that none of these resources reads (after a reload)."""
         in_use = []
@@ -185,11 +207,13 @@ class Runtime:
         self.pool.retain(in_use)
 
     def close(self) -> None:
-        """Close every database the pool opened."""
+        """Close every database the pool opened; drop compile jobs not started."""
+        if self.renderer.cache is not None:
+            self.renderer.cache.close()
         self.pool.close()
 
     def run_once(self) -> list[Outcome]:
-        """Render every resource once, in order (the onetime pass)."""
+        """Render every resource once as one batch (the onetime pass); outcomes in order."""
         return self.processor.run_once(self.resources)
 
 

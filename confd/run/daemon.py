@@ -4,8 +4,10 @@
 the shared prefix watches (`confd.run.watch.WatchGroups`) request renders of the resources a
 change can affect; in interval mode every resource is rendered every `interval` seconds (conf.d
 re-scanned). One worker thread renders what the `Schedule` says is due, so renders never
-overlap and a stop never cuts one in half. Every knob (watch or interval, interval, wait,
-failure mode) comes from the current runtime, so SIGHUP applies all of them.
+overlap and a stop never cuts one in half. It renders everything due at once as one batch
+(`Runtime.render_many`: one read per database for the batch), so a full pass, or a change read by
+many resources, reads the store once. Every knob (watch or interval, interval, wait, failure
+mode) comes from the current runtime, so SIGHUP applies all of them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from confd.config.durations import Wait
@@ -50,7 +52,7 @@ class Assembly(Protocol):
     def scan(self) -> None: ...
     def database(self, resource: TemplateResource) -> Database: ...
     def label(self, resource: TemplateResource) -> str: ...
-    def render(self, resource: TemplateResource) -> Outcome: ...
+    def render_many(self, resources: Sequence[TemplateResource]) -> Iterator[Outcome]: ...
     def release_unused(self) -> None: ...
     def close(self) -> None: ...
 
@@ -278,6 +280,9 @@ class Daemon:
             for resource in resources:
                 self._states.setdefault(resource, _State())
         self.metrics.expect(r.name for r in resources)
+        # The new watches take their first snapshots before the pass (bounded): rendering
+        # meanwhile would be safe for the values (renders are folded into the baselines), but a
+        # watch that only then starts listening could miss a change made right after /ready.
         self._watches.apply(runtime, watching=self.watch, baseline_timeout=self.baseline_timeout)
         if previous is not None and previous is not runtime:
             runtime.release_unused()  # databases only the old configuration read
@@ -316,8 +321,7 @@ class Daemon:
         """Render every resource in `resources` now and wait for all; returns how many failed."""
         with self._lock:
             self._pass.begin(resources)
-            for resource in resources:
-                self._schedule.request(resource)
+            self._schedule.request_many((resource, None, 0.0) for resource in resources)
             while self._pass.left and not self._stop_requested:
                 self._pass.done.wait(0.5)
             return self._pass.failed
@@ -325,49 +329,78 @@ class Daemon:
     def _changed(self, members: Sequence[TemplateResource], changed: set[str]) -> None:
         """A watch saw `changed` keys: schedule the resources whose last render read one."""
         with self._lock:
-            for resource in members:
-                state = self._states.get(resource)
-                if state is not None and state.depends_on(changed):
-                    self._request(resource, state)
+            self._request([r for r in members
+                           if (state := self._states.get(r)) is not None
+                           and state.depends_on(changed)])
 
     def _retry_failing(self, members: Sequence[TemplateResource]) -> None:
         """The backend answered a full read: render again the resources that failed (the
         backend may have been down for their last render)."""
         with self._lock:
-            for resource in members:
-                state = self._states.get(resource)
-                if state is not None and state.failing and resource not in self._pass.left:
-                    self._request(resource, state)
+            self._request([r for r in members
+                           if (state := self._states.get(r)) is not None and state.failing
+                           and r not in self._pass.left])
 
-    def _request(self, resource: TemplateResource, state: _State) -> None:
-        not_before = 0.0
-        if resource.min_reload_interval and state.last_reload is not None:
-            not_before = state.last_reload + resource.min_reload_interval
-        wait = resource.wait or (self.runtime.wait if self.runtime else None)
-        self._schedule.request(resource, wait, not_before)
+    def _request(self, resources: list[TemplateResource]) -> None:
+        """Schedule `resources` together, each with its debounce and throttle (lock held)."""
+        requests = []
+        default_wait = self.runtime.wait if self.runtime else None
+        for resource in resources:
+            state = self._states[resource]
+            not_before = 0.0
+            if resource.min_reload_interval and state.last_reload is not None:
+                not_before = state.last_reload + resource.min_reload_interval
+            requests.append((resource, resource.wait or default_wait, not_before))
+        if requests:
+            self._schedule.request_many(requests)
 
     def _work(self) -> None:
-        """The render thread: render whatever is due, one at a time."""
+        """The render thread: render whatever is due, as one batch each time."""
         while True:
             due = self._schedule.take()
-            if not due:
+            if not due or self._stop_requested:
                 return
-            for resource in due:
-                if self._stop_requested:
-                    return
-                with self._lock:
-                    known = resource in self._states
-                if known:
-                    self._render(resource)
+            with self._lock:
+                batch = [r for r in due if r in self._states]
+            if batch:
+                self._render_batch(batch)
 
-    def _render(self, resource: TemplateResource) -> None:
+    def _render_batch(self, batch: list[TemplateResource]) -> None:
+        """Render `batch`, record each outcome, then fold each distinct read into the watch
+        baselines (after every outcome of the batch is recorded, so a change found there
+        reaches the resources rendered before)."""
         runtime = self.runtime
         assert runtime is not None
+        reads: dict[int, tuple[TemplateResource, Mapping[str, str]]] = {}
+        left = {id(resource): resource for resource in batch}
+        outcomes = runtime.render_many(batch)
         try:
-            outcome = runtime.render(resource)
-        except Exception as exc:  # noqa: BLE001 - a bug in one render must not stop the others
-            log.exception("resource %s: render crashed", resource.name)
-            outcome = Outcome(resource, Status.FAILED, exc)
+            while left:
+                if self._stop_requested:
+                    return
+                try:
+                    outcome = next(outcomes)
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001 - a bug must not stop the daemon
+                    log.exception("rendering %d resource(s) crashed", len(left))
+                    for resource in left.values():
+                        self._record(Outcome(resource, Status.FAILED, exc))
+                    return
+                left.pop(id(outcome.resource), None)
+                self._record(outcome)
+                if outcome.values is not None:  # resources sharing a read share its values
+                    reads.setdefault(id(outcome.values), (outcome.resource, outcome.values))
+        finally:
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()  # a stop: syncs in flight finish, none start
+        for resource, values in reads.values():
+            self._watches.observe(runtime, resource, values)
+
+    def _record(self, outcome: Outcome) -> None:
+        """Remember what a render read and how it ended; metrics, fail-fast, on_change."""
+        resource = outcome.resource
         with self._lock:
             state = self._states.get(resource)
             if state is not None:
@@ -378,8 +411,6 @@ class Daemon:
                     log.info("resource %s: rendering works again", resource.name)
                 state.failing = outcome.failed
             self._pass.finish(resource, not outcome.failed)
-        if outcome.values is not None:
-            self._watches.observe(runtime, resource, outcome.values)
         if outcome.failed:
             self.metrics.render_failed(resource.name)
             if self.failure_mode == FAIL_FAST and self._started:

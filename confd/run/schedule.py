@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from confd.config.durations import Wait
@@ -36,16 +36,22 @@ class Schedule:
 
     def request(self, key: Hashable, wait: Wait | None = None, not_before: float = 0.0) -> None:
         """Ask for `key` to be rendered, debounced by `wait`, and not before `not_before`."""
+        self.request_many([(key, wait, not_before)])
+
+    def request_many(self, requests: Iterable[tuple[Hashable, Wait | None, float]]) -> None:
+        """`request` each (key, wait, not_before) at once, so a `take` sees them together: the
+        resources one change affects render as one batch."""
         with self._cond:
             now = self._clock()
-            entry = self._pending.get(key)
-            if entry is None:
-                due = now + wait.min if wait else now
-                self._pending[key] = _Pending(first=now, due=max(due, not_before))
-            elif wait:
-                entry.due = max(min(now + wait.min, entry.first + wait.max), not_before)
-            else:
-                entry.due = max(min(entry.due, now), not_before)
+            for key, wait, not_before in requests:
+                entry = self._pending.get(key)
+                if entry is None:
+                    due = now + wait.min if wait else now
+                    self._pending[key] = _Pending(first=now, due=max(due, not_before))
+                elif wait:
+                    entry.due = max(min(now + wait.min, entry.first + wait.max), not_before)
+                else:
+                    entry.due = max(min(entry.due, now), not_before)
             self._cond.notify_all()
 
     def take(self) -> list[Hashable]:

@@ -391,11 +391,14 @@ class WatchGroups:
         with self._lock:
             return list(self._groups.get(group, ()))
 
-    def apply(self, runtime: _Runtime, *, watching: bool, baseline_timeout: float) -> None:
+    def apply(self, runtime: _Runtime, *, watching: bool,
+              baseline_timeout: float | None = None) -> list[PrefixWatch]:
         """Group the runtime's resources; keep the watches whose keys are unchanged, start the
-        new ones (when `watching`) and stop the rest. New watches take their baseline snapshot
-        before this returns (bounded), so a change between a render and its watch's first read
-        is not missed."""
+        new ones (when `watching`) and stop the rest; returns the watches started.
+
+        New watches take their baseline snapshot on their own threads; with
+        `baseline_timeout`, this waits for them (bounded) before it returns, so a change between
+        a render and its watch's first read is not missed (`wait_started` does the waiting)."""
         groups: dict[GroupKey, list[TemplateResource]] = {}
         databases: dict[GroupKey, Database] = {}
         for resource in runtime.resources:
@@ -430,12 +433,21 @@ class WatchGroups:
         for watch in to_stop:
             log.debug("stopping the watch on %s:%s", watch.backend, watch.prefix)
             watch.stop()
-        deadline = time.monotonic() + baseline_timeout
+        if baseline_timeout is not None:
+            self.wait_started(started, baseline_timeout)
+        return started
+
+    @staticmethod
+    def wait_started(started: Sequence[PrefixWatch], timeout: float) -> None:
+        """Wait (at most `timeout` seconds in all) until each watch of `started` took its
+        first snapshot, so the daemon reports ready with its watches running."""
+        deadline = time.monotonic() + timeout
         for watch in started:
             if not watch.synced.wait(max(deadline - time.monotonic(), 0.0)):
                 log.warning("watch on %s:%s is slow to start; rendering anyway",
                             watch.backend, watch.prefix or "/")
                 break
+
 
     def _start(
         self, group: GroupKey, database: Database, keys: list[str], interval: float,

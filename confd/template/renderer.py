@@ -4,7 +4,8 @@ or Go's text/template (`confd.template.golang`), chosen per template file.
 `template_syntax` is `go`, `jinja` or `auto`, where the file decides (the rule is
 `confd.template.golang.syntax.detect_syntax`: `{%`/`{#` means Jinja, else whichever parser
 accepts it, Go when both do). Templates are compiled once and cached (re-read when the file
-changes). Each render gets its own recording view of the store, so concurrent renders never
+changes; Jinja's compiled code is also kept by content, on disk too, by `confd.template.cache`).
+Each render gets its own recording view of the store, so concurrent renders never
 share state and the processor learns exactly which keys an output depends on, in either syntax.
 Templates `include`d read through the same view. confd's functions are a template's globals;
 those of the fork's utility set that read naturally after a `|` are Jinja filters too
@@ -14,8 +15,10 @@ keep Jinja's meaning; `tojson` writes JSON as Go does (compact, keys sorted), li
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -25,6 +28,7 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from confd.errors import TemplateError
+from confd.template.cache import CompiledTemplates
 from confd.template.functions import (
     FUNCTION_NAMES,
     FunctionError,
@@ -38,7 +42,7 @@ from confd.template.store import KVStore, Reads
 if TYPE_CHECKING:
     from confd.template.golang.template import GoTemplate
 
-__all__ = ["FILTERS", "Rendered", "Renderer", "SYNTAXES"]
+__all__ = ["FILTERS", "Rendered", "Renderer", "SYNTAXES", "jinja_environment"]
 
 SYNTAXES = ("auto", "go", "jinja")
 
@@ -115,13 +119,18 @@ class Renderer:
     `syntax` is the run's `template_syntax`; a resource may ask for its own per call.
     """
 
-    def __init__(self, templates_dir: Path, syntax: str = "auto") -> None:
+    def __init__(self, templates_dir: Path, syntax: str = "auto",
+                 cache: CompiledTemplates | None = None) -> None:
         self.templates_dir = Path(templates_dir)
         self.syntax = syntax
+        self.cache = cache  # Jinja's compiled code by content, on disk too
         self._root = os.path.normpath(os.path.abspath(self.templates_dir))
         # per file: (mtime_ns, size) -> the syntax it was read as, and its compiled Go form
         self._syntaxes: dict[tuple[str, str], tuple[tuple[int, int], Syntax]] = {}
         self._go: dict[str, tuple[tuple[int, int], GoTemplate]] = {}
+        # during a batch: each file looked at once, each Jinja template loaded once (`batch`)
+        self._stamps: dict[str, tuple[int, int]] | None = None
+        self._pinned: dict[str, Template] | None = None
         self._env = SandboxedEnvironment(
             loader=FileSystemLoader(os.fspath(self.templates_dir)),
             undefined=StrictUndefined,
@@ -130,8 +139,43 @@ class Renderer:
             auto_reload=True,
             cache_size=-1,  # one compiled template per file, however many resources
             finalize=finalize,  # {{ value }} prints as Go confd prints it
+            bytecode_cache=cache,
         )
         self._env.filters.update(FILTERS)
+
+    @contextlib.contextmanager
+    def batch(self, templates: Iterable[tuple[str, str | None]]) -> Iterator[None]:
+        """Render a batch of (src, syntax) templates: `prepare` them, and look at each file
+        once for the whole batch instead of at every render (a stat each, 0.2 ms apiece on
+        this project's test disk once the batch's syncs are creating files). A template edited
+        meanwhile is read again by the next batch."""
+        self._stamps, self._pinned = {}, {}
+        try:
+            self.prepare(templates)
+            yield
+        finally:
+            self._stamps = self._pinned = None
+
+    def prepare(self, templates: Iterable[tuple[str, str | None]]) -> None:
+        """Ready the (src, syntax) templates of a batch before it renders: when many are
+        missing from the compiled cache, worker processes compile those that may be Jinja;
+        then each is loaded, before the batch's syncs start (`confd.template.cache`)."""
+        wanted = list(dict.fromkeys(templates))
+        if self.cache is None or not self.cache.loads_ahead(len(wanted)):
+            return
+        maybe_jinja = [src for src, syntax in wanted if (syntax or self.syntax) != "go"]
+        self.cache.compile_ahead(self._env, maybe_jinja,
+                                 partial(jinja_environment, self.templates_dir, self.syntax))
+        for src, syntax in wanted:
+            if self.cache.compiling(src):
+                continue  # loaded when rendered, as its worker finishes
+            try:
+                if self.syntax_of(src, syntax).name == "go":
+                    self._load_go(src)
+                else:
+                    self._load(src)
+            except TemplateError:
+                continue  # reported when its resource renders
 
     def check(self, src: str, syntax: str | None = None) -> Syntax:
         """Load and compile `src` without rendering; returns the syntax it was read as.
@@ -184,17 +228,24 @@ class Renderer:
         if wanted in ("go", "jinja"):
             return Syntax(wanted, "template_syntax says so")
         path = self._checked_path(src)
-        stamp = _stamp(path)
+        stamp = self._stamp(path)
         cached = self._syntaxes.get((src, wanted))
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        from confd.template.golang.syntax import detect_syntax
-
         source = self._source(src, path)
-        detection = detect_syntax(source, FUNCTION_NAMES, self._jinja_error)
-        if detection.syntax is None:
-            raise self._neither(path, source)
-        found = Syntax(detection.syntax, detection.reason)
+        known = self.cache.syntax(self._env, source, FUNCTION_NAMES) if self.cache else None
+        if known is not None:  # decided in an earlier run (confd.template.cache)
+            found = Syntax(*known)
+        else:
+            from confd.template.golang.syntax import detect_syntax
+
+            detection = detect_syntax(source, FUNCTION_NAMES,
+                                      lambda text: self._jinja_error(text, src, path))
+            if detection.syntax is None:
+                raise self._neither(path, source)
+            found = Syntax(detection.syntax, detection.reason)
+            if self.cache is not None:
+                self.cache.remember_syntax(self._env, source, FUNCTION_NAMES, *found)
         self._syntaxes[(src, wanted)] = (stamp, found)
         return found
 
@@ -231,12 +282,18 @@ class Renderer:
                 f"{path}:{exc.lineno}: {exc.message} (read as Jinja; as a Go template: {go})")
         return TemplateError(f"{path}: {go}")
 
-    def _jinja_error(self, source: str) -> str | None:
-        """Why `source` does not compile as Jinja (None when it does)."""
+    def _jinja_error(self, source: str, name: str | None = None,
+                     filename: str | None = None) -> str | None:
+        """Why `source` does not compile as Jinja (None when it does). The code compiled to
+        tell is kept (`confd.template.cache`): loading the template then compiles nothing."""
+        if self.cache is not None and self.cache.has_code(self._env, source):
+            return None
         try:
-            self._env.compile(source)
+            code = self._env.compile(source, name, filename)
         except TemplateSyntaxError as exc:
             return f"line {exc.lineno}: {exc.message}"
+        if self.cache is not None:
+            self.cache.remember(self._env, source, code)
         return None
 
     def _source(self, src: str, path: str) -> str:
@@ -253,7 +310,7 @@ class Renderer:
         from confd.template.golang.template import GoTemplate
 
         path = self._checked_path(src)
-        stamp = _stamp(path)
+        stamp = self._stamp(path)
         cached = self._go.get(src)
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -315,10 +372,25 @@ class Renderer:
     def _path(self, src: str) -> str:
         return os.path.join(os.fspath(self.templates_dir), src)
 
+    def _stamp(self, path: str) -> tuple[int, int]:
+        stamps = self._stamps
+        if stamps is None:
+            return _stamp(path)
+        stamp = stamps.get(path)
+        if stamp is None:
+            stamp = stamps[path] = _stamp(path)
+        return stamp
+
     def _load(self, src: str) -> Template:
+        pinned = self._pinned
+        if pinned is not None and src in pinned:
+            return pinned[src]
         self._checked_path(src)
         try:
-            return self._env.get_template(src)
+            template = self._env.get_template(src)
+            if pinned is not None:
+                pinned[src] = template
+            return template
         except TemplateSyntaxError as exc:
             where = exc.filename or self._path(src)
             raise TemplateError(f"{where}:{exc.lineno}: {exc.message}{self._go_hint(src)}") \
@@ -344,6 +416,11 @@ class Renderer:
         if isinstance(exc, TemplateSyntaxError):  # an included template failed to parse
             return f"{exc.filename}:{exc.lineno}: {exc.message}"
         return f"{where}: {type(exc).__name__}: {exc}"
+
+
+def jinja_environment(templates_dir: Path, syntax: str = "auto") -> Any:
+    """The Jinja environment a `Renderer` renders with (compile workers build theirs alike)."""
+    return Renderer(templates_dir, syntax)._env
 
 
 def _printf(fmt: str, *args: Any) -> str:

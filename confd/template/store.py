@@ -3,6 +3,10 @@
 Keys are cleaned like Go's `path.Clean` (`//a/` is `/a`); patterns are `path.Match` globs
 whose `*`, `?` and `[...]` never cross a `/`. A `KVView` reads the store on behalf of one
 render and records what it read, so watch mode knows which changes can alter the output.
+
+Resources rendered together share one store (one read of their prefix); a resource that asked
+for fewer keys than the others reads it through `KVStore.scoped`, which hides every key outside
+its own keys without copying the values.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import posixpath
 import re
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -203,6 +207,19 @@ class Reads:
         self.dirs |= other.dirs
 
 
+def _within(key: str, roots: frozenset[str] | None) -> bool:
+    """Whether `key` equals, or lies below, one of `roots` (None: no scope, every key)."""
+    if roots is None:
+        return True
+    probe = key
+    while True:
+        if probe in roots:
+            return True
+        if probe == "/":
+            return False
+        probe = probe.rpartition("/")[0] or "/"
+
+
 class _Snapshot:
     """One immutable state of the store: its mapping and, built on first need, its sorted keys."""
 
@@ -242,7 +259,7 @@ class KVView:
         key = clean_key(key)
         if self.reads is not None:
             self.reads.keys.add(key)
-        value = self._store._snap.data.get(key)
+        value = self._store._get(key)
         if value is None:
             raise KeyNotFound(key)
         return KVPair(key, value)
@@ -252,7 +269,7 @@ class KVView:
         key = clean_key(key)
         if self.reads is not None:
             self.reads.keys.add(key)
-        value = self._store._snap.data.get(key)
+        value = self._store._get(key)
         if value is None:
             if default is None:
                 raise KeyNotFound(key)
@@ -264,7 +281,7 @@ class KVView:
         key = clean_key(key)
         if self.reads is not None:
             self.reads.keys.add(key)
-        return key in self._store._snap.data
+        return self._store._get(key) is not None
 
     def gets(self, pattern: str) -> list[KVPair]:
         """Every pair whose key matches the glob `pattern`, sorted by key (empty if none)."""
@@ -297,18 +314,41 @@ class KVStore:
     """The values one render reads, fixed at creation; read through a `view` per render.
 
     Keys are cleaned once; the sorted key list that glob and directory reads need is built on
-    first use.
+    first use. `scoped` gives a store over the same values limited to some keys.
     """
+
+    __slots__ = ("_scope", "_snap")
 
     def __init__(self, values: Mapping[str, str] | None = None) -> None:
         self._snap = _Snapshot({clean_key(k): str(v) for k, v in (values or {}).items()})
+        self._scope: frozenset[str] | None = None
+
+    def scoped(self, roots: Iterable[str]) -> KVStore:
+        """This store limited to the keys equal to, or below, `roots` (template keys): the
+        values are shared, not copied, and every read outside the roots finds nothing."""
+        scoped = KVStore.__new__(KVStore)
+        scoped._snap = self._snap
+        cleaned = frozenset(clean_key(root) for root in roots)
+        scope = None if "/" in cleaned else cleaned
+        outer = self._scope
+        if outer is not None:  # both limits hold: the roots of each that lie within the other
+            scope = outer if scope is None else frozenset(
+                [r for r in scope if _within(r, outer)] + [r for r in outer if _within(r, scope)]
+            )
+        scoped._scope = scope
+        return scoped
 
     def snapshot(self) -> dict[str, str]:
         """A copy of every key and value."""
-        return dict(self._snap.data)
+        scope = self._scope
+        if scope is None:
+            return dict(self._snap.data)
+        return {k: v for k, v in self._snap.data.items() if _within(k, scope)}
 
     def __len__(self) -> int:
-        return len(self._snap.data)
+        if self._scope is None:
+            return len(self._snap.data)
+        return sum(1 for k in self._snap.data if _within(k, self._scope))
 
     def view(self, reads: Reads | None = None) -> KVView:
         """A reader for one render that records into `reads` (nothing if None)."""
@@ -316,24 +356,35 @@ class KVStore:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _get(self, key: str) -> str | None:
+        value = self._snap.data.get(key)
+        if value is not None and self._scope is not None and not _within(key, self._scope):
+            return None
+        return value
+
     def _matching(self, pattern: str) -> list[tuple[str, str]]:
         regex = _compile(pattern)
         snap = self._snap
         data = snap.data
+        scope = self._scope
         literal = _literal_prefix(pattern)
         if literal == pattern:  # no metacharacter: an exact key
-            return [(pattern, data[pattern])] if pattern in data else []
-        return [(k, data[k]) for k in _range(snap.keys(), literal) if regex.match(k)]
+            value = self._get(pattern)
+            return [] if value is None else [(pattern, value)]
+        return [(k, data[k]) for k in _range(snap.keys(), literal)
+                if regex.match(k) and (scope is None or _within(k, scope))]
 
     def _list(self, path: str, *, dirs_only: bool) -> list[str]:
         snap = self._snap
-        data = snap.data
+        scope = self._scope
         names: set[str] = set()
-        if not dirs_only and path in data:
+        if not dirs_only and self._get(path) is not None:
             names.add(posixpath.basename(path) or path)
         prefix = path if path.endswith("/") else path + "/"
         start = len(prefix)
         for key in _range(snap.keys(), prefix):
+            if scope is not None and not _within(key, scope):
+                continue
             rest = key[start:]
             slash = rest.find("/")
             if slash < 0:

@@ -1,0 +1,328 @@
+"""Fan-out at scale (issue #13), side by side with Go confd: 1,000 resources on 20 shared etcd
+prefixes, each reading its whole prefix (the workload is described in testsupport/fanout.py).
+
+For confd (Jinja templates) and, when `../shared/peer/confd-go` exists, Go confd (the same
+templates in Go syntax, `-watch -backend etcdv3`) on the same etcd, one after the other:
+
+- first full render: start to every one of the 1,000 files moved into place (inotify); confd
+  twice, with an empty compiled-template cache (cold) and again with the cache it left (warm);
+- a change read by one resource (one of its own keys) and by 50 (its prefix's shared key): the
+  time from the put to every dependent file replaced with the new value, p50/p99;
+- CPU per change (the daemon's user + system time over the changes, settling included, divided
+  by their number; its idle rate is reported beside it), etcd range operations per change
+  (`etcd_mvcc_range_total`, ranges inside transactions included);
+- etcd watchers and watch streams held, the daemon's RSS after the changes;
+- ratios ours / Go for each figure.
+
+Run: .venv/bin/python bench/bench_fanout.py [--resources 1000] [--prefixes 20] [--changes 20]
+     [--peer PATH|none]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from common import (
+    CONFD,
+    REPO,
+    DirectoryEvents,
+    cpu_seconds,
+    emit,
+    http_get,
+    prometheus_sum,
+    rss_kib,
+    summary,
+    user_env,
+)
+
+from testsupport.fanout import Resource, expected, layout, values, write_confdir
+
+PEER = REPO.parent.parent / "shared" / "peer" / "confd-go"
+SETTLE_S = 0.3  # after each change: renders of other resources (Go re-renders the prefix) end
+
+
+class Etcd:
+    """Puts (batched in transactions of 100) and the gauges and counters of etcd's /metrics."""
+
+    def __init__(self, server: Any) -> None:
+        import grpc
+        from pyetcd import etcdrpc
+
+        self.rpc = etcdrpc
+        self.url = server.url
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        self.kv = etcdrpc.KVStub(self.channel)
+
+    def put_many(self, items: dict[str, str]) -> None:
+        pairs = list(items.items())
+        for start in range(0, len(pairs), 100):
+            ops = [self.rpc.RequestOp(request_put=self.rpc.PutRequest(key=k.encode(),
+                                                                      value=v.encode()))
+                   for k, v in pairs[start : start + 100]]
+            self.kv.Txn(self.rpc.TxnRequest(success=ops), timeout=30)
+
+    def put(self, key: str, value: str) -> None:
+        self.kv.Put(self.rpc.PutRequest(key=key.encode(), value=value.encode()), timeout=10)
+
+    def metric(self, name: str) -> float:
+        status, text = http_get(f"{self.url}/metrics")
+        if status != 200:
+            raise SystemExit(f"etcd /metrics answered {status}")
+        return prometheus_sum(text, name)
+
+    def watches(self) -> tuple[int, int]:
+        """(watch streams, watchers): gRPC Watch calls open, and key ranges watched."""
+        return (int(self.metric("etcd_debugging_mvcc_watch_stream_total")),
+                int(self.metric("etcd_debugging_mvcc_watcher_total")))
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+class Daemon:
+    """One confd (ours or Go's) under measurement: started, sampled and always stopped."""
+
+    def __init__(self, cmd: Sequence[str], env: dict[str, str], log: Path) -> None:
+        self.cmd, self.env, self.log = list(cmd), env, log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.started = time.perf_counter()
+            self.process = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT,
+                                            env=self.env)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def alive(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise SystemExit(f"{self.cmd[0]} exited {self.process.returncode}; its log:\n{tail}")
+
+    def stop(self) -> None:
+        from integration.servers import terminate
+
+        if self.process is not None:
+            terminate(self.process, 15)
+            self.process = None
+
+
+def first_render(daemon: Daemon, out: Path, resources: list[Resource],
+                 data: dict[str, str]) -> float:
+    """Start `daemon` and return the seconds until every file was moved into place, right."""
+    names = {f"{r.name}.conf": r for r in resources}
+    events = DirectoryEvents(out)
+    try:
+        daemon.start()
+        missing = events.wait_all(set(names), 600)
+        took = time.perf_counter() - daemon.started
+    finally:
+        events.close()
+    daemon.alive()
+    if missing:
+        raise SystemExit(f"{len(missing)} files never rendered, e.g. {sorted(missing)[:3]}")
+    wrong = [n for n, r in names.items() if (out / n).read_text() != expected(r, data)]
+    if wrong:
+        raise SystemExit(f"{len(wrong)} files differ from the expected output, e.g. {wrong[:3]}")
+    return took
+
+
+def changes(daemon: Daemon, etcd: Etcd, out: Path, data: dict[str, str],
+            picks: list[tuple[str, list[Resource]]], tag: str) -> dict[str, Any]:
+    """Put each (key, dependents) of `picks` in turn; time until every dependent file holds the
+    new value. Also CPU and etcd range operations per change."""
+    latencies: list[float] = []
+    missed = 0
+    events = DirectoryEvents(out)
+    ranges_before = etcd.metric("etcd_mvcc_range_total")
+    cpu_before, wall_before = daemon.cpu(), time.perf_counter()
+    try:
+        for n, (key, dependents) in enumerate(picks):
+            value = f"{tag}-{n}"
+            data[key] = value
+            files = {f"{r.name}.conf": r for r in dependents}
+
+            def done(name: str, files: dict[str, Resource] = files) -> bool:
+                return (out / name).read_text() == expected(files[name], data)
+
+            started = time.perf_counter()
+            etcd.put(key, value)
+            left = events.wait_all(set(files), 30, done)
+            if left:
+                missed += 1
+            else:
+                latencies.append((time.perf_counter() - started) * 1000)
+            time.sleep(SETTLE_S)
+    finally:
+        events.close()
+    daemon.alive()
+    cpu = daemon.cpu() - cpu_before
+    wall = time.perf_counter() - wall_before
+    ranges = etcd.metric("etcd_mvcc_range_total") - ranges_before
+    return {
+        "changes": len(picks),
+        "missed": missed,
+        "latency_ms": summary(latencies) if latencies else None,
+        "cpu_ms_per_change": round(cpu * 1000 / len(picks), 1),
+        "wall_s": round(wall, 2),
+        "etcd_ranges_per_change": round(ranges / len(picks), 1),
+    }
+
+
+def idle_cpu(daemon: Daemon, seconds: float = 3.0) -> float:
+    """The daemon's CPU while nothing changes, in ms per second."""
+    before = daemon.cpu()
+    time.sleep(seconds)
+    return round((daemon.cpu() - before) * 1000 / seconds, 2)
+
+
+def measure(name: str, etcd: Etcd, root: Path, resources: list[Resource], data: dict[str, str],
+            make: Callable[[Path], Daemon], args: argparse.Namespace, *,
+            warm_run: bool) -> dict[str, Any]:
+    """First render (cold, and warm for ours), then changes read by 1 and by 50 resources."""
+    out = root / f"out-{name}"
+    out.mkdir()
+    figures: dict[str, Any] = {}
+    streams_before, watchers_before = etcd.watches()
+    daemon = make(out)
+    try:
+        figures["first_render_s"] = round(first_render(daemon, out, resources, data), 2)
+        if warm_run:
+            daemon.stop()
+            figures["first_render_cold_s"] = figures.pop("first_render_s")
+            for f in out.iterdir():
+                f.unlink()
+            daemon = make(out)
+            figures["first_render_warm_s"] = round(first_render(daemon, out, resources, data), 2)
+        time.sleep(1.0)
+        streams, watchers = etcd.watches()
+        figures["etcd_watch_streams"] = streams - streams_before
+        figures["etcd_watchers"] = watchers - watchers_before
+        figures["rss_after_first_render_mib"] = round(rss_kib(daemon.pid)["rss"] / 1024, 1)
+        figures["idle_cpu_ms_per_s"] = idle_cpu(daemon)
+        by_prefix: dict[str, list[Resource]] = {}
+        for r in resources:
+            by_prefix.setdefault(r.prefix, []).append(r)
+        step = max(1, len(resources) // args.changes)
+        one = [(resources[(n * step + 7) % len(resources)].own_key(3),
+                [resources[(n * step + 7) % len(resources)]]) for n in range(args.changes)]
+        prefixes = sorted(by_prefix)
+        fifty = [(f"{prefixes[n % len(prefixes)]}/shared", by_prefix[prefixes[n % len(prefixes)]])
+                 for n in range(args.changes)]
+        figures["one_dependent"] = changes(daemon, etcd, out, data, one, f"{name}-one")
+        figures["fifty_dependents"] = changes(daemon, etcd, out, data, fifty, f"{name}-fifty")
+        figures["dependents_of_shared_key"] = len(fifty[0][1])
+        memory = rss_kib(daemon.pid)
+        figures["rss_mib"] = round(memory["rss"] / 1024, 1)
+        figures["peak_rss_mib"] = round(memory["peak"] / 1024, 1)
+    finally:
+        daemon.stop()
+    return figures
+
+
+def ratios(ours: dict[str, Any], go: dict[str, Any]) -> dict[str, float | None]:
+    """ours / Go for each compared figure (None when a side is missing)."""
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a is not None and b else None
+
+    def p(side: dict[str, Any], kind: str, q: str) -> float | None:
+        latency = side[kind]["latency_ms"]
+        return latency[q] if latency else None
+
+    return {
+        "first_render_cold": ratio(ours["first_render_cold_s"], go["first_render_s"]),
+        "first_render_warm": ratio(ours["first_render_warm_s"], go["first_render_s"]),
+        "fifty_p50": ratio(p(ours, "fifty_dependents", "p50"), p(go, "fifty_dependents", "p50")),
+        "fifty_p99": ratio(p(ours, "fifty_dependents", "p99"), p(go, "fifty_dependents", "p99")),
+        "fifty_cpu": ratio(ours["fifty_dependents"]["cpu_ms_per_change"],
+                           go["fifty_dependents"]["cpu_ms_per_change"]),
+        "one_p50": ratio(p(ours, "one_dependent", "p50"), p(go, "one_dependent", "p50")),
+        "one_p99": ratio(p(ours, "one_dependent", "p99"), p(go, "one_dependent", "p99")),
+        "one_cpu": ratio(ours["one_dependent"]["cpu_ms_per_change"],
+                         go["one_dependent"]["cpu_ms_per_change"]),
+        "rss": ratio(ours["rss_mib"], go["rss_mib"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--resources", type=int, default=1000)
+    parser.add_argument("--prefixes", type=int, default=20)
+    parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--peer", default=str(PEER), help="Go confd binary, or 'none'")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    from integration.servers import EtcdServer, free_port
+
+    resources = layout(args.resources, args.prefixes)
+    data = values(resources)
+    peer = Path(args.peer) if args.peer != "none" else None
+    if peer is not None and not peer.exists():
+        peer = None
+    root = Path(tempfile.mkdtemp(prefix="confd-bench-fanout-"))
+    results: dict[str, Any] = {
+        "resources": len(resources), "prefixes": args.prefixes, "keys": len(data),
+        "peer": str(peer) if peer else "absent",
+    }
+    try:
+        with EtcdServer() as server:
+            etcd = Etcd(server)
+            try:
+                started = time.perf_counter()
+                etcd.put_many(data)
+                results["etcd_load_s"] = round(time.perf_counter() - started, 2)
+                time.sleep(2.0)  # etcd's own work after the load is not the first render's
+                ours_dir = write_confdir(root / "ours", root / "out-ours", resources)
+                cache = root / "cache"
+
+                def ours(out: Path) -> Daemon:
+                    metrics = f"127.0.0.1:{free_port()}"
+                    cmd = [str(CONFD), "--watch", "--confdir", str(ours_dir), "--backend",
+                           "etcd", "--node", etcd.url, "--log-level", "warning",
+                           "--metrics-addr", metrics]
+                    env = user_env(CONFD_CACHE_DIR=str(cache))
+                    return Daemon(cmd, env, root / "ours.log")
+
+                results["ours"] = measure("ours", etcd, root, resources, data, ours, args,
+                                          warm_run=True)
+                if peer is not None:
+                    go_dir = write_confdir(root / "go", root / "out-go", resources, go=True)
+
+                    def go(out: Path) -> Daemon:
+                        cmd = [str(peer), "-watch", "-backend", "etcdv3", "-node", etcd.url,
+                               "-confdir", str(go_dir), "-config-file",
+                               str(go_dir / "confd.toml"), "-log-level", "warn"]
+                        return Daemon(cmd, user_env(), root / "go.log")
+
+                    results["go"] = measure("go", etcd, root, resources, data, go, args,
+                                            warm_run=False)
+                    results["ours_over_go"] = ratios(results["ours"], results["go"])
+            finally:
+                etcd.close()
+    finally:
+        if args.keep:
+            print(f"kept {root}", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    emit("fanout", results)
+
+
+if __name__ == "__main__":
+    main()
