@@ -242,13 +242,15 @@ def test_misbehaving_plugin_is_named_and_healthy_resources_render(
 
 
 def test_watch_keeps_serving_healthy_resources_beside_broken_ones(site: Site) -> None:
-    """Under --watch, a resource with a missing key, one with a template syntax error and one
-    whose check fails never stop the healthy one from following changes; the missing-key one
-    renders as soon as its key appears."""
+    """Under --watch, a resource with a missing key, one with a template syntax error (Jinja
+    and Go), one with an unknown Go function, and one whose check fails never stop the healthy
+    one from following changes; the missing-key one renders as soon as its key appears."""
     from testsupport.daemon_process import ConfdProcess, wait_until
 
     missing = site.add("missing", 'host={{ getv("/app/host") }}\n')
     site.add("syntax", "{% if %}\n")
+    site.add("gosyntax", 'a\nb {{ getv "/app/host" }\n')
+    site.add("gofunc", 'x\n{{getvv "/app/host"}}\n', template_syntax='"go"')
     checked = site.add("checked", 'v={{ getv("/app/value") }}\n', check_cmd='"false"')
     proc = ConfdProcess(["--watch", "--log-level", "debug", "--backend", "file", "--file",
                          str(site.values), "--confdir", str(site.confdir)])
@@ -265,6 +267,9 @@ def test_watch_keeps_serving_healthy_resources_beside_broken_ones(site: Site) ->
         assert not checked.exists()
         assert f"{site.resource_path('syntax')}" in proc.log
         assert f"{site.confdir / 'templates' / 'syntax.tmpl'}:1: " in proc.log
+        templates = site.confdir / "templates"
+        assert f"{templates / 'gosyntax.tmpl'}:2:" in proc.log  # neither syntax reads it
+        assert f'{templates / "gofunc.tmpl"}:2:2: function "getvv" not defined' in proc.log
         assert "Traceback" not in proc.log
     finally:
         proc.kill()
