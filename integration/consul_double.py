@@ -28,17 +28,15 @@ decides what it presents and whether it asks for a client certificate).
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import random
 import re
-import socket
 import ssl
-import sys
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from integration.http_double import DoubleHandler, HttpDouble
 
 __all__ = ["ConsulDouble"]
 
@@ -70,7 +68,7 @@ class _Data:
     cond: threading.Condition = field(default_factory=threading.Condition)
 
 
-class ConsulDouble:
+class ConsulDouble(HttpDouble):
     """An in-memory Consul KV store served over HTTP on 127.0.0.1."""
 
     def __init__(
@@ -81,6 +79,7 @@ class ConsulDouble:
         agent_of: ConsulDouble | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__()
         self.token = token
         self.datacenter = datacenter
         self.ssl_context = ssl_context
@@ -89,11 +88,7 @@ class ConsulDouble:
         self.requests = 0
         self.headers: list[dict[str, str]] = []
         self.queries: list[dict[str, str]] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._generation = 0
-        self._connections: set[socket.socket] = set()
-        self.port = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -117,41 +112,13 @@ class ConsulDouble:
     def index(self, value: int) -> None:
         self._data.index = value
 
-    def start(self) -> None:
-        double = self
+    def server_context(self) -> ssl.SSLContext | None:
+        return self.ssl_context
 
-        class Handler(_Handler):
-            store = double
-
-        server = _Server(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        if self.ssl_context is not None:  # handshake on accept; a failed one drops the client
-            server.socket = self.ssl_context.wrap_socket(server.socket, server_side=True)
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Close the port and cut blocked requests off without an answer."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        with self._cond:
+    def _stopping(self) -> None:
+        with self._cond:  # blocking queries return, unanswered, as from a dying agent
             self._generation += 1
             self._cond.notify_all()
-            connections, self._connections = self._connections, set()
-        for conn in connections:  # kept-alive connections die with the "process" too
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        server.shutdown()
-        server.server_close()
-        if self._thread:
-            self._thread.join(5)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
 
     # --- data ---------------------------------------------------------------------------------
 
@@ -198,31 +165,8 @@ class ConsulDouble:
         return max(found, default=0) or self.index
 
 
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A client that hung up (a stopped watch, a killed confd) is normal here."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(DoubleHandler):
     store: ConsulDouble
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms ACK wait
-
-    def setup(self) -> None:
-        super().setup()
-        with self.store._cond:
-            self.store._connections.add(self.connection)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        with self.store._cond:
-            self.store._connections.discard(self.connection)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-        pass  # quiet: the tests read their own output
 
     def _reply(
         self, status: int, body: bytes, index: int | None = None, kind: str = "json"
@@ -323,3 +267,6 @@ class _Handler(BaseHTTPRequestHandler):
         key, query = parsed
         self.store.delete(key, recurse="recurse" in query)
         self._reply(200, b"true", self.store.index)
+
+
+ConsulDouble.handler = _Handler  # defined after the double, whose type it names

@@ -35,19 +35,17 @@ Test hooks: `put`/`delete` secrets, `enable_kv`, `add_login` (credentials per au
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
-import socket
 import ssl
-import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from integration.http_double import DoubleHandler, HttpDouble
 
 __all__ = ["VaultDouble"]
 
@@ -81,7 +79,7 @@ class _Login:
     renewable: bool
 
 
-class VaultDouble:
+class VaultDouble(HttpDouble):
     """An in-memory Vault KV and auth API served over HTTP (or HTTPS) on 127.0.0.1."""
 
     def __init__(
@@ -90,6 +88,7 @@ class VaultDouble:
         tls: tuple[str, str, str | None] | None = None,
     ) -> None:
         """`tls` is (server cert file, server key file, CA file for client certificates)."""
+        super().__init__()
         self.root_token = root_token
         self.tls = tls
         self.tokens: dict[str, _Token] = {
@@ -98,11 +97,7 @@ class VaultDouble:
         self.mounts: dict[str, _Mount] = {}  # "secret/" -> mount
         self.logins: dict[str, _Login] = {}  # auth mount ("approle") -> method
         self.requests: list[tuple[str, str]] = []
-        self.port = 0
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._connections: set[socket.socket] = set()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -111,52 +106,16 @@ class VaultDouble:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        double = self
-
-        class Handler(_Handler):
-            store = double
-
-        server = _Server(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        if self.tls:
-            cert, key, client_ca = self.tls
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(cert, key)
-            if client_ca:
-                context.load_verify_locations(client_ca)
-                context.verify_mode = ssl.CERT_OPTIONAL  # cert login checks it is there
-            server.socket = context.wrap_socket(server.socket, server_side=True)
-        self.port = server.server_address[1]
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Close the port and every open connection (kept-alive ones die with the "process")."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        with self._lock:
-            connections, self._connections = self._connections, set()
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        server.shutdown()
-        server.server_close()
-        if self._thread:
-            self._thread.join(5)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> VaultDouble:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def server_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        cert, key, client_ca = self.tls
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        if client_ca:
+            context.load_verify_locations(client_ca)
+            context.verify_mode = ssl.CERT_OPTIONAL  # cert login checks it is there
+        return context
 
     # --- test hooks ---------------------------------------------------------------------------
 
@@ -227,31 +186,8 @@ class VaultDouble:
         return sum(1 for m, p in self.requests if m == method and p == path)
 
 
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
-        """Clients that hang up, and TLS handshakes that fail, are normal here."""
-        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(DoubleHandler):
     store: VaultDouble
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms ACK wait
-
-    def setup(self) -> None:
-        super().setup()
-        with self.store._lock:
-            self.store._connections.add(self.connection)
-
-    def finish(self) -> None:
-        with contextlib.suppress(OSError):
-            super().finish()
-        with self.store._lock:
-            self.store._connections.discard(self.connection)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
-        pass
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -524,3 +460,6 @@ class _Handler(BaseHTTPRequestHandler):
                 "appropriate API endpoints to use. If using the Vault CLI, use 'vault kv get' "
                 "for this operation."
             ]))  # fmt: skip
+
+
+VaultDouble.handler = _Handler  # defined after the double, whose type it names

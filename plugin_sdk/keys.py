@@ -8,9 +8,7 @@ with prefix semantics instead. Go confd's redis and zookeeper backends strip *ev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from plugin_sdk.database import select_prefix
+from collections.abc import Collection, Sequence
 
 __all__ = ["normalize_keys", "outermost_keys"]
 
@@ -26,6 +24,23 @@ def normalize_keys(keys: Sequence[str], *, every_wildcard: bool = False) -> list
 
 
 def outermost_keys(keys: Sequence[str], *, every_wildcard: bool = False) -> list[str]:
-    """The normalized keys not already below another one: what a watch must cover."""
+    """The normalized keys not already below another one (what a read or a watch must cover),
+    in the order given; O(keys x depth), for the thousands of keys of a large pass."""
     wanted = normalize_keys(keys, every_wildcard=every_wildcard)
-    return [k for k in wanted if not any(o != k and select_prefix(k, o) for o in wanted)]
+    kept: set[str] = set()
+    for key in sorted(wanted, key=len):
+        if not covered(key, kept):
+            kept.add(key)
+    return [k for k in wanted if k in kept]
+
+
+def covered(key: str, roots: Collection[str]) -> bool:
+    """Whether `key` equals, or lies below, one of `roots` (`/app` holds `/app/x`, not
+    `/application`; `/` holds everything)."""
+    probe = key
+    while True:
+        if probe in roots:
+            return True
+        if probe == "/" or not probe:
+            return False
+        probe = probe.rpartition("/")[0] or "/"

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from confd.config.resource import TemplateResource, store_key
 from confd.template.store import KVStore
+from plugin_sdk.keys import outermost_keys
 
 __all__ = ["SharedRead", "outermost", "shareable"]
 
@@ -32,28 +33,9 @@ def shareable(resource: TemplateResource) -> bool:
     return not any(_GLOB.intersection(key) for key in resource.backend_keys())
 
 
-def _root(key: str) -> str:
-    return key.rstrip("/") or "/"
-
-
-def _covered(key: str, roots: set[str] | frozenset[str]) -> bool:
-    """Whether `key` equals, or lies below, one of `roots`."""
-    probe = key
-    while True:
-        if probe in roots:
-            return True
-        if probe == "/":
-            return False
-        probe = probe.rpartition("/")[0] or "/"
-
-
 def outermost(keys: Iterable[str]) -> frozenset[str]:
     """`keys` without those another of them already holds (`/app` holds `/app/x`)."""
-    kept: set[str] = set()
-    for key in sorted({_root(k) for k in keys}, key=len):
-        if not _covered(key, kept):
-            kept.add(key)
-    return frozenset(kept)
+    return frozenset(outermost_keys(list(keys)))
 
 
 class _Part:

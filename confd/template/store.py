@@ -18,6 +18,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
+from plugin_sdk.keys import covered
+
 __all__ = ["BadPattern", "KVPair", "KVStore", "KVView", "KeyNotFound", "Reads", "clean_key"]
 
 
@@ -209,15 +211,7 @@ class Reads:
 
 def _within(key: str, roots: frozenset[str] | None) -> bool:
     """Whether `key` equals, or lies below, one of `roots` (None: no scope, every key)."""
-    if roots is None:
-        return True
-    probe = key
-    while True:
-        if probe in roots:
-            return True
-        if probe == "/":
-            return False
-        probe = probe.rpartition("/")[0] or "/"
+    return roots is None or covered(key, roots)
 
 
 class _Snapshot:
