@@ -240,3 +240,29 @@ def test_the_syntax_auto_found_is_kept_for_the_next_run(
     # ... where each was compiled as Jinja once to decide (the Go one failing); the restart
     # compiled and parsed nothing
     assert compiles == ["jinja.tmpl", "go.tmpl"]
+
+
+def test_a_go_template_compiled_once_is_loaded_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from confd.template.golang import template as go_template
+
+    text = 'host={{getv "/app/host"}}\nmissing={{getv "/app/missing"}}\n'
+    folder = templates(tmp_path, {"a.tmpl": text, "ok.tmpl": 'port={{getv "/app/port"}}\n'})
+    cache_dir = tmp_path / "cache"
+    assert renderer(folder, cache_dir).render("ok.tmpl", STORE).text == "port=5432\n"
+    with pytest.raises(TemplateError):
+        renderer(folder, cache_dir).render("a.tmpl", STORE)
+    assert sorted(p.suffix for p in (cache_dir / "templates").iterdir()).count(".gtc") == 2
+    parsed: list[str] = []
+    original = go_template.parse
+    monkeypatch.setattr(go_template, "parse", lambda *a, **k: parsed.append(a[1]) or original(
+        *a, **k))
+    again = renderer(folder, cache_dir)
+    assert again.render("ok.tmpl", STORE).text == "port=5432\n"
+    assert parsed == []  # loaded, not parsed
+    with pytest.raises(TemplateError) as info:  # an error rebuilds what its message needs
+        again.render("a.tmpl", STORE)
+    assert f'{folder / "a.tmpl"}:2:10: executing "a.tmpl" at <getv "/app/missing">' \
+        in str(info.value)
+    assert parsed == ["a.tmpl"]

@@ -8,7 +8,8 @@ code (confd's and Jinja's versions, the Python build, the environment's options)
 with the same content share one compile whatever their file names, and an edited template, an
 upgrade or a different environment never reuses stale code.
 
-On disk, each compiled template is one file `<dir>/templates/<key>.jbc`, written atomically (and
+On disk, each compiled template is one file `<dir>/templates/<key>.jbc` (a Go template:
+`<key>.gtc`, `GoTemplate.dumps`), written atomically (and
 the syntax `template_syntax = auto` found for a template, `<key>.syntax`: deciding it means
 parsing the template as Go and compiling it as Jinja). The
 directory is skipped (compiling in memory only) when it cannot be created or written (read-only
@@ -200,6 +201,7 @@ class CompiledTemplates(BytecodeCache):
         self._compiling: dict[str, Future[list[tuple[str, bytes]]]] = {}  # the same, by name
         self._fingerprint: bytes | None = None
         self._syntaxes: dict[str, tuple[str, str]] = {}  # by syntax key: (syntax, why)
+        self._go: dict[str, bytes] = {}  # compiled Go templates by key (GoTemplate.dumps)
         self._names: tuple[int, bytes] | None = None  # the function names hashed for those keys
         self._lock = threading.Lock()
 
@@ -330,6 +332,29 @@ class CompiledTemplates(BytecodeCache):
             self._syntaxes[key] = (syntax, reason)
         if self.directory is not None:
             self.directory.store(key, f"{syntax}\n{reason}".encode(), ".syntax")
+
+    def _go_key(self, environment: Environment, source: str, names: Collection[str]) -> str:
+        """The key of a compiled Go template: its source and confd's function names."""
+        return self._syntax_key(environment, "go\0" + source, names)
+
+    def go_template(self, environment: Environment, source: str,
+                    names: Collection[str]) -> bytes | None:
+        """A Go template `remember_go` kept for `source` (`GoTemplate.dumps`), or None."""
+        key = self._go_key(environment, source, names)
+        with self._lock:
+            found = self._go.get(key)
+        if found is not None or self.directory is None:
+            return found
+        return self.directory.load(key, ".gtc")
+
+    def remember_go(self, environment: Environment, source: str, names: Collection[str],
+                    payload: bytes) -> None:
+        """Keep a compiled Go template (`GoTemplate.dumps`) for later runs."""
+        key = self._go_key(environment, source, names)
+        with self._lock:
+            self._go[key] = payload
+        if self.directory is not None:
+            self.directory.store(key, payload, ".gtc")
 
     @staticmethod
     def loads_ahead(count: int) -> bool:

@@ -314,7 +314,15 @@ class Renderer:
         cached = self._go.get(src)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        template = GoTemplate.parse(self._source(src, path), src, FUNCTION_NAMES, where=path)
+        source = self._source(src, path)
+        template = None
+        payload = self.cache.go_template(self._env, source, FUNCTION_NAMES) if self.cache else None
+        if payload is not None:  # compiled in an earlier run (confd.template.cache)
+            template = GoTemplate.loads(payload, source, src, FUNCTION_NAMES, where=path)
+        if template is None:
+            template = GoTemplate.parse(source, src, FUNCTION_NAMES, where=path)
+            if self.cache is not None:
+                self.cache.remember_go(self._env, source, FUNCTION_NAMES, template.dumps())
         self._go[src] = (stamp, template)
         return template
 

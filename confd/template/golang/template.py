@@ -12,14 +12,15 @@ The tree is compiled to Python source once (see `compiler`); rendering runs that
 from __future__ import annotations
 
 import itertools
+import marshal
 import re
 from collections.abc import Callable, Container, Mapping
-from types import TracebackType
-from typing import Any
+from types import CodeType, TracebackType
+from typing import Any, NamedTuple
 
 from confd.template.functions import FunctionError
 from confd.template.golang import nodes as n
-from confd.template.golang.compiler import compile_trees, helper_namespace
+from confd.template.golang.compiler import Compiled, compile_trees, helper_namespace
 from confd.template.golang.errors import GoExecError, GoSyntaxError, position
 from confd.template.golang.functions import SIGNATURES, Signature
 from confd.template.golang.parser import Tree, parse
@@ -32,29 +33,36 @@ _ids = itertools.count()
 _UNBOUND = re.compile(r"local variable '(\w+)'")
 
 
+class _Debug(NamedTuple):
+    """What only error messages need: the trees and the compiled line -> node maps."""
+
+    trees: dict[str, Tree]
+    compiled: Compiled
+
+
 class GoTemplate:
     """A parsed and compiled Go template (with the templates it defines)."""
 
     def __init__(
-        self, source: str, name: str, trees: dict[str, Tree], where: str,
-        signatures: Mapping[str, Signature],
+        self, source: str, name: str, where: str, signatures: Mapping[str, Signature],
+        function_names: Container[str], code: CodeType, runtime: tuple[str, list, dict],
+        debug: _Debug | None = None,
     ) -> None:  # fmt: skip
         self.source = source
         self.name = name
         self.where = where
-        self.trees = trees
-        compiled = compile_trees(trees, signatures)
-        self.python_source = compiled.source
-        self._line_nodes = compiled.line_nodes
-        self._failures = compiled.failures
-        self._failure_templates = compiled.failure_templates
-        self._starts = compiled.starts
-        self._variables = compiled.variables
-        self._filename = f"<go template {where} #{next(_ids)}>"
+        self._signatures = signatures
+        self._function_names = function_names
+        self._code = code
+        main, starts, variables = runtime
+        self._starts: list[tuple[int, str]] = [tuple(s) for s in starts]  # type: ignore[misc]
+        self._variables: dict[str, str] = variables
+        self._debug_info = debug
         namespace = helper_namespace()
-        exec(compile(compiled.source, self._filename, "exec"), namespace)  # noqa: S102
+        exec(code, namespace)  # noqa: S102 - code compiled from this template
         self._namespace = namespace
-        self._main: Callable[..., None] = namespace[compiled.functions[name]]
+        self._main_name = main
+        self._main: Callable[..., None] = namespace[main]
 
     @classmethod
     def parse(
@@ -67,8 +75,49 @@ class GoTemplate:
         `GoSyntaxError`, as in Go); `where`: the file named in messages (default `name`);
         `signatures`: Go types of those functions (default confd's), for Go's argument checks.
         """
+        where = where or name
         trees = parse(source, name, function_names, where)
-        return cls(source, name, trees, where or name, signatures)
+        compiled = compile_trees(trees, signatures)
+        code = compile(compiled.source, f"<go template {where} #{next(_ids)}>", "exec")
+        runtime = (compiled.functions[name], compiled.starts, compiled.variables)
+        return cls(source, name, where, signatures, function_names, code, runtime,
+                   _Debug(trees, compiled))
+
+    def dumps(self) -> bytes:
+        """The compiled template as bytes (`marshal`) for `loads` in a later run: its code and
+        what running it needs; what error messages need is rebuilt from the source then."""
+        return marshal.dumps((self._code, (self._main_name, self._starts, self._variables)))
+
+    @classmethod
+    def loads(
+        cls, payload: bytes, source: str, name: str, function_names: Container[str], *,
+        where: str | None = None, signatures: Mapping[str, Signature] = SIGNATURES,
+    ) -> GoTemplate | None:  # fmt: skip
+        """A template `dumps` wrote for this same source (None when the bytes do not load)."""
+        try:
+            code, (main, starts, variables) = marshal.loads(payload)
+        except (EOFError, ValueError, TypeError):
+            return None
+        if not isinstance(code, CodeType):
+            return None
+        return cls(source, name, where or name, signatures, function_names, code,
+                   (main, starts, variables))
+
+    def _debug(self) -> _Debug:
+        """The parse trees and the generated line -> node maps (rebuilt from the source for a
+        template loaded from the cache: compiling is deterministic, so the lines agree)."""
+        if self._debug_info is None:
+            trees = parse(self.source, self.name, self._function_names, self.where)
+            self._debug_info = _Debug(trees, compile_trees(trees, self._signatures))
+        return self._debug_info
+
+    @property
+    def trees(self) -> dict[str, Tree]:
+        return self._debug().trees
+
+    @property
+    def python_source(self) -> str:
+        return self._debug().compiled.source
 
     @property
     def defined(self) -> list[str]:
@@ -114,7 +163,8 @@ class GoTemplate:
     def _failing_node(self, exc: BaseException) -> tuple[n.Node | None, str]:
         """The Go node that failed, and the name of the template executing it."""
         if isinstance(exc, ExecFailure) and exc.node is not None:
-            return self._failures[exc.node], self._failure_templates[exc.node]
+            compiled = self._debug().compiled
+            return compiled.failures[exc.node], compiled.failure_templates[exc.node]
         line = _innermost_line(exc.__traceback__, self._namespace)
         if line is None:
             return None, self.name
@@ -123,7 +173,7 @@ class GoTemplate:
             if start <= line:
                 template = name
         while line > 0:
-            node = self._line_nodes.get(line)
+            node = self._debug().compiled.line_nodes.get(line)
             if node is not None:
                 return node, template
             line -= 1
