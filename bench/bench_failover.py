@@ -48,12 +48,13 @@ from pathlib import Path
 from common import CONFD, REPO, DirectoryEvents, emit, machine, summary, user_env
 
 from integration.servers import EtcdCluster, ServerError, terminate
+from testsupport.peer import go_confd
 
 KEY = "/failover/value"
 PACE = 0.05  # seconds between the writer's puts
 SETTLE = 10.0  # seconds the file may take to reach the last value before the run ends stale
 SCENARIOS = ("leader", "member", "quorum", "pause", "lastwrite")
-PEER = REPO.parent.parent / "shared" / "peer" / "confd-go"
+PEER = go_confd() or REPO.parent / "shared" / "peer" / "confd-go"  # absent: no Go column
 
 
 # -- the daemons -----------------------------------------------------------------------------

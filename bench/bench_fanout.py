@@ -44,8 +44,9 @@ from common import (
 )
 
 from testsupport.fanout import Resource, expected, layout, values, write_confdir
+from testsupport.peer import go_confd
 
-PEER = REPO.parent.parent / "shared" / "peer" / "confd-go"
+PEER = go_confd() or REPO.parent / "shared" / "peer" / "confd-go"  # absent: no Go column
 SETTLE_S = 0.3  # after each change: renders of other resources (Go re-renders the prefix) end
 
 

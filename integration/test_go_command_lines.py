@@ -64,6 +64,7 @@ from integration.stores import (
     ZooKeeperStore,
 )
 from integration.vault_double import VaultDouble
+from testsupport.peer import go_confd
 
 REPO = Path(__file__).resolve().parents[1]
 CONFDIR = Path(__file__).parent / "go_confdir"
@@ -88,16 +89,6 @@ WRONG = "wrong-pw-6a1b"
 SECRETS = (ROOT_TOKEN, REDIS_PASSWORD, ETCD_PASSWORD, SECRET_ID, USER_ID, GITHUB_TOKEN,
            VAULT_PASSWORD, KUBE_JWT, CONSUL_PASSWORD, WRONG)  # fmt: skip
 DEAD_PORT = free_port()  # nothing listens there: a node that is down
-
-
-def go_confd() -> Path | None:
-    """Go confd's binary when this machine has one: $CONFD_GO_PEER when set (a path that is
-    not there: none), else shared/peer/confd-go beside the repository."""
-    if "CONFD_GO_PEER" in os.environ:
-        candidates = [os.environ["CONFD_GO_PEER"]]
-    else:
-        candidates = [str(base / "shared/peer/confd-go") for base in REPO.parents[:2]]
-    return next((Path(c) for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
 # --- the table ---------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ import pytest
 from confd.backends.registry import default_registry
 from integration.aws_tls_front import AwsTlsFront
 from integration.servers import MotoServer
+from testsupport.peer import go_confd
 
-GO_CONFD = Path(os.environ.get("CONFD_GO", "/work/shared/peer/confd-go"))
+GO_CONFD = go_confd() or Path("/nonexistent/confd-go")
 pytestmark = pytest.mark.skipif(
     not GO_CONFD.exists(), reason=f"Go confd is not at {GO_CONFD} (set CONFD_GO)"
 )

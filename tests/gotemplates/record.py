@@ -21,8 +21,9 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from confd.template.golang.convert import convert  # noqa: E402
 from confd.template.golang.functions import SIGNATURES  # noqa: E402
+from testsupport.peer import go_confd as peer_binary  # noqa: E402
 
-PEER = Path("/work/shared/peer/confd-go")
+PEER = peer_binary() or Path("/nonexistent/confd-go")
 
 
 def env_name(key: str) -> str:
