@@ -303,6 +303,22 @@ def main() -> None:
 
                 results["ours"] = measure("ours", etcd, root, resources, data, ours, args,
                                           warm_run=True)
+                # The same daemon on Go confd's own confdir (Go templates), as a Go confd user
+                # switching runs it: the side by side comparison on one and the same confdir.
+                ours_go_dir = write_confdir(root / "ours-go", root / "out-ours-go", resources,
+                                            go=True)
+                go_cache = root / "cache-go"
+
+                def ours_go(out: Path) -> Daemon:
+                    metrics = f"127.0.0.1:{free_port()}"
+                    cmd = [str(CONFD), "--watch", "--confdir", str(ours_go_dir), "--backend",
+                           "etcd", "--node", etcd.url, "--log-level", "warning",
+                           "--metrics-addr", metrics]
+                    env = user_env(CONFD_CACHE_DIR=str(go_cache))
+                    return Daemon(cmd, env, root / "ours-go.log")
+
+                results["ours_go_templates"] = measure("ours-go", etcd, root, resources, data,
+                                                       ours_go, args, warm_run=True)
                 if peer is not None:
                     go_dir = write_confdir(root / "go", root / "out-go", resources, go=True)
 
@@ -315,6 +331,8 @@ def main() -> None:
                     results["go"] = measure("go", etcd, root, resources, data, go, args,
                                             warm_run=False)
                     results["ours_over_go"] = ratios(results["ours"], results["go"])
+                    results["ours_go_templates_over_go"] = ratios(
+                        results["ours_go_templates"], results["go"])
             finally:
                 etcd.close()
     finally:
