@@ -869,10 +869,12 @@ class EtcdCluster:
 
         if not self.members[index].running:
             return False
+        metadata = self._metadata(index)
+        if metadata is None:
+            return False
         try:
             stub = etcdrpc.KVStub(self._channel(index))
-            stub.Range(etcdrpc.RangeRequest(key=b"health"), timeout=1.0,
-                       metadata=self._metadata(index))
+            stub.Range(etcdrpc.RangeRequest(key=b"health"), timeout=1.0, metadata=metadata)
         except grpc.RpcError:
             return False
         return True
@@ -933,9 +935,14 @@ class EtcdCluster:
             turn += 1
             if not self.members[index].running:
                 continue
+            metadata = self._metadata(index)
+            if metadata is None:
+                errors.append(f"{self.members[index].member}: cannot authenticate")
+                time.sleep(0.01)
+                continue
             try:
                 stub = etcdrpc.KVStub(self._channel(index))
-                reply = getattr(stub, call)(request, timeout=1.0, metadata=self._metadata(index))
+                reply = getattr(stub, call)(request, timeout=1.0, metadata=metadata)
             except grpc.RpcError as exc:
                 errors.append(f"{self.members[index].member}: {exc.details()}")
                 if exc.code() == grpc.StatusCode.UNAUTHENTICATED:
@@ -964,7 +971,10 @@ class EtcdCluster:
         auth.AuthEnable(etcdrpc.AuthEnableRequest(), timeout=10)
         self._auth = ("root", password)
 
-    def _metadata(self, index: int) -> tuple[tuple[str, str], ...]:
+    def _metadata(self, index: int) -> tuple[tuple[str, str], ...] | None:
+        """The call's auth token (none without auth); None when member `index` cannot
+        authenticate us now (the caller tries the next member: a call without the token would
+        be refused as 'user name is empty', which is no reason to retry)."""
         import grpc
         from pyetcd import etcdrpc
 
@@ -975,7 +985,7 @@ class EtcdCluster:
             try:
                 reply = etcdrpc.AuthStub(self._channel(index)).Authenticate(request, timeout=1.0)
             except grpc.RpcError:
-                return ()  # this member cannot authenticate now: the call fails, the next member
+                return None
             self._token = reply.token
         return (("token", self._token),)
 
