@@ -57,6 +57,13 @@ def test_watch_reports_a_change_made_between_read_and_watch(served) -> None:
     stop.set()
 
 
+def later(delay: float, action) -> threading.Timer:
+    """Run `action` on a thread after `delay` seconds; join it before the store is closed."""
+    timer = threading.Timer(delay, action)
+    timer.start()
+    return timer
+
+
 @pytest.mark.parametrize(
     ("action", "key"),
     [("set", "/upstream/app3"), ("set", "/upstream/app1"), ("delete", "/upstream/app2")],
@@ -67,9 +74,10 @@ def test_watch_yields_the_changed_key(served, action: str, key: str) -> None:
     stop = threading.Event()
     changes = database.watch_prefix("/upstream", ["/upstream"], stop)
     change = (lambda: store.set(key, "x")) if action == "set" else (lambda: store.delete(key))
-    threading.Timer(0.3, change).start()
+    writer = later(0.3, change)
     assert next_change(changes) == {key}
     stop.set()
+    writer.join(10)  # the put may answer after its event arrived: let it, before the teardown
 
 
 def test_watch_ignores_keys_that_only_share_a_string_prefix(served) -> None:
@@ -77,10 +85,12 @@ def test_watch_ignores_keys_that_only_share_a_string_prefix(served) -> None:
     database.get_values(["/app"])
     stop = threading.Event()
     changes = database.watch_prefix("/app", ["/app"], stop)
-    threading.Timer(0.2, store.set, ("/application/name", "elsewhere")).start()
-    threading.Timer(0.6, store.set, ("/app/name", "here")).start()
+    writers = [later(0.2, lambda: store.set("/application/name", "elsewhere")),
+               later(0.6, lambda: store.set("/app/name", "here"))]
     assert next_change(changes) == {"/app/name"}
     stop.set()
+    for writer in writers:
+        writer.join(10)
 
 
 def test_watch_returns_soon_after_stop(served) -> None:
