@@ -1,10 +1,10 @@
 """Go confd's dynamodb and ssm backends, run on the same moto data as ours: what each reads.
 
-Go confd (`/work/shared/peer/confd-go`, or `$CONFD_GO`) reaches moto through `AwsTlsFront` (it
-has no endpoint setting). At debug level it logs the map a resource read from the store; each
-row compares that map with what our backend returns for the same keys, and names every way the
-two differ on purpose. Without the Go binary these tests are skipped: they confirm what Go confd
-does, the backends' own tests pin ours.
+Go confd (`shared/peer/confd-go` beside the checkout, or `$CONFD_GO_PEER`) reaches moto
+through `AwsTlsFront` (it has no endpoint setting). At debug level it logs the map a resource
+read from the store; each row compares that map with what our backend returns for the same
+keys, and names every way the two differ on purpose. Without the Go binary these tests are
+skipped: they confirm what Go confd does, the backends' own tests pin ours.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from testsupport.peer import go_confd
 
 GO_CONFD = go_confd() or Path("/nonexistent/confd-go")
 pytestmark = pytest.mark.skipif(
-    not GO_CONFD.exists(), reason=f"Go confd is not at {GO_CONFD} (set CONFD_GO)"
+    not GO_CONFD.exists(),
+    reason="Go confd is not on this machine (shared/peer/confd-go, $CONFD_GO_PEER)",
 )
 _MAP = re.compile(r"Got the following map from store: map\[(.*)\]$", re.M)
 
