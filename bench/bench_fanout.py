@@ -290,35 +290,25 @@ def main() -> None:
                 etcd.put_many(data)
                 results["etcd_load_s"] = round(time.perf_counter() - started, 2)
                 time.sleep(2.0)  # etcd's own work after the load is not the first render's
-                ours_dir = write_confdir(root / "ours", root / "out-ours", resources)
-                cache = root / "cache"
+                def confd(name: str, go: bool) -> Callable[[Path], Daemon]:
+                    """confd --watch on a confdir of its own (Go templates: Go confd's very
+                    confdir, as a Go confd user switching runs it), with its own cache."""
+                    confdir = write_confdir(root / name, root / f"out-{name}", resources, go=go)
 
-                def ours(out: Path) -> Daemon:
-                    metrics = f"127.0.0.1:{free_port()}"
-                    cmd = [str(CONFD), "--watch", "--confdir", str(ours_dir), "--backend",
-                           "etcd", "--node", etcd.url, "--log-level", "warning",
-                           "--metrics-addr", metrics]
-                    env = user_env(CONFD_CACHE_DIR=str(cache))
-                    return Daemon(cmd, env, root / "ours.log")
+                    def start(out: Path) -> Daemon:
+                        cmd = [str(CONFD), "--watch", "--confdir", str(confdir), "--backend",
+                               "etcd", "--node", etcd.url, "--log-level", "warning",
+                               "--metrics-addr", f"127.0.0.1:{free_port()}"]
+                        env = user_env(CONFD_CACHE_DIR=str(root / f"cache-{name}"))
+                        return Daemon(cmd, env, root / f"{name}.log")
 
-                results["ours"] = measure("ours", etcd, root, resources, data, ours, args,
-                                          warm_run=True)
-                # The same daemon on Go confd's own confdir (Go templates), as a Go confd user
-                # switching runs it: the side by side comparison on one and the same confdir.
-                ours_go_dir = write_confdir(root / "ours-go", root / "out-ours-go", resources,
-                                            go=True)
-                go_cache = root / "cache-go"
+                    return start
 
-                def ours_go(out: Path) -> Daemon:
-                    metrics = f"127.0.0.1:{free_port()}"
-                    cmd = [str(CONFD), "--watch", "--confdir", str(ours_go_dir), "--backend",
-                           "etcd", "--node", etcd.url, "--log-level", "warning",
-                           "--metrics-addr", metrics]
-                    env = user_env(CONFD_CACHE_DIR=str(go_cache))
-                    return Daemon(cmd, env, root / "ours-go.log")
-
+                results["ours"] = measure("ours", etcd, root, resources, data,
+                                          confd("ours", go=False), args, warm_run=True)
                 results["ours_go_templates"] = measure("ours-go", etcd, root, resources, data,
-                                                       ours_go, args, warm_run=True)
+                                                       confd("ours-go", go=True), args,
+                                                       warm_run=True)
                 if peer is not None:
                     go_dir = write_confdir(root / "go", root / "out-go", resources, go=True)
 
