@@ -413,21 +413,7 @@ class _Lexer:
         return self.lex_inside_action
 
     def lex_char(self):  # noqa: ANN201
-        while True:
-            c = self.next()
-            if c == "\\":
-                c = self.next()
-                if c not in ("", "\n"):
-                    continue
-                self.error("unterminated character constant")
-                return None
-            if c in ("", "\n"):
-                self.error("unterminated character constant")
-                return None
-            if c == "'":
-                break
-        self.emit(Kind.CHAR_CONSTANT)
-        return self.lex_inside_action
+        return self.lex_escaped("'", Kind.CHAR_CONSTANT, "unterminated character constant")
 
     def lex_number(self):  # noqa: ANN201
         if not self.scan_number():
@@ -468,20 +454,24 @@ class _Lexer:
         return True
 
     def lex_quote(self):  # noqa: ANN201
+        return self.lex_escaped('"', Kind.STRING, "unterminated quoted string")
+
+    def lex_escaped(self, close: str, kind: Kind, unterminated: str):  # noqa: ANN201
+        """Scan a backslash-escaped literal up to `close`; a newline or EOF inside is an error."""
         while True:
             c = self.next()
             if c == "\\":
                 c = self.next()
                 if c not in ("", "\n"):
                     continue
-                self.error("unterminated quoted string")
+                self.error(unterminated)
                 return None
             if c in ("", "\n"):
-                self.error("unterminated quoted string")
+                self.error(unterminated)
                 return None
-            if c == '"':
+            if c == close:
                 break
-        self.emit(Kind.STRING)
+        self.emit(kind)
         return self.lex_inside_action
 
     def lex_raw_quote(self):  # noqa: ANN201
