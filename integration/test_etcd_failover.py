@@ -168,6 +168,15 @@ def follower_watch(cluster: EtcdCluster) -> int:
     return member
 
 
+def put_as_the_leader_dies(cluster: EtcdCluster, writer: Writer) -> int:
+    """Put the writer's next value and SIGKILL the leader right after: the render this change
+    causes reads while the leader dies, so its read meets the election. The value put."""
+    leader = cluster.leader()
+    value = writer.put()
+    cluster.kill(leader)
+    return value
+
+
 def finish(cluster: EtcdCluster, daemon: Watched, writer: Writer) -> int:
     """Heal the cluster, write a little more, stop; check the daemon ends current, never went
     back, reloaded only on changes. Returns the last value."""
@@ -194,10 +203,8 @@ def test_leader_killed_under_a_watch_on_a_follower(
     cluster: EtcdCluster, scenario: tuple[Watched, Writer]
 ) -> None:
     daemon, writer = scenario
-    member = follower_watch(cluster)
-    leader = cluster.leader()
-    writer.put()  # the render this change causes reads while...
-    cluster.kill(leader)  # ...the leader dies: its read meets the election
+    follower_watch(cluster)
+    put_as_the_leader_dies(cluster, writer)
     writer.start()
     daemon.until(lambda: writer.acked > 2 and daemon.value() == writer.acked,
                  "a value written after the election", 15)
@@ -205,9 +212,7 @@ def test_leader_killed_under_a_watch_on_a_follower(
     # The last write of all, right before its leader dies, is rendered too (Go confd's read
     # after such a write fails once and is never retried: it ends stale).
     member = follower_watch(cluster)
-    leader = cluster.leader()
-    last = writer.put()
-    cluster.kill(leader)
+    last = put_as_the_leader_dies(cluster, writer)
     daemon.until(lambda: daemon.value() == last, "the write made right before the leader died",
                  SETTLE)
     # The watch never left its member, and reads that met the elections were retried silently.
