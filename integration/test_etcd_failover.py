@@ -31,6 +31,7 @@ import builtin.etcd as etcd_backend
 from builtin.etcd import EtcdDatabase
 from integration.harness import Daemon, wait_for
 from integration.servers import EtcdCluster
+from testsupport.daemon_process import Confdir
 
 PACE = 0.05  # seconds between the writer's puts
 SETTLE = 15.0  # seconds the file may take to reach the last value once the cluster is whole
@@ -57,20 +58,13 @@ class Watched(Daemon):
     each reloaded content to `out/reloads.log`; what the file showed, polled every 5 ms."""
 
     def __init__(self, workdir: Path, cluster: EtcdCluster, key: str) -> None:
-        confdir, out = workdir / "confdir", workdir / "out"
-        (confdir / "conf.d").mkdir(parents=True)
-        (confdir / "templates").mkdir()
-        out.mkdir()
-        self.dest, self.reloads = out / "value.conf", out / "reloads.log"
-        (confdir / "templates" / "value.tmpl").write_text(f'{{{{ getv("{key}") }}}}\n')
-        (confdir / "conf.d" / "value.toml").write_text(
-            f'[template]\nsrc = "value.tmpl"\ndest = "{self.dest}"\n'
-            f'keys = ["{key.rsplit("/", 1)[0]}"]\n'
-            f'reload_cmd = "cat {self.dest} >> {self.reloads}"\n'
-        )
+        confdir = Confdir(workdir)
+        self.dest, self.reloads = confdir.out / "value.conf", confdir.out / "reloads.log"
+        confdir.resource("value.conf", f'{{{{ getv("{key}") }}}}\n', [key.rsplit("/", 1)[0]],
+                         reload_cmd=f'"cat {self.dest} >> {self.reloads}"')
         nodes = [arg for url in cluster.urls for arg in ("--node", url)]
         super().__init__(workdir, ["--watch", "--backend", "etcd", *nodes,
-                                   "--confdir", str(confdir)])
+                                   "--confdir", str(confdir.confdir)])
         self.shown: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._observe, daemon=True)
