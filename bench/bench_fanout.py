@@ -34,10 +34,9 @@ from common import (
     CONFD,
     REPO,
     DirectoryEvents,
+    EtcdWriter,
     cpu_seconds,
     emit,
-    http_get,
-    prometheus_sum,
     rss_kib,
     summary,
     user_env,
@@ -48,44 +47,6 @@ from testsupport.peer import go_confd
 
 PEER = go_confd() or REPO.parent / "shared" / "peer" / "confd-go"  # absent: no Go column
 SETTLE_S = 0.3  # after each change: renders of other resources (Go re-renders the prefix) end
-
-
-class Etcd:
-    """Puts (batched in transactions of 100) and the gauges and counters of etcd's /metrics."""
-
-    def __init__(self, server: Any) -> None:
-        import grpc
-        from pyetcd import etcdrpc
-
-        self.rpc = etcdrpc
-        self.url = server.url
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-        self.kv = etcdrpc.KVStub(self.channel)
-
-    def put_many(self, items: dict[str, str]) -> None:
-        pairs = list(items.items())
-        for start in range(0, len(pairs), 100):
-            ops = [self.rpc.RequestOp(request_put=self.rpc.PutRequest(key=k.encode(),
-                                                                      value=v.encode()))
-                   for k, v in pairs[start : start + 100]]
-            self.kv.Txn(self.rpc.TxnRequest(success=ops), timeout=30)
-
-    def put(self, key: str, value: str) -> None:
-        self.kv.Put(self.rpc.PutRequest(key=key.encode(), value=value.encode()), timeout=10)
-
-    def metric(self, name: str) -> float:
-        status, text = http_get(f"{self.url}/metrics")
-        if status != 200:
-            raise SystemExit(f"etcd /metrics answered {status}")
-        return prometheus_sum(text, name)
-
-    def watches(self) -> tuple[int, int]:
-        """(watch streams, watchers): gRPC Watch calls open, and key ranges watched."""
-        return (int(self.metric("etcd_debugging_mvcc_watch_stream_total")),
-                int(self.metric("etcd_debugging_mvcc_watcher_total")))
-
-    def close(self) -> None:
-        self.channel.close()
 
 
 class Daemon:
@@ -144,7 +105,7 @@ def first_render(daemon: Daemon, out: Path, resources: list[Resource],
     return took
 
 
-def changes(daemon: Daemon, etcd: Etcd, out: Path, data: dict[str, str],
+def changes(daemon: Daemon, etcd: EtcdWriter, out: Path, data: dict[str, str],
             picks: list[tuple[str, list[Resource]]], tag: str) -> dict[str, Any]:
     """Put each (key, dependents) of `picks` in turn; time until every dependent file holds the
     new value. Also CPU and etcd range operations per change."""
@@ -193,8 +154,8 @@ def idle_cpu(daemon: Daemon, seconds: float = 3.0) -> float:
     return round((daemon.cpu() - before) * 1000 / seconds, 2)
 
 
-def measure(name: str, etcd: Etcd, root: Path, resources: list[Resource], data: dict[str, str],
-            make: Callable[[Path], Daemon], args: argparse.Namespace, *,
+def measure(name: str, etcd: EtcdWriter, root: Path, resources: list[Resource],
+            data: dict[str, str], make: Callable[[Path], Daemon], args: argparse.Namespace, *,
             warm_run: bool) -> dict[str, Any]:
     """First render (cold, and warm for ours), then changes read by 1 and by 50 resources."""
     out = root / f"out-{name}"
@@ -284,10 +245,10 @@ def main() -> None:
     }
     try:
         with EtcdServer() as server:
-            etcd = Etcd(server)
+            etcd = EtcdWriter(server)
             try:
                 started = time.perf_counter()
-                etcd.put_many(data)
+                etcd.put_many(data.items())
                 results["etcd_load_s"] = round(time.perf_counter() - started, 2)
                 time.sleep(2.0)  # etcd's own work after the load is not the first render's
                 def confd(name: str, go: bool) -> Callable[[Path], Daemon]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from common import (
     CONFD,
     DirectoryEvents,
+    EtcdWriter,
     emit,
     http_get,
     prometheus_sum,
@@ -53,42 +54,7 @@ def _confdir(root: Path, out: Path, layout: list[tuple[int, str]]) -> Path:
     return confdir
 
 
-class _Etcd:
-    """Writes to etcd in batches (one transaction per 100 puts) and reads its watcher gauge."""
-
-    def __init__(self, server: object) -> None:
-        import grpc
-        from pyetcd import etcdrpc
-
-        self.rpc = etcdrpc
-        self.url = server.url  # type: ignore[attr-defined]
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")  # type: ignore[attr-defined]
-        self.kv = etcdrpc.KVStub(self.channel)
-
-    def put_many(self, items: list[tuple[str, str]]) -> None:
-        for start in range(0, len(items), 100):
-            batch = items[start : start + 100]
-            put = self.rpc.PutRequest
-            ops = [self.rpc.RequestOp(request_put=put(key=k.encode(), value=v.encode()))
-                   for k, v in batch]
-            self.kv.Txn(self.rpc.TxnRequest(success=ops), timeout=30)
-
-    def put(self, key: str, value: str) -> None:
-        self.kv.Put(self.rpc.PutRequest(key=key.encode(), value=value.encode()), timeout=10)
-
-    def watches(self) -> tuple[int, int]:
-        """etcd's gauges: open watch streams (gRPC Watch calls) and watchers (key ranges)."""
-        status, text = http_get(f"{self.url}/metrics")
-        if status != 200:
-            return -1, -1
-        return (int(prometheus_sum(text, "etcd_debugging_mvcc_watch_stream_total")),
-                int(prometheus_sum(text, "etcd_debugging_mvcc_watcher_total")))
-
-    def close(self) -> None:
-        self.channel.close()
-
-
-def measure(etcd: _Etcd, args: argparse.Namespace) -> dict[str, object]:
+def measure(etcd: EtcdWriter, args: argparse.Namespace) -> dict[str, object]:
     from integration.servers import free_port, terminate
 
     layout = _layout(args.resources, args.prefixes)
@@ -180,7 +146,7 @@ def main() -> None:
     from integration.servers import EtcdServer
 
     with EtcdServer() as server:
-        etcd = _Etcd(server)
+        etcd = EtcdWriter(server)
         try:
             figures = measure(etcd, args)
         finally:

@@ -19,8 +19,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -195,6 +196,45 @@ def prometheus_sum(text: str, metric: str) -> float:
         if line.startswith(metric) and line[len(metric) : len(metric) + 1] in ("{", " "):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+class EtcdWriter:
+    """A benchmark's etcd client: puts (batched in transactions of 100) and the gauges and
+    counters of etcd's /metrics. `server` is an integration.servers.EtcdServer."""
+
+    def __init__(self, server: Any) -> None:
+        import grpc
+        from pyetcd import etcdrpc
+
+        self.rpc = etcdrpc
+        self.url = server.url
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        self.kv = etcdrpc.KVStub(self.channel)
+
+    def put_many(self, items: Iterable[tuple[str, str]]) -> None:
+        pairs = list(items)
+        for start in range(0, len(pairs), 100):
+            ops = [self.rpc.RequestOp(request_put=self.rpc.PutRequest(key=k.encode(),
+                                                                      value=v.encode()))
+                   for k, v in pairs[start : start + 100]]
+            self.kv.Txn(self.rpc.TxnRequest(success=ops), timeout=30)
+
+    def put(self, key: str, value: str) -> None:
+        self.kv.Put(self.rpc.PutRequest(key=key.encode(), value=value.encode()), timeout=10)
+
+    def metric(self, name: str) -> float:
+        status, text = http_get(f"{self.url}/metrics")
+        if status != 200:
+            raise SystemExit(f"etcd /metrics answered {status}")
+        return prometheus_sum(text, name)
+
+    def watches(self) -> tuple[int, int]:
+        """(watch streams, watchers): gRPC Watch calls open, and key ranges watched."""
+        return (int(self.metric("etcd_debugging_mvcc_watch_stream_total")),
+                int(self.metric("etcd_debugging_mvcc_watcher_total")))
+
+    def close(self) -> None:
+        self.channel.close()
 
 
 def wait_until(condition: object, what: str, timeout: float = 60.0, step: float = 0.02) -> float:

@@ -112,14 +112,15 @@ def wait_for(
     what: str,
     details: Callable[[], str] = str,
     timeout: float = 20,
+    step: float = 0.05,
 ) -> None:
-    """Poll `condition` until true; after `timeout` seconds fail naming `what`, plus `details()`
-    (e.g. confd's log) read at that moment."""
+    """Poll `condition` every `step` s until true; after `timeout` seconds fail naming `what`,
+    plus `details()` (e.g. confd's log) read at that moment."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(step)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{details()}")
 
 

@@ -15,11 +15,8 @@ elsewhere (etcd has had stale-read bugs; the daemon would otherwise keep the old
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,9 +29,10 @@ from pyetcd import etcdrpc
 
 import builtin.etcd as etcd_backend
 from builtin.etcd import EtcdDatabase
-from integration.servers import EtcdCluster, terminate
+from integration.harness import Daemon, wait_for
+from integration.servers import EtcdCluster
+from testsupport.daemon_process import Confdir
 
-CONFD = Path(sys.executable).with_name("confd")
 PACE = 0.05  # seconds between the writer's puts
 SETTLE = 15.0  # seconds the file may take to reach the last value once the cluster is whole
 
@@ -55,41 +53,18 @@ def heal(cluster: EtcdCluster) -> None:
     cluster.wait_healthy(timeout=30)
 
 
-def until(condition: Callable[[], bool], what: str, timeout: float, log: Callable[[], str]) -> None:
-    """Poll `condition` every 10 ms for at most `timeout` s; fail naming `what` with the log."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; confd's log "
-                                 f"(tail):\n{log()[-6000:]}")
-        time.sleep(0.01)
-
-
-class Watched:
+class Watched(Daemon):
     """`confd --watch` on every member, rendering one key into `out/value.conf` and appending
     each reloaded content to `out/reloads.log`; what the file showed, polled every 5 ms."""
 
     def __init__(self, workdir: Path, cluster: EtcdCluster, key: str) -> None:
-        confdir, out = workdir / "confdir", workdir / "out"
-        (confdir / "conf.d").mkdir(parents=True)
-        (confdir / "templates").mkdir()
-        out.mkdir()
-        self.dest, self.reloads = out / "value.conf", out / "reloads.log"
-        (confdir / "templates" / "value.tmpl").write_text(f'{{{{ getv("{key}") }}}}\n')
-        (confdir / "conf.d" / "value.toml").write_text(
-            f'[template]\nsrc = "value.tmpl"\ndest = "{self.dest}"\n'
-            f'keys = ["{key.rsplit("/", 1)[0]}"]\n'
-            f'reload_cmd = "cat {self.dest} >> {self.reloads}"\n'
-        )
-        self.log_path = workdir / "confd.log"
+        confdir = Confdir(workdir)
+        self.dest, self.reloads = confdir.out / "value.conf", confdir.out / "reloads.log"
+        confdir.resource("value.conf", f'{{{{ getv("{key}") }}}}\n', [key.rsplit("/", 1)[0]],
+                         reload_cmd=f'"cat {self.dest} >> {self.reloads}"')
         nodes = [arg for url in cluster.urls for arg in ("--node", url)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CONFD_")}
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [str(CONFD), "--watch", "--backend", "etcd", *nodes, "--confdir", str(confdir),
-                 "--log-level", "debug"],
-                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        super().__init__(workdir, ["--watch", "--backend", "etcd", *nodes,
+                                   "--confdir", str(confdir.confdir)])
         self.shown: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._observe, daemon=True)
@@ -108,16 +83,18 @@ class Watched:
             if value is not None and (not self.shown or self.shown[-1] != value):
                 self.shown.append(value)
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def until(self, condition: Callable[[], bool], what: str, timeout: float) -> None:
+        """Poll `condition` every 10 ms (the writer puts every 50 ms); fail with the log's tail."""
+        wait_for(condition, what, lambda: f"confd's log (tail):\n{self.log()[-6000:]}", timeout,
+                 step=0.01)
 
     def lines(self, pattern: str) -> list[str]:
         return [line for line in self.log().splitlines() if re.search(pattern, line)]
 
-    def stop(self) -> None:
+    def stop(self) -> int:
         self._stop.set()
         self._thread.join(1)
-        terminate(self.process, 15)
+        return super().stop()
 
 
 class Writer:
@@ -162,9 +139,8 @@ def scenario(
     cluster.put(key, f"{0:06d}")
     daemon = Watched(tmp_path, cluster, key)
     try:
-        until(lambda: daemon.value() == 0, "the first render", 20, daemon.log)
-        until(lambda: any(cluster.watch_streams(i) for i in range(3)), "the watch", 10,
-              daemon.log)
+        daemon.until(lambda: daemon.value() == 0, "the first render", 20)
+        daemon.until(lambda: any(cluster.watch_streams(i) for i in range(3)), "the watch", 10)
         yield daemon, writer
     finally:
         writer.stop()
@@ -186,13 +162,22 @@ def follower_watch(cluster: EtcdCluster) -> int:
     return member
 
 
+def put_as_the_leader_dies(cluster: EtcdCluster, writer: Writer) -> int:
+    """Put the writer's next value and SIGKILL the leader right after: the render this change
+    causes reads while the leader dies, so its read meets the election. The value put."""
+    leader = cluster.leader()
+    value = writer.put()
+    cluster.kill(leader)
+    return value
+
+
 def finish(cluster: EtcdCluster, daemon: Watched, writer: Writer) -> int:
     """Heal the cluster, write a little more, stop; check the daemon ends current, never went
     back, reloaded only on changes. Returns the last value."""
     heal(cluster)
     time.sleep(0.3)
     last = writer.stop()
-    until(lambda: daemon.value() == last, f"the last value {last}", SETTLE, daemon.log)
+    daemon.until(lambda: daemon.value() == last, f"the last value {last}", SETTLE)
     time.sleep(0.2)
     assert daemon.process.poll() is None, daemon.log()[-4000:]
     shown = daemon.shown
@@ -212,22 +197,18 @@ def test_leader_killed_under_a_watch_on_a_follower(
     cluster: EtcdCluster, scenario: tuple[Watched, Writer]
 ) -> None:
     daemon, writer = scenario
-    member = follower_watch(cluster)
-    leader = cluster.leader()
-    writer.put()  # the render this change causes reads while...
-    cluster.kill(leader)  # ...the leader dies: its read meets the election
+    follower_watch(cluster)
+    put_as_the_leader_dies(cluster, writer)
     writer.start()
-    until(lambda: writer.acked > 2 and daemon.value() == writer.acked,
-          "a value written after the election", 15, daemon.log)
+    daemon.until(lambda: writer.acked > 2 and daemon.value() == writer.acked,
+                 "a value written after the election", 15)
     finish(cluster, daemon, writer)
     # The last write of all, right before its leader dies, is rendered too (Go confd's read
     # after such a write fails once and is never retried: it ends stale).
     member = follower_watch(cluster)
-    leader = cluster.leader()
-    last = writer.put()
-    cluster.kill(leader)
-    until(lambda: daemon.value() == last, "the write made right before the leader died",
-          SETTLE, daemon.log)
+    last = put_as_the_leader_dies(cluster, writer)
+    daemon.until(lambda: daemon.value() == last, "the write made right before the leader died",
+                 SETTLE)
     # The watch never left its member, and reads that met the elections were retried silently.
     assert watch_member(cluster) == member
     assert daemon.lines(r"lost node|watch on .* failed|is back|ERROR") == []
@@ -242,8 +223,7 @@ def test_member_carrying_the_watch_killed(
     time.sleep(0.3)
     cluster.kill(member)
     killed = cluster.members[member].url
-    until(lambda: daemon.value() == writer.acked > 0, "a value written after the kill", 10,
-          daemon.log)
+    daemon.until(lambda: daemon.value() == writer.acked > 0, "a value written after the kill", 10)
     finish(cluster, daemon, writer)
     moved = daemon.lines(r"lost node")
     assert len(moved) == 1, moved
@@ -268,8 +248,8 @@ def test_two_of_three_members_down_for_three_seconds(
     time.sleep(3.0)
     for victim in victims:
         cluster.start(victim, wait=False)
-    until(lambda: writer.acked > before + 2 and daemon.value() == writer.acked,
-          "a value written after quorum returned", 20, daemon.log)
+    daemon.until(lambda: writer.acked > before + 2 and daemon.value() == writer.acked,
+                 "a value written after quorum returned", 20)
     finish(cluster, daemon, writer)
     # The watch moved to the member left standing: one line per member lost under it (the
     # second victim may have taken the watch for the moment between the two kills); a render
@@ -297,8 +277,8 @@ def test_paused_member_cut_off_while_the_store_is_compacted(
     compacted = cluster.compact()  # the watch's next revision is gone
     written = writer.acked
     cluster.cut(member)
-    until(lambda: daemon.value() is not None and daemon.value() >= written,
-          "the values written during the pause", 10, daemon.log)
+    daemon.until(lambda: daemon.value() is not None and daemon.value() >= written,
+                 "the values written during the pause", 10)
     time.sleep(1.0)
     cluster.resume(member)
     finish(cluster, daemon, writer)
@@ -467,7 +447,7 @@ def test_every_loss_of_the_member_under_a_watch_is_logged_once(
 
     def put_and_see(value: str) -> None:
         cluster.put(key, value)
-        until(lambda: {key: value} in events, f"the event of {value}", 10, str)
+        wait_for(lambda: {key: value} in events, f"the event of {value}", timeout=10)
 
     try:
         db.get_values([key])
@@ -481,8 +461,8 @@ def test_every_loss_of_the_member_under_a_watch_is_logged_once(
             others = [i for i in range(3) if i != first]
             for other in others:  # only the first member is left: the watch comes back to it
                 cluster.kill(other)
-            until(lambda: cluster.watch_streams(first) == 1, "the watch back on its member", 10,
-                  str)
+            wait_for(lambda: cluster.watch_streams(first) == 1, "the watch back on its member",
+                     timeout=10)
             for other in others:
                 cluster.start(other, wait=False)
             cluster.wait_healthy()

@@ -14,15 +14,14 @@ as another inode or modification time).
 from __future__ import annotations
 
 import random
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from integration.harness import CONFD, wait_for
-from integration.servers import EtcdServer, free_port, terminate
+from integration.harness import Daemon, wait_for
+from integration.servers import EtcdServer, free_port
 from integration.stores import EtcdStore
 from testsupport.fanout import (
     GROUP_SIZE,
@@ -116,14 +115,9 @@ def test_bursts_of_puts_reach_every_file_and_rewrite_no_unchanged_one(
     confdir = write_confdir(tmp_path / "confdir", out, resources)
     listed = add_listings(confdir, out, sorted({r.prefix for r in resources}))
     metrics = f"127.0.0.1:{free_port()}"
-    log_path = tmp_path / "confd.log"
-    with open(log_path, "w") as log:
-        confd = subprocess.Popen(
-            [str(CONFD), "--watch", "--confdir", str(confdir), "--log-level", "debug",
-             "--metrics-addr", metrics, "--cache-dir", str(tmp_path / "cache"),
-             "--backend", "etcd", "--node", etcd.server.url],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+    daemon = Daemon(tmp_path, ["--watch", "--confdir", str(confdir), "--metrics-addr", metrics,
+                               "--cache-dir", str(tmp_path / "cache"),
+                               "--backend", "etcd", "--node", etcd.server.url])
     rng = random.Random(13)
 
     def settled(data: dict[str, str]) -> bool:
@@ -131,7 +125,7 @@ def test_bursts_of_puts_reach_every_file_and_rewrite_no_unchanged_one(
         return all(now[r.name][1] == expected(r, data) for r in resources)
 
     try:
-        wait_for(lambda: settled(data), "the first pass", log_path.read_text, timeout=60)
+        wait_for(lambda: settled(data), "the first pass", daemon.log, timeout=60)
         first = listings(out, listed)
         assert {text for _, text in first.values()} == {LISTED}
         for n in range(BURSTS):
@@ -142,7 +136,7 @@ def test_bursts_of_puts_reach_every_file_and_rewrite_no_unchanged_one(
                 etcd.set(key, value)
                 data[key] = value
             wait_for(lambda: settled(data), f"burst {n}: every file showing the store",
-                     lambda: log_path.read_text()[-5000:], timeout=30)
+                     lambda: daemon.log()[-5000:], timeout=30)
             time.sleep(0.5)  # a render still in flight would show by now
             after = files(out, resources)
             unchanged = [r.name for r in resources if expected(r, data) == before[r.name][1]]
@@ -154,9 +148,9 @@ def test_bursts_of_puts_reach_every_file_and_rewrite_no_unchanged_one(
             assert all(after[name][0] != before[name][0] for name in changed)
             assert listings(out, listed) == first, "a listing whose members never change was " \
                 "written again"
-        log = log_path.read_text()
+        log = daemon.log()
         again = [name for name in listed if f"Target config {out / name} in sync" in log]
         assert again == listed, "the listings were not rendered again: the check proves nothing"
     finally:
-        terminate(confd, 15)
-    assert confd.returncode == 0, log_path.read_text()[-3000:]
+        status = daemon.stop()
+    assert status == 0, daemon.log()[-3000:]

@@ -19,7 +19,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -166,15 +166,6 @@ def daemons() -> Iterator[list[Daemon]]:
         daemon.stop()
 
 
-def settle(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll `condition` every 20 ms; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-
-
 def kill_and_restart(server: EtcdServer | RedisServer) -> None:
     """SIGKILL the server (no goodbye to clients) and start it again on the same port."""
     process = server.process
@@ -214,8 +205,8 @@ def test_server_restarts_lose_no_update(
                                "--confdir", str(confdir), "--watch-error-backoff", "200ms"])
     daemons.append(daemon)
     etcd_dest, redis_dest = tmp_path / "out" / "etcd.conf", tmp_path / "out" / "redis.conf"
-    settle(lambda: read(etcd_dest) == "etcd-start\n" and read(redis_dest) == "redis-start\n",
-             20, f"the first render; confd log:\n{daemon.log()}")
+    wait_for(lambda: read(etcd_dest) == "etcd-start\n" and read(redis_dest) == "redis-start\n",
+             "the first render", daemon.log, 20, step=0.02)
 
     started = time.monotonic()
     lost: list[str] = []
@@ -225,8 +216,9 @@ def test_server_restarts_lose_no_update(
         etcd.set("/fault/value", f"etcd-{cycle}")
         rds.set("/fault/value", f"redis-{cycle}")
         try:
-            settle(lambda c=cycle: read(etcd_dest) == f"etcd-{c}\n"  # type: ignore[misc]
-                     and read(redis_dest) == f"redis-{c}\n", 20, f"cycle {cycle}")
+            wait_for(lambda c=cycle: read(etcd_dest) == f"etcd-{c}\n"  # type: ignore[misc]
+                     and read(redis_dest) == f"redis-{c}\n", f"cycle {cycle}", timeout=20,
+                     step=0.02)
         except AssertionError:
             lost.append(f"cycle {cycle}: etcd.conf={read(etcd_dest)!r} "
                         f"redis.conf={read(redis_dest)!r}")
@@ -274,16 +266,16 @@ def test_killed_plugin_is_restarted_and_next_change_rendered(
                                "--backend-opt", f"path={store}", "--confdir", str(confdir)])
     daemons.append(daemon)
     dest = tmp_path / "out" / "app.conf"
-    settle(lambda: read(dest) == "start\n", 20, f"the first render; log:\n{daemon.log()}")
+    wait_for(lambda: read(dest) == "start\n", "the first render", daemon.log, 20, step=0.02)
     for cycle in range(1, 4):
         pids = plugin_pids(daemon.process.pid)
         assert len(pids) == 1, f"expected one plugin process, found {pids}"
         os.kill(pids[0], signal.SIGKILL)
-        settle(lambda old=pids[0]: plugin_pids(daemon.process.pid) not in ([], [old]),  # type: ignore[misc]
-                 20, f"plugin restart {cycle}; log:\n{daemon.log()[-4000:]}")
+        wait_for(lambda old=pids[0]: plugin_pids(daemon.process.pid) not in ([], [old]),  # type: ignore[misc]
+                 f"plugin restart {cycle}", lambda: daemon.log()[-4000:], 20, step=0.02)
         write(f"after-kill-{cycle}")
-        settle(lambda c=cycle: read(dest) == f"after-kill-{c}\n", 20,  # type: ignore[misc]
-                 f"render after kill {cycle}; log:\n{daemon.log()[-4000:]}")
+        wait_for(lambda c=cycle: read(dest) == f"after-kill-{c}\n",  # type: ignore[misc]
+                 f"render after kill {cycle}", lambda: daemon.log()[-4000:], 20, step=0.02)
     assert daemon.process.poll() is None
     assert "restarted" in daemon.log()
     assert daemon.stop() == 0
@@ -317,9 +309,9 @@ def test_sigterm_during_bursts_never_leaves_a_torn_file(tmp_path: Path) -> None:
         daemon = Daemon(tmp_path, ["--watch", "--backend", "file", "--file", str(values),
                                    "--confdir", str(confdir)])
         try:
-            settle(lambda r=run: all(  # type: ignore[misc]
+            wait_for(lambda r=run: all(  # type: ignore[misc]
                 read(out / f"f{i}.conf").startswith(f"begin {r * 100}\n") for i in range(FILES)
-            ), 30, f"the start of run {run}; log:\n{daemon.log()[-3000:]}")
+            ), f"the start of run {run}", lambda d=daemon: d.log()[-3000:], 30, step=0.02)
             for step in range(1, 6):
                 write(run * 100 + step)
                 time.sleep(0.01 * (run % 4))

@@ -8,7 +8,6 @@ is run on the same data as well and must still agree, so the expectation cannot 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,8 @@ from builtin.vault import VaultDatabase
 from builtin.zookeeper import ZooKeeperDatabase
 from integration.servers import ZooKeeperServer
 from integration.vault_double import VaultDouble
+from testsupport.peer import go_confd
 
-REPO = Path(__file__).resolve().parents[1]
 # Prints every key up to four levels deep as key=value (Go templates have no "all keys").
 DUMP = "".join(
     f'{{{{range gets "{"/*" * depth}"}}}}{{{{.Key}}}}={{{{.Value}}}}\n{{{{end}}}}'
@@ -29,16 +28,9 @@ DUMP = "".join(
 )
 
 
-def peer() -> Path | None:
-    """The Go confd binary, when this machine has one."""
-    candidates = [os.environ.get("CONFD_GO_PEER", "")]
-    candidates += [str(base / "shared/peer/confd-go") for base in REPO.parents[:2]]
-    return next((Path(c) for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
 def go_confd_reads(tmp_path: Path, keys: list[str], flags: list[str]) -> dict[str, str] | None:
     """The keys Go confd reads for a resource with `keys` (None without the peer binary)."""
-    binary = peer()
+    binary = go_confd()
     if binary is None:
         return None
     confdir = tmp_path / "go-confdir"

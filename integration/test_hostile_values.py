@@ -14,6 +14,7 @@ import redis
 from pyetcd import etcdrpc
 
 from integration.servers import EtcdServer, RedisServer
+from testsupport.daemon_process import Confdir
 
 
 def no_traceback(result: subprocess.CompletedProcess[str]) -> str:
@@ -90,16 +91,10 @@ def test_hostile_values_through_real_servers(
     request: pytest.FixtureRequest, tmp_path: Path, run_confd, backend: str
 ) -> None:
     args = request.getfixturevalue(f"{backend}_values")
-    confdir = tmp_path / "confdir"
-    (confdir / "conf.d").mkdir(parents=True)
-    (confdir / "templates").mkdir()
-    (confdir / "templates" / "v.tmpl").write_text(TEMPLATE)
-    dest = tmp_path / "v.conf"
-    (confdir / "conf.d" / "v.toml").write_text(
-        f'[template]\nsrc = "v.tmpl"\ndest = "{dest}"\nkeys = ["/app"]\n'
-    )
+    confdir = Confdir(tmp_path)
+    dest = confdir.resource("v.conf", TEMPLATE, ["/app"])
     started = time.monotonic()
-    result = run_confd("--onetime", *args, "--confdir", str(confdir), timeout=120)
+    result = run_confd("--onetime", *args, "--confdir", str(confdir.confdir), timeout=120)
     output = no_traceback(result)
     assert result.returncode == 0, output
     assert dest.read_text(encoding="utf-8") == EXPECTED

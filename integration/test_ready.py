@@ -15,7 +15,7 @@ import grpc
 from pyetcd import etcdrpc
 
 from integration.servers import EtcdServer, free_port
-from testsupport.daemon_process import ConfdProcess, read, wait_until
+from testsupport.daemon_process import Confdir, ConfdProcess, read, wait_until
 
 
 def get(url: str) -> tuple[int, str]:
@@ -29,18 +29,13 @@ def get(url: str) -> tuple[int, str]:
 
 
 def test_ready_is_503_while_etcd_is_down_at_start_and_200_after(tmp_path: Path) -> None:
-    confdir = tmp_path / "confd"
-    (confdir / "conf.d").mkdir(parents=True)
-    (confdir / "templates").mkdir()
-    dest = tmp_path / "app.conf"
-    (confdir / "templates" / "app.tmpl").write_text('{{ getv("/app/x") }}\n')
-    (confdir / "conf.d" / "app.toml").write_text(
-        f'[template]\nsrc = "app.tmpl"\ndest = "{dest}"\nkeys = ["/app"]\n')
+    confdir = Confdir(tmp_path)
+    dest = confdir.resource("app", '{{ getv("/app/x") }}\n', ["/app"])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = EtcdServer()  # its port is chosen, it does not run yet
     proc = ConfdProcess(["--watch", "--backend", "etcd", "--node", server.url, "--confdir",
-                         str(confdir), "--metrics-addr", f"127.0.0.1:{port}",
+                         str(confdir.confdir), "--metrics-addr", f"127.0.0.1:{port}",
                          "--backend-opt", "timeout=1"])
     try:
         wait_until(lambda: get(base + "/ready")[0] == 503, 20, lambda: proc.log)

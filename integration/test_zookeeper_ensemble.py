@@ -12,7 +12,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from integration.servers import ZooKeeperServer, wait_serving
-from testsupport.daemon_process import ConfdProcess, read, wait_until
+from testsupport.daemon_process import Confdir, ConfdProcess, read, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +42,10 @@ def test_watch_follows_the_ensemble_through_losing_its_leader(
     writer = KazooClient(hosts=",".join(nodes))
     writer.start(20)
     put(writer, "/ens/value", "0")
-    confdir = tmp_path / "confd"
-    (confdir / "conf.d").mkdir(parents=True)
-    (confdir / "templates").mkdir()
-    dest, reloads = tmp_path / "value.conf", tmp_path / "reloads"
-    (confdir / "templates" / "v.tmpl").write_text('value={{ getv("/ens/value") }}\n')
-    (confdir / "conf.d" / "v.toml").write_text(
-        f'[template]\nsrc = "v.tmpl"\ndest = "{dest}"\nkeys = ["/ens"]\n'
-        f'reload_cmd = "echo reload >> {reloads}"\n')
-    args = ["--watch", "--backend", "zookeeper", "--confdir", str(confdir)]
+    confdir, reloads = Confdir(tmp_path), tmp_path / "reloads"
+    dest = confdir.resource("value.conf", 'value={{ getv("/ens/value") }}\n', ["/ens"],
+                            reload_cmd=f'"echo reload >> {reloads}"')
+    args = ["--watch", "--backend", "zookeeper", "--confdir", str(confdir.confdir)]
     for node in nodes:
         args += ["--node", node]
     proc = ConfdProcess(args)

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Confdir:
-    """A confdir plus a YAML values file for the file backend."""
+    """A confdir whose resources render into `out/`, plus a YAML values file for the file
+    backend (`args()`); tests of other backends use it for the confdir alone."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
