@@ -44,7 +44,6 @@ from pyetcd import etcdrpc
 from integration.aws_tls_front import AwsTlsFront
 from integration.certs import TLSFiles, write_tls_files
 from integration.consul_double import ConsulDouble
-from integration.dns_double import DNSDouble
 from integration.harness import CONFD
 from integration.servers import (
     EtcdServer,
@@ -64,6 +63,7 @@ from integration.stores import (
     ZooKeeperStore,
 )
 from integration.vault_double import VaultDouble
+from testsupport.dns_double import DNSDouble
 from testsupport.peer import go_confd
 
 REPO = Path(__file__).resolve().parents[1]

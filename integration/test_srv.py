@@ -9,8 +9,8 @@ import dns.rcode
 import pytest
 
 from confd.backends.srv import SRVError, discover_nodes, srv_record_name
-from integration.dns_double import DNSDouble
 from integration.servers import free_port
+from testsupport.dns_double import DNSDouble
 
 
 @pytest.fixture

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dns.message
-import dns.rcode
 import dns.resolver
-import dns.rrset
 import pytest
 
 from confd.template import functions as template_funcs
 from confd.template.functions import SRV, FunctionError, template_functions
 from confd.template.store import KVPair, KVStore, Reads
+from testsupport.dns_double import DNSDouble
 
 STORE = {
     "/app/port": "8080",
@@ -312,57 +308,28 @@ SRV_ZONE = {
     # Inserted out of order; confd sorts by target, port, priority and weight joined as text,
     # so port 10 sorts before port 9 on the same target.
     "_http._tcp.example.test.": [
-        "10 5 9 b.example.test.",
-        "10 5 10 b.example.test.",
-        "20 1 8080 a.example.test.",
+        (10, 5, 9, "b.example.test."),
+        (10, 5, 10, "b.example.test."),
+        (20, 1, 8080, "a.example.test."),
     ],
-    "direct.example.test.": ["0 0 53 ns.example.test."],
+    "direct.example.test.": [(0, 0, 53, "ns.example.test.")],
 }
 
 
 @pytest.fixture
 def dns_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
-    """A UDP DNS server on 127.0.0.1 answering SRV_ZONE; lookupSRV is pointed at it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.1)
-    port = sock.getsockname()[1]
-    stop = threading.Event()
+    """A DNS double on 127.0.0.1 answering SRV_ZONE; lookupSRV is pointed at it."""
+    with DNSDouble() as dns_double:
+        dns_double.srv.update(SRV_ZONE)
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                wire, peer = sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            query = dns.message.from_wire(wire)
-            response = dns.message.make_response(query)
-            question = query.question[0]
-            records = SRV_ZONE.get(question.name.to_text())
-            if records is None:
-                response.set_rcode(dns.rcode.NXDOMAIN)
-            else:
-                response.answer.append(
-                    dns.rrset.from_text_list(question.name, 60, "IN", "SRV", records)
-                )
-            sock.sendto(response.to_wire(), peer)
+        def resolver() -> dns.resolver.Resolver:
+            res = dns.resolver.Resolver(configure=False)
+            res.nameservers = ["127.0.0.1"]
+            res.port = dns_double.port
+            return res
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-
-    def resolver() -> dns.resolver.Resolver:
-        res = dns.resolver.Resolver(configure=False)
-        res.nameservers = ["127.0.0.1"]
-        res.port = port
-        return res
-
-    monkeypatch.setattr(template_funcs, "srv_resolver", resolver)
-    try:
-        yield port
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        sock.close()
+        monkeypatch.setattr(template_funcs, "srv_resolver", resolver)
+        yield dns_double.port
 
 
 @pytest.mark.parametrize(
