@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from testsupport.ports import free_port
+
 __all__ = [
     "EtcdCluster",
     "EtcdMember",
@@ -42,13 +44,6 @@ __all__ = [
 
 class ServerError(RuntimeError):
     """A test server could not be installed or started."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _apt_install(package: str, what: str) -> None:

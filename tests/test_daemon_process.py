@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from testsupport.daemon_process import Confdir, ConfdProcess, read, wait_until
+from testsupport.ports import free_port
 
 
 @pytest.fixture
@@ -38,12 +38,6 @@ def run(confdir) -> Iterator:
     yield start
     for proc in started:
         proc.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def renders(port: int, resource: str) -> int:
