@@ -29,6 +29,7 @@ from typing import Any
 from builtin.aws import AWS_SETTINGS, AwsDatabase
 from builtin.file import format_scalar
 from plugin_sdk.database import DatabaseError, Setting
+from plugin_sdk.keys import normalize_keys
 
 __all__ = ["SecretsManagerDatabase", "field_text"]
 
@@ -119,6 +120,6 @@ class SecretsManagerDatabase(AwsDatabase):
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
         cache: dict[str, Any] = {}
         values: dict[str, str] = {}
-        for key in dict.fromkeys(k.removesuffix("/*").rstrip("/") for k in keys):
+        for key in normalize_keys(keys):
             self._read(key, cache, values)
         return values
