@@ -20,11 +20,10 @@ daemon polls it every `--interval` seconds (the fork refuses `--watch`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
-from builtin.aws import AWS_SETTINGS, AwsClient
-from plugin_sdk.database import Database, DatabaseError, Setting
+from builtin.aws import AWS_SETTINGS, AwsDatabase
+from plugin_sdk.database import DatabaseError, Setting
 
 __all__ = ["AcmDatabase"]
 
@@ -40,7 +39,7 @@ def certificate_key(key: str) -> str:
     return key
 
 
-class AcmDatabase(Database):
+class AcmDatabase(AwsDatabase):
     """Certificates, chains and (when allowed) encrypted private keys from ACM, polled."""
 
     name = "acm"
@@ -54,12 +53,7 @@ class AcmDatabase(Database):
         *AWS_SETTINGS,
     )  # fmt: skip
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
-
-    def configure(self, config: Mapping[str, str]) -> None:
-        super().configure(config)
-        environ = os.environ if self._environ is None else self._environ
+    def _prepare(self, environ: Mapping[str, str]) -> None:
         export = self.options["acm_export_private_key"]
         if export is None:
             export = environ.get("ACM_EXPORT_PRIVATE_KEY", "").strip().lower() not in _FALSE
@@ -76,7 +70,6 @@ class AcmDatabase(Database):
                     "ACM_PASSPHRASE must be 4 to 128 bytes long (ACM's limits)"
                 )
             self._passphrase = passphrase.encode()
-        self._aws = AwsClient("acm", "acm", self.options, environ)
 
     def _read(self, key: str, values: dict[str, str]) -> None:
         arn = key.removeprefix("/")
@@ -108,8 +101,3 @@ class AcmDatabase(Database):
         for key in dict.fromkeys(certificate_key(k.removesuffix("/*").rstrip("/")) for k in keys):
             self._read(key, values)
         return values
-
-    def close(self) -> None:
-        aws = getattr(self, "_aws", None)
-        if aws is not None:
-            aws.close()

@@ -31,13 +31,14 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from plugin_sdk.database import DatabaseError, Setting
+from plugin_sdk.database import Database, DatabaseError, Setting
 
 __all__ = [
     "AWS_SETTINGS",
     "INSTALL",
     "LOCAL_ENDPOINTS",
     "AwsClient",
+    "AwsDatabase",
     "LocalEndpoint",
     "load_boto3",
     "local_endpoint",
@@ -345,3 +346,28 @@ class AwsClient:
         if client is not None:
             client.close()
 
+
+class AwsDatabase(Database):
+    """The life of every AWS backend: its settings checked (`_prepare`), then one `AwsClient`
+    for the service the backend is named after; `environ` stands in for `os.environ` (tests)."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._environ = environ
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The environment the backend reads (`os.environ` unless one was given)."""
+        return os.environ if self._environ is None else self._environ
+
+    def configure(self, config: Mapping[str, str]) -> None:
+        super().configure(config)
+        self._prepare(self.environ)
+        self._aws = AwsClient(self.name, self.name, self.options, self.environ)
+
+    def _prepare(self, environ: Mapping[str, str]) -> None:
+        """Check and apply the backend's own settings, before the AWS client is set up."""
+
+    def close(self) -> None:
+        aws = getattr(self, "_aws", None)
+        if aws is not None:
+            aws.close()

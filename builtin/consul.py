@@ -34,7 +34,14 @@ import consul
 import requests
 from requests.adapters import HTTPAdapter
 
-from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
+from plugin_sdk.database import (
+    Database,
+    DatabaseError,
+    Setting,
+    backend_logger,
+    changed_values,
+    select_prefix,
+)
 from plugin_sdk.keys import normalize_keys, outermost_keys
 
 log = backend_logger("consul")
@@ -408,8 +415,7 @@ class ConsulDatabase(Database):
                 {n: int(e.get("ModifyIndex", 0)) for n, e in self._entries(query, entries)}
             )
             if baseline is not None:
-                both = current.keys() | baseline.keys()
-                changed = {k for k in both if current.get(k) != baseline.get(k)}
+                changed = set(changed_values(baseline, current))
                 if changed:
                     yield changed
             baseline = current

@@ -18,13 +18,12 @@ confd refuses `-watch` with this backend and exits).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from builtin.aws import AWS_SETTINGS, AwsClient
-from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
+from builtin.aws import AWS_SETTINGS, AwsDatabase
+from plugin_sdk.database import DatabaseError, Setting, backend_logger, select_prefix
 from plugin_sdk.keys import outermost_keys
 
 __all__ = ["DynamoDBDatabase"]
@@ -34,7 +33,7 @@ log = backend_logger("dynamodb")
 SCAN_CHUNK = 100  # requested keys per Scan filter (DynamoDB caps an expression at 4 KB)
 
 
-class DynamoDBDatabase(Database):
+class DynamoDBDatabase(AwsDatabase):
     """Keys and values from a DynamoDB table in Go confd's layout (`key`, `value`), polled."""
 
     name = "dynamodb"
@@ -44,17 +43,9 @@ class DynamoDBDatabase(Database):
         *AWS_SETTINGS,
     )
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
-
-    def configure(self, config: Mapping[str, str]) -> None:
-        super().configure(config)
+    def _prepare(self, environ: Mapping[str, str]) -> None:
         if not self.options["table"]:
             raise DatabaseError("setting 'table' is empty")
-        self._aws = AwsClient(
-            "dynamodb", "dynamodb", self.options,
-            os.environ if self._environ is None else self._environ,
-        )  # fmt: skip
         self._table: str = self.options["table"]
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -108,8 +99,3 @@ class DynamoDBDatabase(Database):
                 return
             self._warned.add(key)
         log.warning("skipping key %r: its 'value' is not a string", key)
-
-    def close(self) -> None:
-        aws = getattr(self, "_aws", None)
-        if aws is not None:
-            aws.close()

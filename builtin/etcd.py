@@ -482,16 +482,16 @@ class EtcdDatabase(Database):
                 members = []
                 for node in self._nodes:
                     for name, target, tls_name in _endpoints(node):
-                        relays = len(self._relays)
-                        channel = self._channel(node, target, tls_name)
-                        relay = self._relays[-1] if len(self._relays) > relays else None
-                        members.append(_Member(name, channel, relay))
+                        members.append(_Member(name, *self._channel(node, target, tls_name)))
                 self._cluster = _Cluster(members)
                 for member in members:
                     _connectivity(member.channel)  # connect to every member now
             return self._cluster
 
-    def _channel(self, node: _Node, target: str, tls_name: str | None) -> grpc.Channel:
+    def _channel(
+        self, node: _Node, target: str, tls_name: str | None
+    ) -> tuple[grpc.Channel, _InsecureRelay | None]:
+        """The channel to one member, and the TLS relay it goes through (`client_insecure`)."""
         options = list(_CHANNEL_OPTIONS)
         if (node.secure or self._tls) and self._insecure:
             host = target.removeprefix("ipv4:").removeprefix("ipv6:").rpartition(":")[0]
@@ -499,14 +499,14 @@ class EtcdDatabase(Database):
                                    self.options["client_key"])
             self._relays.append(relay)
             options.append(("grpc.default_authority", f"{tls_name or node.host}:{node.port}"))
-            return grpc.insecure_channel(relay.target, options=options)
+            return grpc.insecure_channel(relay.target, options=options), relay
         if node.secure or self._tls:
             assert self._credentials is not None
             if tls_name:  # an address behind a name: verify the certificate for the name
                 options.append(("grpc.ssl_target_name_override", tls_name))
                 options.append(("grpc.default_authority", f"{tls_name}:{node.port}"))
-            return grpc.secure_channel(target, self._credentials, options=options)
-        return grpc.insecure_channel(target, options=options)
+            return grpc.secure_channel(target, self._credentials, options=options), None
+        return grpc.insecure_channel(target, options=options), None
 
     def _metadata(self, member: _Member, timeout: float) -> tuple[tuple[str, str], ...]:
         """Call metadata for `member`: its auth token, fetched on first need."""

@@ -23,7 +23,14 @@ from functools import cache
 from types import ModuleType
 from typing import Any, ClassVar
 
-from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
+from plugin_sdk.database import (
+    Database,
+    DatabaseError,
+    Setting,
+    backend_logger,
+    changed_values,
+    select_prefix,
+)
 
 __all__ = ["FileDatabase", "flatten", "format_scalar"]
 
@@ -340,9 +347,9 @@ class FileDatabase(Database):
             if current == last:
                 continue
             if isinstance(last, dict) and isinstance(current, dict):
-                changed = {k for k in last.keys() | current.keys() if last.get(k) != current.get(k)}
+                changed = frozenset(changed_values(last, current))
                 last = current
-                yield frozenset(changed)
+                yield changed
             else:
                 last = current
                 yield None

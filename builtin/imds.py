@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk.keys import normalize_keys
 
 __all__ = ["ImdsDatabase", "MetadataClient", "imds_endpoint", "instance_region", "parse_duration"]
 
@@ -329,7 +330,7 @@ class ImdsDatabase(Database):
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
         values: dict[str, str] = {}
-        for key in dict.fromkeys(k.removesuffix("/*") or "/" for k in keys):
+        for key in normalize_keys(keys):
             category, path = _split(key)
             canonical = "/" + "/".join(p for p in (category, path) if p)
             found: dict[str, str] = {}

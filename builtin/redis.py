@@ -43,7 +43,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
+from plugin_sdk.database import (
+    Database,
+    DatabaseError,
+    Setting,
+    backend_logger,
+    changed_values,
+    select_prefix,
+)
 from plugin_sdk.keys import normalize_keys, outermost_keys
 
 log = backend_logger("redis")
@@ -417,8 +424,7 @@ class RedisDatabase(Database):
         current: dict[str, str] = {}
         for found in self._read_all(watched).values():
             current.update(found)
-        both = current.keys() | baseline.keys()
-        return {k for k in both if current.get(k) != baseline.get(k)}, current
+        return set(changed_values(baseline, current)), current
 
     def _enable_notifications(self, client: redis.Redis) -> str | None:
         """Turn keyspace notifications on; return why not when the server refuses."""

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from builtin.aws import AWS_SETTINGS, AwsClient
+from builtin.aws import AWS_SETTINGS, AwsDatabase
 from builtin.file import format_scalar
-from plugin_sdk.database import Database, DatabaseError, Setting
+from plugin_sdk.database import DatabaseError, Setting
+from plugin_sdk.keys import normalize_keys
 
 __all__ = ["SecretsManagerDatabase", "field_text"]
 
@@ -52,7 +52,7 @@ def _object(text: str) -> dict[str, Any] | None:
     return parsed if isinstance(parsed, dict) else None
 
 
-class SecretsManagerDatabase(Database):
+class SecretsManagerDatabase(AwsDatabase):
     """Secrets from AWS Secrets Manager, JSON secrets flattened as the fork does, polled."""
 
     name = "secretsmanager"
@@ -69,19 +69,11 @@ class SecretsManagerDatabase(Database):
         *AWS_SETTINGS,
     )  # fmt: skip
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
-
-    def configure(self, config: Mapping[str, str]) -> None:
-        super().configure(config)
+    def _prepare(self, environ: Mapping[str, str]) -> None:
         if not self.options["secretsmanager_version_stage"]:
             raise DatabaseError(
                 "setting 'secretsmanager_version_stage' is empty"
             )
-        self._aws = AwsClient(
-            "secretsmanager", "secretsmanager", self.options,
-            os.environ if self._environ is None else self._environ,
-        )  # fmt: skip
 
     def _secret(self, name: str, cache: dict[str, Any]) -> dict[str, Any] | None:
         """The GetSecretValue answer for secret `name`, None when there is none; read once."""
@@ -128,11 +120,6 @@ class SecretsManagerDatabase(Database):
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
         cache: dict[str, Any] = {}
         values: dict[str, str] = {}
-        for key in dict.fromkeys(k.removesuffix("/*").rstrip("/") for k in keys):
+        for key in normalize_keys(keys):
             self._read(key, cache, values)
         return values
-
-    def close(self) -> None:
-        aws = getattr(self, "_aws", None)
-        if aws is not None:
-            aws.close()

@@ -15,12 +15,11 @@ every `--interval` seconds (Go confd refuses `-watch` with this backend and exit
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from builtin.aws import AWS_SETTINGS, AwsClient
-from plugin_sdk.database import Database, select_prefix
+from builtin.aws import AWS_SETTINGS, AwsDatabase
+from plugin_sdk.database import select_prefix
 from plugin_sdk.keys import outermost_keys
 
 __all__ = ["SSMDatabase"]
@@ -29,21 +28,12 @@ _NAME = re.compile(r"^/[A-Za-z0-9_.\-/]*$")
 BATCH = 10  # names per GetParameters request (the API's limit)
 
 
-class SSMDatabase(Database):
+class SSMDatabase(AwsDatabase):
     """Parameters from AWS SSM Parameter Store (recursive, decrypted), polled."""
 
     name = "ssm"
     description = "AWS SSM Parameter Store: parameter names are keys (SecureString decrypted)"
     settings = AWS_SETTINGS
-
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
-        self._environ = environ
-
-    def configure(self, config: Mapping[str, str]) -> None:
-        super().configure(config)
-        self._aws = AwsClient(
-            "ssm", "ssm", self.options, os.environ if self._environ is None else self._environ
-        )
 
     def _below(self, key: str) -> dict[str, str]:
         values: dict[str, str] = {}
@@ -77,8 +67,3 @@ class SSMDatabase(Database):
             values.update(self._below(key))
         values.update(self._exact([k for k in wanted if k != "/"]))
         return values
-
-    def close(self) -> None:
-        aws = getattr(self, "_aws", None)
-        if aws is not None:
-            aws.close()

@@ -49,7 +49,13 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, WatchedEvent
 
-from plugin_sdk.database import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk.database import (
+    Database,
+    DatabaseError,
+    Setting,
+    changed_values,
+    select_prefix,
+)
 from plugin_sdk.keys import normalize_keys, outermost_keys
 
 _RESYNC = "resync"  # connected again: every watch was dropped, re-read and re-arm everything
@@ -433,7 +439,7 @@ class ZooKeeperDatabase(Database):
                         continue
                 current = dict(tree.values)
                 if reported is not None:
-                    changed = _diff(reported, current)
+                    changed = changed_values(reported, current)
                     if changed:
                         yield changed
                 reported = current
@@ -469,10 +475,3 @@ class ZooKeeperDatabase(Database):
                 client.stop()
             finally:
                 client.close()
-
-
-def _diff(before: Mapping[str, str], after: Mapping[str, str]) -> dict[str, str | None]:
-    """Keys whose value differs, with the new value (None: gone)."""
-    return {
-        k: after.get(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k)
-    }

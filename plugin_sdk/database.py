@@ -11,7 +11,7 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 __all__ = [
     "Change",
@@ -20,6 +20,7 @@ __all__ = [
     "Setting",
     "WatchUnsupported",
     "backend_logger",
+    "changed_values",
     "parse_settings",
     "select_prefix",
 ]
@@ -130,6 +131,17 @@ def select_prefix(key: str, requested: str) -> bool:
         return True
     base = requested.rstrip("/")
     return key == base or key.startswith(base + "/")
+
+
+_V = TypeVar("_V")
+
+
+def changed_values(before: Mapping[str, _V], after: Mapping[str, _V]) -> dict[str, _V | None]:
+    """Each key whose value differs between two snapshots, with its value in `after` (None:
+    gone); for a backend that finds its changes by comparing what it read."""
+    return {
+        k: after.get(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k)
+    }
 
 
 def _named(database: Database, exc: DatabaseError) -> DatabaseError:
