@@ -352,11 +352,13 @@ class RedisDatabase(Database):
             name = name.replace(self._sep, "/")
         return name if name.startswith("/") else "/" + name
 
-    def _pattern(self, key: str) -> str:
-        """The SCAN/PSUBSCRIBE glob for everything below `key`."""
+    def _pattern(self, key: str, *, itself: bool = False) -> str:
+        """The glob for everything below `key` (SCAN), or with `itself` for `key` too (the
+        keyspace-notification channels)."""
         if key in ("", "/"):
             return "*"
-        return _GLOB.sub(r"\\\1", self._to_redis(key).rstrip(self._sep)) + self._sep + "*"
+        escaped = _GLOB.sub(r"\\\1", self._to_redis(key).rstrip(self._sep))
+        return escaped + ("*" if itself else self._sep + "*")
 
     def _read(self, client: redis.Redis, key: str) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -512,7 +514,7 @@ class RedisDatabase(Database):
         """Follow keyspace notifications on `link`. `resumed`: on a new master after a
         failover, so yield None first (re-read everything: writes made meanwhile)."""
         channel_prefix = f"__keyspace@{link.db}__:"
-        patterns = {channel_prefix + self._pattern_for_watch(w) for w in watched}
+        patterns = {channel_prefix + self._pattern(w, itself=True) for w in watched}
         pubsub = link.client.pubsub()
         try:
             pubsub.psubscribe(*patterns)
@@ -547,12 +549,6 @@ class RedisDatabase(Database):
                     check_at = time.monotonic() + self.options["poll_interval"]
         finally:
             pubsub.close()
-
-    def _pattern_for_watch(self, key: str) -> str:
-        """The channel glob for `key` itself and everything below it."""
-        if key in ("", "/"):
-            return "*"
-        return _GLOB.sub(r"\\\1", self._to_redis(key).rstrip(self._sep)) + "*"
 
     def close(self) -> None:
         if not hasattr(self, "_lock"):
