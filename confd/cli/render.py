@@ -22,7 +22,7 @@ from typing import IO, Any
 import click
 
 from confd.cli.main import settings_from_context
-from confd.config.resource import TemplateResource, load_resources, select_resources
+from confd.config.resource import TemplateResource, configured_resources, select_resources
 from confd.errors import ConfdError, ConfigError
 
 __all__ = ["render_command", "render_resources"]
@@ -63,11 +63,7 @@ def render_resources(
     data = Path(data_file)
     if not data.is_file():
         raise ConfigError(f"data file {data} does not exist")
-    resources, errors = load_resources(
-        Path(settings.confdir), prefix=settings.prefix,
-        check_cmd_timeout=settings.check_cmd_timeout,
-        reload_cmd_timeout=settings.reload_cmd_timeout,
-    )
+    resources, errors = configured_resources(settings)
     chosen = select_resources(resources, names, settings.resources_dir)
     failed = [str(e) for e in errors if not names]
     for message in failed:

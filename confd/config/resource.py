@@ -21,6 +21,7 @@ from confd.log import get_logger
 
 if TYPE_CHECKING:  # the debounce module loads only for resources that give durations
     from confd.config.durations import Wait
+    from confd.config.settings import Settings
 
 __all__ = [
     "BackendRef",
@@ -31,6 +32,7 @@ __all__ = [
     "store_key",
     "load_resource",
     "load_resources",
+    "configured_resources",
     "select_resources",
 ]
 
@@ -346,6 +348,16 @@ def load_resources(
             errors.append(exc)
     return resources, errors
 
+
+def configured_resources(
+    settings: Settings, *, strict: bool = False,
+) -> tuple[list[TemplateResource], list[ConfigError]]:
+    """`load_resources` as the settings say: their confdir, `--prefix` and command timeouts."""
+    return load_resources(
+        Path(settings.confdir), prefix=settings.prefix, strict=strict,
+        check_cmd_timeout=settings.check_cmd_timeout,
+        reload_cmd_timeout=settings.reload_cmd_timeout,
+    )
 
 
 def resource_files(directory: Path) -> list[Path]:
