@@ -23,7 +23,7 @@ import click
 
 from confd.cli.main import settings_from_context
 from confd.config.resource import TemplateResource, configured_resources, select_resources
-from confd.errors import ConfdError, ConfigError
+from confd.errors import ConfigError
 
 __all__ = ["render_command", "render_resources"]
 
@@ -82,11 +82,7 @@ def render_resources(
                 text = renderer.render(resource.src, KVStore(resource.to_store(values)), context,
                                        syntax=resource.syntax).text
                 validate_output(text, resource.output_format)
-            except ConfdError as exc:
-                failed.append(str(exc))
-                click.echo(f"error: {resource.path}: {exc}", err=True)
-                continue
-            except Exception as exc:  # noqa: BLE001 - the data file's own errors, named
+            except Exception as exc:  # noqa: BLE001 - confd's and the data file's own errors, named
                 failed.append(str(exc))
                 click.echo(f"error: {resource.path}: {exc}", err=True)
                 continue
