@@ -182,10 +182,6 @@ class Runtime:
         """The name logs, metrics and watch groups use for the database `resource` reads."""
         return self.pool.label(self.database(resource))
 
-    def render(self, resource: TemplateResource) -> Outcome:
-        """Read, render and sync one resource (never raises)."""
-        return self.processor.process(resource)
-
     def render_many(self, resources: Sequence[TemplateResource]) -> Iterator[Outcome]:
         """Read, render and sync `resources` as one batch (one read per database), yielding
         each outcome as it completes (never raises for a resource)."""
