@@ -253,7 +253,7 @@ class PrefixWatch(threading.Thread):
         the baseline; either way the resources that read those keys are rendered again. A read
         of keys this watch does not serve (another prefix's) costs a few lookups and no merge.
         """
-        keys = list(keys)
+        keys = list(keys)  # iterated more than once
         if not self.keyset.overlaps(keys):
             return
         changed = self._merge(keys, values)
@@ -262,32 +262,36 @@ class PrefixWatch(threading.Thread):
                       self.backend, self.prefix or "/", len(changed))
             self._on_change(changed)
 
-    def _merge(self, keys: Iterable[str], values: Mapping[str, str]) -> set[str]:
+    def _merge(self, keys: Sequence[str], values: Mapping[str, str]) -> set[str]:
         """Fold a read of `keys` into the baseline; returns the keys it changed there.
 
         Only keys some earlier read covered can have changed; keys outside this watch are
         ignored, and a key below `keys` that the read did not return is gone. Costs the keys
         read and returned, not the size of the baseline.
         """
-        keys = list(keys)
-        watched = self.keyset
         changed: set[str] = set()
         with self._lock:
-            baseline, seen = self._baseline, self._seen
-            fresh: dict[str, str] = {}
-            for key, value in values.items():
-                if baseline.get(key) != value and watched.covers(key):
-                    if key in baseline or seen.covers(key):
-                        changed.add(key)
-                    fresh[key] = value
-            if fresh:
-                baseline.set_many(fresh)
+            self._store(values, changed)
+            baseline = self._baseline
             for asked in keys:
                 for key in baseline.under(asked):
                     if key not in values and baseline.remove(key):
                         changed.add(key)
-            seen.add(keys)
+            self._seen.add(keys)
         return changed
+
+    def _store(self, values: Mapping[str, str], changed: set[str]) -> None:
+        """Put the watched keys of `values` that differ into the baseline (the lock held),
+        adding to `changed` those a read covered before (a first sight is no change)."""
+        baseline, seen, watched = self._baseline, self._seen, self.keyset
+        fresh: dict[str, str] = {}
+        for key, value in values.items():
+            if baseline.get(key) != value and watched.covers(key):
+                if key in baseline or seen.covers(key):
+                    changed.add(key)
+                fresh[key] = value
+        if fresh:
+            baseline.set_many(fresh)
 
     def _resync(self) -> None:
         """Read everything, report what changed since the baseline, mark recovery."""
@@ -337,20 +341,10 @@ class PrefixWatch(threading.Thread):
         watched = self.keyset
         changed: set[str] = set()
         with self._lock:
-            baseline, seen = self._baseline, self._seen
-            fresh: dict[str, str] = {}
             for key, value in event.items():
-                if not watched.covers(key):
-                    continue
-                if value is None:
-                    if baseline.remove(key):
-                        changed.add(key)
-                elif baseline.get(key) != value:
-                    if key in baseline or seen.covers(key):
-                        changed.add(key)
-                    fresh[key] = value
-            if fresh:
-                baseline.set_many(fresh)
+                if value is None and watched.covers(key) and self._baseline.remove(key):
+                    changed.add(key)
+            self._store({k: v for k, v in event.items() if v is not None}, changed)
         return changed
 
 
