@@ -191,7 +191,7 @@ class PrefixWatch(threading.Thread):
         self._on_state = on_state
         self._on_resync = on_resync
         self.synced = threading.Event()  # set once the first full read was tried
-        self._backoff = backoff or Backoff(initial=0.2, maximum=30.0)
+        self._backoff = backoff or Backoff(initial=0.2, maximum=WATCH_BACKOFF_MAX)
         self._stop_event = threading.Event()
         self._lock = threading.Lock()  # renders observe from the render thread
         self._baseline = Baseline()
@@ -202,7 +202,8 @@ class PrefixWatch(threading.Thread):
         return self.keyset.keys
 
     def retune(self, error_backoff: float) -> None:
-        """A reload's --watch-error-backoff: the first wait after the next error."""
+        """--watch-error-backoff (at start, or a reload's): the first wait after the next
+        error."""
         self._backoff.initial = error_backoff
         self._backoff.maximum = max(WATCH_BACKOFF_MAX, error_backoff)
 
@@ -456,9 +457,9 @@ class WatchGroups:
             on_change=lambda changed: self._on_change(self.members(group), changed),
             on_state=self._on_state,
             poll_interval=interval,
-            backoff=Backoff(initial=error_backoff, maximum=max(WATCH_BACKOFF_MAX, error_backoff)),
             on_resync=lambda: self._on_resync(self.members(group)),
         )
+        watch.retune(error_backoff)
         log.debug("watching %s:%s (%d keys)", backend, prefix or "/", len(keys))
         watch.start()
         return watch
