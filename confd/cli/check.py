@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from confd.cli.main import settings_from_context
-from confd.config.resource import load_resources, select_resources
+from confd.config.options import BY_NAME
+from confd.config.resource import configured_resources, select_resources
 from confd.config.settings import Settings
 from confd.errors import ConfdError, ConfigError
 
@@ -51,13 +52,10 @@ def check_confdir(
         settings = settings_from_context(ctx, confdir=confdir)
     except ConfigError as exc:
         problems.append(str(exc))
-        settings = Settings(confdir=confdir or os.environ.get("CONFD_CONFDIR", "/etc/confd"))
+        settings = Settings(confdir=confdir or os.environ.get("CONFD_CONFDIR",
+                                                              BY_NAME["confdir"].default))
     try:
-        resources, errors = load_resources(
-            Path(settings.confdir), prefix=settings.prefix, strict=strict,
-            check_cmd_timeout=settings.check_cmd_timeout,
-            reload_cmd_timeout=settings.reload_cmd_timeout,
-        )
+        resources, errors = configured_resources(settings, strict=strict)
     except ConfigError as exc:
         return [*problems, str(exc)]
     if names:

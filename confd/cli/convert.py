@@ -15,9 +15,8 @@ from pathlib import Path
 
 import click
 
+from confd.cli.main import CONTEXT_SETTINGS
 from confd.errors import ConfdError
-
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _templates(paths: tuple[str, ...]) -> list[tuple[Path, Path]]:
@@ -68,7 +67,7 @@ def _write(path: Path, text: str) -> None:
         raise
 
 
-@click.command("convert", context_settings=_CONTEXT)
+@click.command("convert", context_settings=CONTEXT_SETTINGS)
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--check", is_flag=True, help="show the diff and write nothing")
 @click.option("--out", "out", type=click.Path(file_okay=False),

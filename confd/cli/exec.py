@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import click
 
-from confd.cli.main import CliState, settings_options
+from confd.cli.main import CONTEXT_SETTINGS, CliState, settings_options
 from confd.log import setup_logging
 from confd.run.exec import ChildOptions, parse_signal, run_exec
 
 
-@click.command(
-    "exec",
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
+@click.command("exec", context_settings=CONTEXT_SETTINGS)
 @click.option("--reload-signal", metavar="SIGNAL",
               help="signal sent to the program after a change [default: restart it]")
 @click.option("--kill-signal", metavar="SIGNAL", default="SIGTERM", show_default=True,

@@ -23,7 +23,7 @@ from confd.config.settings import Settings, load_settings, log_options
 from confd.errors import ConfdError, ConfigError
 from confd.log import get_logger, setup_logging
 
-__all__ = ["cli", "main", "normalize_argv", "settings_from_context", "CliState"]
+__all__ = ["cli", "main", "normalize_argv", "settings_from_context", "CliState", "CONTEXT_SETTINGS"]
 
 log = get_logger("cli")
 
@@ -156,7 +156,8 @@ def lazy_command(name: str) -> click.Command | None:
     return found if isinstance(found, click.Command) else None
 
 
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# -h as well as --help, and help text up to 100 columns: for `confd` and every subcommand.
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def fork_spellings(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -183,7 +184,7 @@ def fork_spellings(command: Callable[..., Any]) -> Callable[..., Any]:
 _FORK_MODES = ("check_config", "preflight", "validate", "mock_data", "fork_resources")
 
 
-@click.group(cls=ConfdGroup, invoke_without_command=True, context_settings=_CONTEXT)
+@click.group(cls=ConfdGroup, invoke_without_command=True, context_settings=CONTEXT_SETTINGS)
 @settings_options
 @fork_spellings
 @click.version_option(__version__, "--version", prog_name="confd")

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import click
 
-from confd.cli.main import CliState, settings_options
+from confd.cli.main import CONTEXT_SETTINGS, CliState, settings_options
 
 
-@click.command(
-    "preflight",
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
+@click.command("preflight", context_settings=CONTEXT_SETTINGS)
 @click.option("--resource", "names", multiple=True, metavar="NAME",
               help="check only this resource (nginx.toml, nginx or a path; repeatable)")
 @settings_options

@@ -22,8 +22,8 @@ from typing import IO, Any
 import click
 
 from confd.cli.main import settings_from_context
-from confd.config.resource import TemplateResource, load_resources, select_resources
-from confd.errors import ConfdError, ConfigError
+from confd.config.resource import TemplateResource, configured_resources, select_resources
+from confd.errors import ConfigError
 
 __all__ = ["render_command", "render_resources"]
 
@@ -63,11 +63,7 @@ def render_resources(
     data = Path(data_file)
     if not data.is_file():
         raise ConfigError(f"data file {data} does not exist")
-    resources, errors = load_resources(
-        Path(settings.confdir), prefix=settings.prefix,
-        check_cmd_timeout=settings.check_cmd_timeout,
-        reload_cmd_timeout=settings.reload_cmd_timeout,
-    )
+    resources, errors = configured_resources(settings)
     chosen = select_resources(resources, names, settings.resources_dir)
     failed = [str(e) for e in errors if not names]
     for message in failed:
@@ -86,11 +82,7 @@ def render_resources(
                 text = renderer.render(resource.src, KVStore(resource.to_store(values)), context,
                                        syntax=resource.syntax).text
                 validate_output(text, resource.output_format)
-            except ConfdError as exc:
-                failed.append(str(exc))
-                click.echo(f"error: {resource.path}: {exc}", err=True)
-                continue
-            except Exception as exc:  # noqa: BLE001 - the data file's own errors, named
+            except Exception as exc:  # noqa: BLE001 - confd's and the data file's own errors, named
                 failed.append(str(exc))
                 click.echo(f"error: {resource.path}: {exc}", err=True)
                 continue

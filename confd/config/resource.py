@@ -21,6 +21,7 @@ from confd.log import get_logger
 
 if TYPE_CHECKING:  # the debounce module loads only for resources that give durations
     from confd.config.durations import Wait
+    from confd.config.settings import Settings
 
 __all__ = [
     "BackendRef",
@@ -31,6 +32,7 @@ __all__ = [
     "store_key",
     "load_resource",
     "load_resources",
+    "configured_resources",
     "select_resources",
 ]
 
@@ -151,33 +153,24 @@ def _ident(path: Path, table: Mapping[str, Any], key: str) -> int | None:
     return raw
 
 
-def _owner(path: Path, table: Mapping[str, Any], uid: int | None) -> int | None:
-    name = _string(path, table, "owner")
+def _account(path: Path, table: Mapping[str, Any], key: str) -> int | None:
+    """`owner` or `group`: a user or group name resolved on this host, which must agree with
+    `uid` or `gid` when both are given; else that id (None: unset)."""
+    id_key, kind = ("uid", "user") if key == "owner" else ("gid", "group")
+    ident = _ident(path, table, id_key)
+    name = _string(path, table, key)
     if not name:
-        return uid
-    import pwd  # only for resources that name an owner
+        return ident
+    import grp  # only for resources that name an owner or group
+    import pwd
 
     try:
-        found = pwd.getpwnam(name).pw_uid
+        found = pwd.getpwnam(name).pw_uid if key == "owner" else grp.getgrnam(name).gr_gid
     except KeyError:
-        raise ConfigError(f"{path}: template owner {name!r} is not a user on this host") from None
-    if uid is not None and uid != found:
-        raise ConfigError(f"{path}: template owner {name!r} (uid {found}) disagrees with uid {uid}")
-    return found
-
-
-def _group(path: Path, table: Mapping[str, Any], gid: int | None) -> int | None:
-    name = _string(path, table, "group")
-    if not name:
-        return gid
-    import grp  # only for resources that name a group
-
-    try:
-        found = grp.getgrnam(name).gr_gid
-    except KeyError:
-        raise ConfigError(f"{path}: template group {name!r} is not a group on this host") from None
-    if gid is not None and gid != found:
-        raise ConfigError(f"{path}: template group {name!r} (gid {found}) disagrees with gid {gid}")
+        raise ConfigError(f"{path}: template {key} {name!r} is not a {kind} on this host") from None
+    if ident is not None and ident != found:
+        raise ConfigError(
+            f"{path}: template {key} {name!r} ({id_key} {found}) disagrees with {id_key} {ident}")
     return found
 
 
@@ -303,8 +296,8 @@ def load_resource(
     src = _string(path, table, "src", required=True)
     dest = _string(path, table, "dest", required=True)
     wait_raw = table.get("wait")
-    uid = _owner(path, table, _ident(path, table, "uid"))
-    gid = _group(path, table, _ident(path, table, "gid"))
+    uid = _account(path, table, "owner")
+    gid = _account(path, table, "group")
     return TemplateResource(
         path=path,
         src=src,
@@ -355,6 +348,16 @@ def load_resources(
             errors.append(exc)
     return resources, errors
 
+
+def configured_resources(
+    settings: Settings, *, strict: bool = False,
+) -> tuple[list[TemplateResource], list[ConfigError]]:
+    """`load_resources` as the settings say: their confdir, `--prefix` and command timeouts."""
+    return load_resources(
+        Path(settings.confdir), prefix=settings.prefix, strict=strict,
+        check_cmd_timeout=settings.check_cmd_timeout,
+        reload_cmd_timeout=settings.reload_cmd_timeout,
+    )
 
 
 def resource_files(directory: Path) -> list[Path]:

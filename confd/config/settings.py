@@ -250,9 +250,10 @@ def load_settings(
         confdir = (flag_values.get("confdir") or env_values.get("confdir")
                    or BY_NAME["confdir"].default)
         path = Path(confdir) / "confd.toml"
+    found = path.is_file()
     file_values: dict[str, Any] = {}
     tables: dict[str, dict[str, str]] = {}
-    if path.is_file():
+    if found:
         file_values, tables = _from_toml(path)
 
     settings = Settings(
@@ -264,7 +265,7 @@ def load_settings(
         for name, value in values.items():
             setattr(settings, name, value)
             settings.origin[name] = layer
-    if path.is_file():
+    if found:
         settings.config_file = str(path)
     if settings.wait:
         from confd.config.durations import parse_wait

@@ -62,7 +62,10 @@ class Metrics:
     def ready(self) -> bool:
         """True once every resource of the current configuration rendered at least once."""
         with self._lock:
-            return self._expected and not self._pending and not self._stopping
+            return self._ready()
+
+    def _ready(self) -> bool:  # the lock held
+        return self._expected and not self._pending and not self._stopping
 
     def not_ready(self) -> list[str]:
         """The resources that have not rendered yet."""
@@ -136,11 +139,10 @@ class Metrics:
                 lines.append(
                     f'confd_last_success_timestamp_seconds{{resource="{_escape(key)}"}} {stamp:.3f}'
                 )
-            ready = self._expected and not self._pending and not self._stopping
             lines += [
                 "# HELP confd_ready 1 once every resource has rendered at least once.",
                 "# TYPE confd_ready gauge",
-                f"confd_ready {int(ready)}",
+                f"confd_ready {int(self._ready())}",
             ]
         return "\n".join(lines) + "\n"
 

@@ -13,12 +13,11 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from confd.backends.pool import DatabasePool
 from confd.config.options import BY_NAME
-from confd.config.resource import TemplateResource, load_resources
+from confd.config.resource import TemplateResource, configured_resources
 from confd.config.settings import Settings
 from confd.errors import BackendError, ConfigError
 from confd.log import get_logger, setup_logging
@@ -149,11 +148,7 @@ class Runtime:
         them now, while the daemon sets up its watches.
         """
         settings = self.settings
-        resources, errors = load_resources(
-            Path(settings.confdir), prefix=settings.prefix,
-            check_cmd_timeout=settings.check_cmd_timeout,
-            reload_cmd_timeout=settings.reload_cmd_timeout,
-        )
+        resources, errors = configured_resources(settings)
         for error in errors:
             log.error("%s", error)
         if not resources and not errors:
@@ -186,10 +181,6 @@ class Runtime:
     def label(self, resource: TemplateResource) -> str:
         """The name logs, metrics and watch groups use for the database `resource` reads."""
         return self.pool.label(self.database(resource))
-
-    def render(self, resource: TemplateResource) -> Outcome:
-        """Read, render and sync one resource (never raises)."""
-        return self.processor.process(resource)
 
     def render_many(self, resources: Sequence[TemplateResource]) -> Iterator[Outcome]:
         """Read, render and sync `resources` as one batch (one read per database), yielding

@@ -62,25 +62,26 @@ class _Part:
 class SharedRead:
     """The values of one `get_values` over several resources' keys, handed out per resource."""
 
-    def __init__(self, resources: Sequence[TemplateResource], values: dict[str, str]) -> None:
+    def __init__(self, wanted: dict[str, frozenset[str]], keys: frozenset[str],
+                 values: dict[str, str]) -> None:
         self.values = values
+        self.keys = keys  # the outermost of every key asked: what was read
+        self._wanted = wanted  # prefix -> the outermost keys its resources asked
         self._order: list[str] | None = None  # the keys of `values`, sorted
         self._position: dict[str, int] | None = None  # each key's place in `values`
         self._parts: dict[tuple[str, frozenset[str]], _Part] = {}
-        self._wanted: dict[str, frozenset[str]] = {}  # prefix -> the keys its resources asked
-        by_prefix: dict[str, set[str]] = {}
-        for resource in resources:
-            by_prefix.setdefault(resource.prefix, set()).update(resource.backend_keys())
-        self._wanted = {prefix: outermost(keys) for prefix, keys in by_prefix.items()}
-        self.keys = outermost(k for keys in self._wanted.values() for k in keys)
 
     @classmethod
     def read(cls, get_values: Callable[[list[str]], dict[str, str]],
              resources: Sequence[TemplateResource]) -> SharedRead:
         """Read the union of the keys of `resources` (all on one database) once, with
         `get_values` (the database's, or the processor's retrying read of it)."""
-        keys = outermost(k for r in resources for k in r.backend_keys())
-        return cls(resources, get_values(sorted(keys)))
+        by_prefix: dict[str, set[str]] = {}
+        for resource in resources:
+            by_prefix.setdefault(resource.prefix, set()).update(resource.backend_keys())
+        wanted = {prefix: outermost(keys) for prefix, keys in by_prefix.items()}
+        keys = outermost(k for prefix_keys in wanted.values() for k in prefix_keys)
+        return cls(wanted, keys, get_values(sorted(keys)))
 
     def for_resource(self, resource: TemplateResource) -> tuple[KVStore, Mapping[str, str]]:
         """The store `resource` renders from and the database values it holds.

@@ -191,7 +191,7 @@ class PrefixWatch(threading.Thread):
         self._on_state = on_state
         self._on_resync = on_resync
         self.synced = threading.Event()  # set once the first full read was tried
-        self._backoff = backoff or Backoff(initial=0.2, maximum=30.0)
+        self._backoff = backoff or Backoff(initial=0.2, maximum=WATCH_BACKOFF_MAX)
         self._stop_event = threading.Event()
         self._lock = threading.Lock()  # renders observe from the render thread
         self._baseline = Baseline()
@@ -202,7 +202,8 @@ class PrefixWatch(threading.Thread):
         return self.keyset.keys
 
     def retune(self, error_backoff: float) -> None:
-        """A reload's --watch-error-backoff: the first wait after the next error."""
+        """--watch-error-backoff (at start, or a reload's): the first wait after the next
+        error."""
         self._backoff.initial = error_backoff
         self._backoff.maximum = max(WATCH_BACKOFF_MAX, error_backoff)
 
@@ -253,7 +254,7 @@ class PrefixWatch(threading.Thread):
         the baseline; either way the resources that read those keys are rendered again. A read
         of keys this watch does not serve (another prefix's) costs a few lookups and no merge.
         """
-        keys = list(keys)
+        keys = list(keys)  # iterated more than once
         if not self.keyset.overlaps(keys):
             return
         changed = self._merge(keys, values)
@@ -262,32 +263,36 @@ class PrefixWatch(threading.Thread):
                       self.backend, self.prefix or "/", len(changed))
             self._on_change(changed)
 
-    def _merge(self, keys: Iterable[str], values: Mapping[str, str]) -> set[str]:
+    def _merge(self, keys: Sequence[str], values: Mapping[str, str]) -> set[str]:
         """Fold a read of `keys` into the baseline; returns the keys it changed there.
 
         Only keys some earlier read covered can have changed; keys outside this watch are
         ignored, and a key below `keys` that the read did not return is gone. Costs the keys
         read and returned, not the size of the baseline.
         """
-        keys = list(keys)
-        watched = self.keyset
         changed: set[str] = set()
         with self._lock:
-            baseline, seen = self._baseline, self._seen
-            fresh: dict[str, str] = {}
-            for key, value in values.items():
-                if baseline.get(key) != value and watched.covers(key):
-                    if key in baseline or seen.covers(key):
-                        changed.add(key)
-                    fresh[key] = value
-            if fresh:
-                baseline.set_many(fresh)
+            self._store(values, changed)
+            baseline = self._baseline
             for asked in keys:
                 for key in baseline.under(asked):
                     if key not in values and baseline.remove(key):
                         changed.add(key)
-            seen.add(keys)
+            self._seen.add(keys)
         return changed
+
+    def _store(self, values: Mapping[str, str], changed: set[str]) -> None:
+        """Put the watched keys of `values` that differ into the baseline (the lock held),
+        adding to `changed` those a read covered before (a first sight is no change)."""
+        baseline, seen, watched = self._baseline, self._seen, self.keyset
+        fresh: dict[str, str] = {}
+        for key, value in values.items():
+            if baseline.get(key) != value and watched.covers(key):
+                if key in baseline or seen.covers(key):
+                    changed.add(key)
+                fresh[key] = value
+        if fresh:
+            baseline.set_many(fresh)
 
     def _resync(self) -> None:
         """Read everything, report what changed since the baseline, mark recovery."""
@@ -337,20 +342,10 @@ class PrefixWatch(threading.Thread):
         watched = self.keyset
         changed: set[str] = set()
         with self._lock:
-            baseline, seen = self._baseline, self._seen
-            fresh: dict[str, str] = {}
             for key, value in event.items():
-                if not watched.covers(key):
-                    continue
-                if value is None:
-                    if baseline.remove(key):
-                        changed.add(key)
-                elif baseline.get(key) != value:
-                    if key in baseline or seen.covers(key):
-                        changed.add(key)
-                    fresh[key] = value
-            if fresh:
-                baseline.set_many(fresh)
+                if value is None and watched.covers(key) and self._baseline.remove(key):
+                    changed.add(key)
+            self._store({k: v for k, v in event.items() if v is not None}, changed)
         return changed
 
 
@@ -462,9 +457,9 @@ class WatchGroups:
             on_change=lambda changed: self._on_change(self.members(group), changed),
             on_state=self._on_state,
             poll_interval=interval,
-            backoff=Backoff(initial=error_backoff, maximum=max(WATCH_BACKOFF_MAX, error_backoff)),
             on_resync=lambda: self._on_resync(self.members(group)),
         )
+        watch.retune(error_backoff)
         log.debug("watching %s:%s (%d keys)", backend, prefix or "/", len(keys))
         watch.start()
         return watch
