@@ -26,7 +26,7 @@ from confd.template.golang import nodes as n
 from confd.template.golang.errors import position
 from confd.template.golang.fmt import sprintf
 from confd.template.golang.functions import SIGNATURES
-from confd.template.golang.lexer import Kind, tokenize
+from confd.template.golang.lexer import SPACES, Kind, has_left_trim, has_right_trim, tokenize
 from confd.template.golang.parser import parse
 
 __all__ = ["JINJA_HELPERS", "Converted", "Problem", "convert"]
@@ -44,7 +44,6 @@ _JINJA_RESERVED = frozenset((
     "block", "macro", "import", "from", "include", "recursive", "ignore", "missing", "scoped",
 ))  # fmt: skip
 _DICT_ATTRIBUTES = frozenset(dir(dict))
-_GO_SPACE = " \t\r\n"
 _JINJA_SYNTAX = re.compile(r"\{[{%#]|\{(?=\r)|\r")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _STRUCT_FIELDS = {
@@ -136,13 +135,12 @@ def _tags(source: str) -> list[_Tag]:
             left = source[c - 2 : c] != "{{"
             start = c - 4 if left else c - 2
             e = c + len(token.val)
-            right = source[e : e + 1] in (" ", "\t", "\r", "\n") and source[e + 1 : e + 2] == "-"
+            right = has_right_trim(source, e)
             end = e + 4 if right else e + 2
             tags.append(_Tag(start, end, left, right, "comment", token.val[2:-2]))
         elif token.kind == Kind.LEFT_DELIM:
             start = token.pos
-            left = source[start + 2 : start + 3] == "-" and source[start + 3 : start + 4] in (
-                " ", "\t", "\r", "\n")  # fmt: skip
+            left = has_left_trim(source, start + 2)
             j = i + 1
             while tokens[j].kind == Kind.SPACE:
                 j += 1
@@ -156,7 +154,7 @@ def _tags(source: str) -> list[_Tag]:
             while tokens[j].kind != Kind.RIGHT_DELIM:
                 j += 1
             q = tokens[j].pos
-            right = source[q - 1 : q] == "-" and source[q - 2 : q - 1] in (" ", "\t", "\r", "\n")
+            right = has_right_trim(source, q - 2)
             tags.append(_Tag(start, q + 2, left, right, keyword))
             i = j
         i += 1
@@ -206,10 +204,10 @@ class _Converter:
         """Write the source text between the last tag and `tag` (None: to the end)."""
         end = len(self.source) if tag is None else tag.start
         raw = self.source[self.position : end]
-        lead = len(raw) - len(raw.lstrip(_GO_SPACE)) if self.pending_right_trim else 0
+        lead = len(raw) - len(raw.lstrip(SPACES)) if self.pending_right_trim else 0
         trail = 0
         if tag is not None and tag.left_trim:
-            trail = len(raw) - len(raw.rstrip(_GO_SPACE))
+            trail = len(raw) - len(raw.rstrip(SPACES))
         if lead + trail >= len(raw):
             kept, head, tail = "", raw, ""
         else:
