@@ -224,33 +224,33 @@ class _Converter:
         self.out.append(head + _escape_text(kept, tag is not None and not tail) + tail)
         self.pending_right_trim = False
 
-    def write_tag(self, tag: _Tag, body: str, kind: str) -> None:
-        """Write one Jinja tag (`kind` is "{%", "{{" or "{#") standing for the Go `tag`."""
+    def open_tag(self, tag: _Tag) -> tuple[str, str]:
+        """Write the text before `tag`; the trim markers (left, right) its Jinja tags take."""
         self.text_until(tag)
-        close = {"{%": "%}", "{{": "}}", "{#": "#}"}[kind]
         left = "-" if tag.left_trim and self.left_trim_ok else ""
-        right = "-" if tag.right_trim else ""
-        self.out.append(f"{kind}{left} {body} {right}{close}")
-        if right:
+        return left, "-" if tag.right_trim else ""
+
+    def close_tag(self, tag: _Tag) -> None:
+        """After the Jinja tags for `tag` are written: the text after it starts there."""
+        if tag.right_trim:
             self.right_trim_index = len(self.out) - 1
         self.pending_right_trim = tag.right_trim
         self.position = tag.end
 
+    def write_tag(self, tag: _Tag, body: str, kind: str) -> None:
+        """Write one Jinja tag (`kind` is "{%", "{{" or "{#") standing for the Go `tag`."""
+        left, right = self.open_tag(tag)
+        close = {"{%": "%}", "{{": "}}", "{#": "#}"}[kind]
+        self.out.append(f"{kind}{left} {body} {right}{close}")
+        self.close_tag(tag)
+
     def write_tags(self, tag: _Tag, bodies: list[str]) -> None:
         """Several Jinja block tags for one Go tag (its trim markers on the outer ones)."""
-        if len(bodies) == 1:
-            self.write_tag(tag, bodies[0], "{%")
-            return
-        self.text_until(tag)
-        left = "-" if tag.left_trim and self.left_trim_ok else ""
-        right = "-" if tag.right_trim else ""
+        left, right = self.open_tag(tag)
         for i, body in enumerate(bodies):
             first, last = i == 0, i == len(bodies) - 1
             self.out.append(f"{{%{left if first else ''} {body} {right if last else ''}%}}")
-        if right:
-            self.right_trim_index = len(self.out) - 1
-        self.pending_right_trim = tag.right_trim
-        self.position = tag.end
+        self.close_tag(tag)
 
     def next_tag(self, keyword: str) -> _Tag:
         """The next tag, writing the comments before it."""
@@ -266,14 +266,9 @@ class _Converter:
     def write_comment(self, tag: _Tag) -> None:
         if "#}" in tag.comment:
             self.problem(tag.start, "{{/*" + tag.comment + "*/}}", "the comment holds `#}`")
-        self.text_until(tag)
-        left = "-" if tag.left_trim and self.left_trim_ok else ""
-        right = "-" if tag.right_trim else ""
+        left, right = self.open_tag(tag)
         self.out.append(f"{{#{left}{tag.comment}{right}#}}")
-        if right:
-            self.right_trim_index = len(self.out) - 1
-        self.pending_right_trim = tag.right_trim
-        self.position = tag.end
+        self.close_tag(tag)
 
     # -- templates -------------------------------------------------------------------------------
 
