@@ -501,7 +501,12 @@ class _Compiler:
             return self.value(node, ctx)
         if isinstance(node, _CONSTANTS):
             return self.constant_arg(node, go_type)
-        code = self.value(node, ctx)
+        return self.typed(self.value(node, ctx), go_type, node)
+
+    def typed(self, code: str, go_type: str, node: n.Node) -> str:
+        """`code` checked at run time to be a value of Go type `go_type` (failing at `node`)."""
+        if go_type in ("interface {}", "reflect.Value"):
+            return code
         if go_type == "string":
             return self.mark(node, f"_ws({code})")
         if go_type == "int":
@@ -573,14 +578,7 @@ class _Compiler:
             position = num_in - 1
             go_type = sig.params[position] if position < len(sig.params) else sig.variadic
             assert go_type is not None
-            if go_type == "string":
-                values.append(self.mark(cmd, f"_ws({final})"))
-            elif go_type == "int":
-                values.append(self.mark(cmd, f"_wi({final})"))
-            elif go_type in ("interface {}", "reflect.Value"):
-                values.append(final)
-            else:
-                values.append(self.mark(cmd, f"_want({final}, {go_type!r})"))
+            values.append(self.typed(final, go_type, cmd))
         if sig.pass_args is not None and len(values) > sig.pass_args:
             kept = ", ".join(values[: sig.pass_args])
             dropped = ", ".join(values[sig.pass_args :])
@@ -600,7 +598,7 @@ class _Compiler:
             values.append(self.arg(a, go_type, ctx))
         if final is not None:
             if name == "printf" and not args:
-                final = self.mark(cmd, f"_ws({final})")
+                final = self.typed(final, "string", cmd)
             values.append(final)
         if name in ("and", "or"):
             return "(" + f" {name} ".join(values) + ")"
