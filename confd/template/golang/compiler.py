@@ -390,19 +390,10 @@ class _Compiler:
         rest = cmd.args[1:]
         if isinstance(first, n.IdentifierNode):
             return self.call(first, rest, final, cmd, ctx)
-        if isinstance(first, n.FieldNode):
-            return self.fields(ctx.dot, first.ident, rest, final, first, ctx.strict, ctx), ""
-        if isinstance(first, n.ChainNode):
-            if isinstance(first.node, n.NilNode):
-                return self.fail(first, f"indirection through explicit nil in {first}"), ""
-            receiver = self.value(first.node, ctx)
-            return self.fields(receiver, first.fields, rest, final, first, False, ctx), ""
-        if isinstance(first, n.VariableNode):
-            local = self.variable(first, ctx)
-            if len(first.ident) == 1:
-                return self.not_a_function(cmd, final, local, ctx), ""
-            strict = self.is_range_variable(local)
-            return self.fields(local, first.ident[1:], rest, final, first, strict, ctx), ""
+        if isinstance(first, n.VariableNode) and len(first.ident) == 1:
+            return self.not_a_function(cmd, final, self.variable(first, ctx), ctx), ""
+        if isinstance(first, n.FieldNode | n.ChainNode | n.VariableNode):
+            return self.field_access(first, rest, final, ctx), ""
         if isinstance(first, n.NilNode):
             if rest or final is not None:
                 return self.not_a_function(cmd, final, "None", ctx), ""
@@ -441,24 +432,32 @@ class _Compiler:
             return "None"
         if isinstance(node, n.NumberNode):
             return self.ideal_constant(node)
-        if isinstance(node, n.FieldNode):
-            return self.fields(ctx.dot, node.ident, [], None, node, ctx.strict, ctx)
-        if isinstance(node, n.VariableNode):
-            local = self.variable(node, ctx)
-            if len(node.ident) == 1:
-                return local
-            strict = self.is_range_variable(local)
-            return self.fields(local, node.ident[1:], [], None, node, strict, ctx)
+        if isinstance(node, n.VariableNode) and len(node.ident) == 1:
+            return self.variable(node, ctx)
+        if isinstance(node, n.FieldNode | n.ChainNode | n.VariableNode):
+            return self.field_access(node, [], None, ctx)
         if isinstance(node, n.PipeNode):
             return self.pipe(node, ctx)[0]
         if isinstance(node, n.IdentifierNode):
             return self.call(node, [], None, node, ctx)[0]
+        raise AssertionError(f"unexpected operand {node!r}")
+
+    def field_access(
+        self, node: n.FieldNode | n.ChainNode | n.VariableNode, args: list[n.Node],
+        final: str | None, ctx: _Context,
+    ) -> str:  # fmt: skip
+        """`.A.B`, `(x).A.B` or `$v.A.B` (a variable with fields), called as a method when
+        given arguments or a pipeline's `final` value."""
+        if isinstance(node, n.FieldNode):
+            return self.fields(ctx.dot, node.ident, args, final, node, ctx.strict, ctx)
         if isinstance(node, n.ChainNode):
             if isinstance(node.node, n.NilNode):
                 return self.fail(node, f"indirection through explicit nil in {node}")
             receiver = self.value(node.node, ctx)
-            return self.fields(receiver, node.fields, [], None, node, False, ctx)
-        raise AssertionError(f"unexpected operand {node!r}")
+            return self.fields(receiver, node.fields, args, final, node, False, ctx)
+        local = self.variable(node, ctx)
+        strict = self.is_range_variable(local)
+        return self.fields(local, node.ident[1:], args, final, node, strict, ctx)
 
     def ideal_constant(self, node: n.NumberNode) -> str:
         text = node.text
