@@ -202,7 +202,7 @@ class CompiledTemplates(BytecodeCache):
         self._fingerprint: bytes | None = None
         self._syntaxes: dict[str, tuple[str, str]] = {}  # by syntax key: (syntax, why)
         self._go: dict[str, bytes] = {}  # compiled Go templates by key (GoTemplate.dumps)
-        self._names: tuple[int, bytes] | None = None  # the function names hashed for those keys
+        self._names: tuple[int, str] | None = None  # the function names hashed for those keys
         self._lock = threading.Lock()
 
     def key(self, environment: Environment, source: str) -> str:
@@ -302,8 +302,8 @@ class CompiledTemplates(BytecodeCache):
         """The key of `auto`'s decision for `source`: it also depends on confd's function
         names (an unknown function fails Go's parser)."""
         if self._names is None or self._names[0] != id(names):
-            self._names = (id(names), "\0".join(sorted(names)).encode())
-        return self.key(environment, "\0".join(("syntax", self._names[1].decode(), source)))
+            self._names = (id(names), "\0".join(sorted(names)))
+        return self.key(environment, "\0".join(("syntax", self._names[1], source)))
 
     def syntax(self, environment: Environment, source: str,
                names: Collection[str]) -> tuple[str, str] | None:

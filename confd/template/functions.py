@@ -9,7 +9,6 @@ function; messages never contain store values. Jinja and Go templates call the s
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -17,7 +16,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from confd.template.store import KeyNotFound, KVPair, KVView, clean_key
-from confd.template.utility_functions import UTILITY_FUNCTIONS
+from confd.template.utility_functions import UTILITY_FUNCTIONS, load_json
 
 __all__ = ["FUNCTION_NAMES", "SRV", "FunctionError", "template_functions", "srv_resolver"]
 
@@ -188,7 +187,7 @@ def atoi(s: str) -> int:
 
 def json_object(data: str) -> dict[str, Any]:
     """A JSON object parsed into a dict (`null` gives an empty dict, as Go's nil map)."""
-    value = _load_json(data)
+    value = load_json(data)
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -198,20 +197,12 @@ def json_object(data: str) -> dict[str, Any]:
 
 def json_array(data: str) -> list[Any]:
     """A JSON array parsed into a list (`null` gives an empty list)."""
-    value = _load_json(data)
+    value = load_json(data)
     if value is None:
         return []
     if not isinstance(value, list):
         raise ValueError(f"JSON value is {_json_kind(value)}, not an array")
     return value
-
-
-def _load_json(data: str) -> Any:
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as exc:  # its message names a position, never the content
-        where = f"line {exc.lineno} column {exc.colno}"
-        raise ValueError(f"invalid JSON: {exc.msg} at {where}") from None
 
 
 def _json_kind(value: Any) -> str:

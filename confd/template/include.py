@@ -15,12 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "Includes"]
+__all__ = ["MAX_DEPTH", "Includes", "inside"]
 
 MAX_DEPTH = 10  # the fork's maxIncludeDepth
 
 # Renders the template at a path relative to the templates directory with a data context.
 RenderFile = Callable[[str, Any], str]
+
+
+def inside(root: str, name: str) -> str | None:
+    """The normalized path of `name` relative to `root` (normalized, absolute), or None when
+    it lies outside `root`: the rule for every template path, rendered or included."""
+    full = os.path.normpath(os.path.join(root, name))
+    return full if full.startswith(root.rstrip(os.sep) + os.sep) else None
 
 
 class Includes:
@@ -35,8 +42,8 @@ class Includes:
         """Render template `name` with `data[0]` as its context (None without data)."""
         if not isinstance(name, str):
             raise TypeError(f"template name must be a string, got {type(name).__name__}")
-        full = os.path.normpath(os.path.join(self._root, name))
-        if not full.startswith(self._root.rstrip(os.sep) + os.sep):
+        full = inside(self._root, name)
+        if full is None:
             raise ValueError(f"include path {name!r} is outside the templates directory")
         if full in self._stack:
             raise ValueError(f"include cycle detected: {full} is already being processed")

@@ -35,7 +35,7 @@ from confd.template.functions import (
     function,
     template_functions,
 )
-from confd.template.include import Includes
+from confd.template.include import Includes, inside
 from confd.template.printing import finalize
 from confd.template.store import KVStore, Reads
 
@@ -339,8 +339,7 @@ class Renderer:
                 "\"auto\" to read it as one)")
 
     def _checked_path(self, src: str) -> str:
-        full = os.path.normpath(os.path.join(self._root, src))
-        if not full.startswith(self._root.rstrip(os.sep) + os.sep):
+        if inside(self._root, src) is None:
             raise TemplateError(
                 f"{self._path(src)}: template path escapes the templates directory "
                 f"{self.templates_dir}"

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["UTILITY_FUNCTIONS", "GO_SIGNATURES", "go_quote", "is_empty"]
+__all__ = ["UTILITY_FUNCTIONS", "GO_SIGNATURES", "go_quote", "is_empty", "load_json"]
 
 MAX_REPEAT = 10_000_000  # characters `repeat` may produce (Go would try to allocate any size)
 
@@ -110,13 +110,18 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
 
 
-def from_json(text: str) -> Any:
-    """A JSON text parsed into maps, lists, strings, numbers, booleans and None."""
+def load_json(text: str, **options: Any) -> Any:
+    """`json.loads(text, **options)`; its error names a position, never the content."""
     try:
-        return json.loads(_str("argument", text), parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:  # names a position, never the content
+        return json.loads(text, **options)
+    except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
             from None
+
+
+def from_json(text: str) -> Any:
+    """A JSON text parsed into maps, lists, strings, numbers, booleans and None."""
+    return load_json(_str("argument", text), parse_constant=_refuse_constant)
 
 
 # -- formatting ------------------------------------------------------------------------------

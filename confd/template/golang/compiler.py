@@ -390,19 +390,10 @@ class _Compiler:
         rest = cmd.args[1:]
         if isinstance(first, n.IdentifierNode):
             return self.call(first, rest, final, cmd, ctx)
-        if isinstance(first, n.FieldNode):
-            return self.fields(ctx.dot, first.ident, rest, final, first, ctx.strict, ctx), ""
-        if isinstance(first, n.ChainNode):
-            if isinstance(first.node, n.NilNode):
-                return self.fail(first, f"indirection through explicit nil in {first}"), ""
-            receiver = self.value(first.node, ctx)
-            return self.fields(receiver, first.fields, rest, final, first, False, ctx), ""
-        if isinstance(first, n.VariableNode):
-            local = self.variable(first, ctx)
-            if len(first.ident) == 1:
-                return self.not_a_function(cmd, final, local, ctx), ""
-            strict = self.is_range_variable(local)
-            return self.fields(local, first.ident[1:], rest, final, first, strict, ctx), ""
+        if isinstance(first, n.VariableNode) and len(first.ident) == 1:
+            return self.not_a_function(cmd, final, self.variable(first, ctx), ctx), ""
+        if isinstance(first, n.FieldNode | n.ChainNode | n.VariableNode):
+            return self.field_access(first, rest, final, ctx), ""
         if isinstance(first, n.NilNode):
             if rest or final is not None:
                 return self.not_a_function(cmd, final, "None", ctx), ""
@@ -441,24 +432,32 @@ class _Compiler:
             return "None"
         if isinstance(node, n.NumberNode):
             return self.ideal_constant(node)
-        if isinstance(node, n.FieldNode):
-            return self.fields(ctx.dot, node.ident, [], None, node, ctx.strict, ctx)
-        if isinstance(node, n.VariableNode):
-            local = self.variable(node, ctx)
-            if len(node.ident) == 1:
-                return local
-            strict = self.is_range_variable(local)
-            return self.fields(local, node.ident[1:], [], None, node, strict, ctx)
+        if isinstance(node, n.VariableNode) and len(node.ident) == 1:
+            return self.variable(node, ctx)
+        if isinstance(node, n.FieldNode | n.ChainNode | n.VariableNode):
+            return self.field_access(node, [], None, ctx)
         if isinstance(node, n.PipeNode):
             return self.pipe(node, ctx)[0]
         if isinstance(node, n.IdentifierNode):
             return self.call(node, [], None, node, ctx)[0]
+        raise AssertionError(f"unexpected operand {node!r}")
+
+    def field_access(
+        self, node: n.FieldNode | n.ChainNode | n.VariableNode, args: list[n.Node],
+        final: str | None, ctx: _Context,
+    ) -> str:  # fmt: skip
+        """`.A.B`, `(x).A.B` or `$v.A.B` (a variable with fields), called as a method when
+        given arguments or a pipeline's `final` value."""
+        if isinstance(node, n.FieldNode):
+            return self.fields(ctx.dot, node.ident, args, final, node, ctx.strict, ctx)
         if isinstance(node, n.ChainNode):
             if isinstance(node.node, n.NilNode):
                 return self.fail(node, f"indirection through explicit nil in {node}")
             receiver = self.value(node.node, ctx)
-            return self.fields(receiver, node.fields, [], None, node, False, ctx)
-        raise AssertionError(f"unexpected operand {node!r}")
+            return self.fields(receiver, node.fields, args, final, node, False, ctx)
+        local = self.variable(node, ctx)
+        strict = self.is_range_variable(local)
+        return self.fields(local, node.ident[1:], args, final, node, strict, ctx)
 
     def ideal_constant(self, node: n.NumberNode) -> str:
         text = node.text
@@ -501,7 +500,12 @@ class _Compiler:
             return self.value(node, ctx)
         if isinstance(node, _CONSTANTS):
             return self.constant_arg(node, go_type)
-        code = self.value(node, ctx)
+        return self.typed(self.value(node, ctx), go_type, node)
+
+    def typed(self, code: str, go_type: str, node: n.Node) -> str:
+        """`code` checked at run time to be a value of Go type `go_type` (failing at `node`)."""
+        if go_type in ("interface {}", "reflect.Value"):
+            return code
         if go_type == "string":
             return self.mark(node, f"_ws({code})")
         if go_type == "int":
@@ -573,14 +577,7 @@ class _Compiler:
             position = num_in - 1
             go_type = sig.params[position] if position < len(sig.params) else sig.variadic
             assert go_type is not None
-            if go_type == "string":
-                values.append(self.mark(cmd, f"_ws({final})"))
-            elif go_type == "int":
-                values.append(self.mark(cmd, f"_wi({final})"))
-            elif go_type in ("interface {}", "reflect.Value"):
-                values.append(final)
-            else:
-                values.append(self.mark(cmd, f"_want({final}, {go_type!r})"))
+            values.append(self.typed(final, go_type, cmd))
         if sig.pass_args is not None and len(values) > sig.pass_args:
             kept = ", ".join(values[: sig.pass_args])
             dropped = ", ".join(values[sig.pass_args :])
@@ -600,7 +597,7 @@ class _Compiler:
             values.append(self.arg(a, go_type, ctx))
         if final is not None:
             if name == "printf" and not args:
-                final = self.mark(cmd, f"_ws({final})")
+                final = self.typed(final, "string", cmd)
             values.append(final)
         if name in ("and", "or"):
             return "(" + f" {name} ".join(values) + ")"

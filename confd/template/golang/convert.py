@@ -26,7 +26,7 @@ from confd.template.golang import nodes as n
 from confd.template.golang.errors import position
 from confd.template.golang.fmt import sprintf
 from confd.template.golang.functions import SIGNATURES
-from confd.template.golang.lexer import Kind, tokenize
+from confd.template.golang.lexer import SPACES, Kind, has_left_trim, has_right_trim, tokenize
 from confd.template.golang.parser import parse
 
 __all__ = ["JINJA_HELPERS", "Converted", "Problem", "convert"]
@@ -44,7 +44,6 @@ _JINJA_RESERVED = frozenset((
     "block", "macro", "import", "from", "include", "recursive", "ignore", "missing", "scoped",
 ))  # fmt: skip
 _DICT_ATTRIBUTES = frozenset(dir(dict))
-_GO_SPACE = " \t\r\n"
 _JINJA_SYNTAX = re.compile(r"\{[{%#]|\{(?=\r)|\r")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _STRUCT_FIELDS = {
@@ -136,13 +135,12 @@ def _tags(source: str) -> list[_Tag]:
             left = source[c - 2 : c] != "{{"
             start = c - 4 if left else c - 2
             e = c + len(token.val)
-            right = source[e : e + 1] in (" ", "\t", "\r", "\n") and source[e + 1 : e + 2] == "-"
+            right = has_right_trim(source, e)
             end = e + 4 if right else e + 2
             tags.append(_Tag(start, end, left, right, "comment", token.val[2:-2]))
         elif token.kind == Kind.LEFT_DELIM:
             start = token.pos
-            left = source[start + 2 : start + 3] == "-" and source[start + 3 : start + 4] in (
-                " ", "\t", "\r", "\n")  # fmt: skip
+            left = has_left_trim(source, start + 2)
             j = i + 1
             while tokens[j].kind == Kind.SPACE:
                 j += 1
@@ -156,7 +154,7 @@ def _tags(source: str) -> list[_Tag]:
             while tokens[j].kind != Kind.RIGHT_DELIM:
                 j += 1
             q = tokens[j].pos
-            right = source[q - 1 : q] == "-" and source[q - 2 : q - 1] in (" ", "\t", "\r", "\n")
+            right = has_right_trim(source, q - 2)
             tags.append(_Tag(start, q + 2, left, right, keyword))
             i = j
         i += 1
@@ -206,10 +204,10 @@ class _Converter:
         """Write the source text between the last tag and `tag` (None: to the end)."""
         end = len(self.source) if tag is None else tag.start
         raw = self.source[self.position : end]
-        lead = len(raw) - len(raw.lstrip(_GO_SPACE)) if self.pending_right_trim else 0
+        lead = len(raw) - len(raw.lstrip(SPACES)) if self.pending_right_trim else 0
         trail = 0
         if tag is not None and tag.left_trim:
-            trail = len(raw) - len(raw.rstrip(_GO_SPACE))
+            trail = len(raw) - len(raw.rstrip(SPACES))
         if lead + trail >= len(raw):
             kept, head, tail = "", raw, ""
         else:
@@ -226,33 +224,33 @@ class _Converter:
         self.out.append(head + _escape_text(kept, tag is not None and not tail) + tail)
         self.pending_right_trim = False
 
-    def write_tag(self, tag: _Tag, body: str, kind: str) -> None:
-        """Write one Jinja tag (`kind` is "{%", "{{" or "{#") standing for the Go `tag`."""
+    def open_tag(self, tag: _Tag) -> tuple[str, str]:
+        """Write the text before `tag`; the trim markers (left, right) its Jinja tags take."""
         self.text_until(tag)
-        close = {"{%": "%}", "{{": "}}", "{#": "#}"}[kind]
         left = "-" if tag.left_trim and self.left_trim_ok else ""
-        right = "-" if tag.right_trim else ""
-        self.out.append(f"{kind}{left} {body} {right}{close}")
-        if right:
+        return left, "-" if tag.right_trim else ""
+
+    def close_tag(self, tag: _Tag) -> None:
+        """After the Jinja tags for `tag` are written: the text after it starts there."""
+        if tag.right_trim:
             self.right_trim_index = len(self.out) - 1
         self.pending_right_trim = tag.right_trim
         self.position = tag.end
 
+    def write_tag(self, tag: _Tag, body: str, kind: str) -> None:
+        """Write one Jinja tag (`kind` is "{%", "{{" or "{#") standing for the Go `tag`."""
+        left, right = self.open_tag(tag)
+        close = {"{%": "%}", "{{": "}}", "{#": "#}"}[kind]
+        self.out.append(f"{kind}{left} {body} {right}{close}")
+        self.close_tag(tag)
+
     def write_tags(self, tag: _Tag, bodies: list[str]) -> None:
         """Several Jinja block tags for one Go tag (its trim markers on the outer ones)."""
-        if len(bodies) == 1:
-            self.write_tag(tag, bodies[0], "{%")
-            return
-        self.text_until(tag)
-        left = "-" if tag.left_trim and self.left_trim_ok else ""
-        right = "-" if tag.right_trim else ""
+        left, right = self.open_tag(tag)
         for i, body in enumerate(bodies):
             first, last = i == 0, i == len(bodies) - 1
             self.out.append(f"{{%{left if first else ''} {body} {right if last else ''}%}}")
-        if right:
-            self.right_trim_index = len(self.out) - 1
-        self.pending_right_trim = tag.right_trim
-        self.position = tag.end
+        self.close_tag(tag)
 
     def next_tag(self, keyword: str) -> _Tag:
         """The next tag, writing the comments before it."""
@@ -268,14 +266,9 @@ class _Converter:
     def write_comment(self, tag: _Tag) -> None:
         if "#}" in tag.comment:
             self.problem(tag.start, "{{/*" + tag.comment + "*/}}", "the comment holds `#}`")
-        self.text_until(tag)
-        left = "-" if tag.left_trim and self.left_trim_ok else ""
-        right = "-" if tag.right_trim else ""
+        left, right = self.open_tag(tag)
         self.out.append(f"{{#{left}{tag.comment}{right}#}}")
-        if right:
-            self.right_trim_index = len(self.out) - 1
-        self.pending_right_trim = tag.right_trim
-        self.position = tag.end
+        self.close_tag(tag)
 
     # -- templates -------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from confd.template.golang.strconv import quote
 
-__all__ = ["Kind", "Token", "tokenize"]
+__all__ = ["SPACES", "Kind", "Token", "has_left_trim", "has_right_trim", "tokenize"]
 
 LEFT_DELIM = "{{"
 RIGHT_DELIM = "}}"
@@ -120,11 +120,13 @@ def describe_rune(c: str) -> str:
     return code
 
 
-def _has_left_trim(s: str, i: int) -> bool:
+def has_left_trim(s: str, i: int) -> bool:
+    """Whether `s` has Go's left trim marker (`-` then a space) at `i`, after a `{{`."""
     return s[i : i + 1] == "-" and is_space(s[i + 1 : i + 2])
 
 
-def _has_right_trim(s: str, i: int) -> bool:
+def has_right_trim(s: str, i: int) -> bool:
+    """Whether `s` has Go's right trim marker (a space then `-`) at `i`, before a `}}`."""
     return is_space(s[i : i + 1]) and s[i + 1 : i + 2] == "-"
 
 
@@ -201,7 +203,7 @@ class _Lexer:
     def at_right_delim(self) -> tuple[bool, bool]:
         """Whether a right delimiter (with or without trim marker) starts here."""
         src, pos = self.src, self.pos
-        if _has_right_trim(src, pos) and src.startswith(RIGHT_DELIM, pos + 2):
+        if has_right_trim(src, pos) and src.startswith(RIGHT_DELIM, pos + 2):
             return True, True
         if src.startswith(RIGHT_DELIM, pos):
             return True, False
@@ -226,7 +228,7 @@ class _Lexer:
         if x >= 0:
             self.pos = x
             trim = 0
-            if _has_left_trim(src, x + len(LEFT_DELIM)):
+            if has_left_trim(src, x + len(LEFT_DELIM)):
                 text = src[self.start : x]
                 trim = len(text) - len(text.rstrip(SPACES))
             self.pos -= trim
@@ -245,7 +247,7 @@ class _Lexer:
 
     def lex_left_delim(self):  # noqa: ANN201
         self.pos += len(LEFT_DELIM)
-        trim = _has_left_trim(self.src, self.pos)
+        trim = has_left_trim(self.src, self.pos)
         after = 2 if trim else 0
         if self.src.startswith(LEFT_COMMENT, self.pos + after):
             self.pos += after
@@ -280,7 +282,7 @@ class _Lexer:
         return self.lex_text
 
     def lex_right_delim(self):  # noqa: ANN201
-        trim = _has_right_trim(self.src, self.pos)
+        trim = has_right_trim(self.src, self.pos)
         if trim:
             self.pos += 2
             self.ignore()
@@ -353,7 +355,7 @@ class _Lexer:
             self.next()
             spaces += 1
         # A trim-marked right delimiter starts with a space: leave it to lex_right_delim.
-        if _has_right_trim(self.src, self.pos - 1) and self.src.startswith(
+        if has_right_trim(self.src, self.pos - 1) and self.src.startswith(
             RIGHT_DELIM, self.pos + 1
         ):
             self.backup()

@@ -385,10 +385,7 @@ def go_eq2(a: Any, b: Any) -> bool:
 
 
 def go_ne(a: Any, b: Any) -> bool:
-    try:
-        return not go_eq2(a, b)
-    except ExecFailure as exc:
-        raise ExecFailure(exc.message.replace("error calling eq", "error calling ne")) from None
+    return not _eq_named(a, b, "ne")
 
 
 def _lt(a: Any, b: Any, name: str) -> bool:
@@ -434,8 +431,9 @@ def go_ge(a: Any, b: Any) -> bool:
 
 
 def _eq_named(a: Any, b: Any, name: str) -> bool:
+    """`eq a b` for the builtin `name`, whose name its errors carry."""
     try:
-        return go_eq(a, b)
+        return go_eq2(a, b)
     except ExecFailure as exc:
         message = exc.message.replace("error calling eq", f"error calling {name}")
         raise ExecFailure(message) from None
