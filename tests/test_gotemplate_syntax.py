@@ -7,10 +7,20 @@ from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.exceptions import TemplateAssertionError
 from jinja2.sandbox import SandboxedEnvironment
 
+from confd.template.golang.errors import GoSyntaxError
 from confd.template.golang.functions import SIGNATURES
+from confd.template.golang.parser import parse
 from confd.template.golang.syntax import detect_syntax
 
 ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+
+
+def go_error(source: str) -> str | None:
+    try:
+        parse(source, "app.tmpl", SIGNATURES)
+    except GoSyntaxError as exc:
+        return exc.short
+    return None
 
 
 def jinja_error(source: str) -> str | None:
@@ -41,11 +51,11 @@ def jinja_error(source: str) -> str | None:
     ],
 )
 def test_syntax_is_decided_per_file(source: str, syntax: str) -> None:
-    assert detect_syntax(source, SIGNATURES, jinja_error).syntax == syntax
+    assert detect_syntax(source, go_error, jinja_error).syntax == syntax
 
 
 def test_neither_names_both_errors() -> None:
-    detection = detect_syntax("line\n{{ getv \"/x\") }}", SIGNATURES, jinja_error)
+    detection = detect_syntax("line\n{{ getv \"/x\") }}", go_error, jinja_error)
     assert detection.syntax is None
     assert "2:12: unexpected \")\" in command" in detection.reason  # Go's parser
     assert "nor as Jinja (2: " in detection.reason

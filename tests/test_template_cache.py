@@ -266,3 +266,24 @@ def test_a_go_template_compiled_once_is_loaded_by_the_next_run(
     assert f'{folder / "a.tmpl"}:2:10: executing "a.tmpl" at <getv "/app/missing">' \
         in str(info.value)
     assert parsed == ["a.tmpl"]
+
+
+@pytest.mark.parametrize("cache_dir", [None, "cache"])
+def test_a_go_template_found_under_auto_is_parsed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache_dir: str | None
+) -> None:
+    from confd.template.golang import parser
+
+    parsed: list[str] = []
+    original = parser._Parser.parse
+
+    def counting(self: parser._Parser) -> dict:
+        parsed.append(self.name)
+        return original(self)
+
+    monkeypatch.setattr(parser._Parser, "parse", counting)
+    folder = templates(tmp_path, {"go.tmpl": '{{getv "/app/port"}}\n'})
+    r = Renderer(folder, cache=CompiledTemplates(tmp_path / cache_dir) if cache_dir else None)
+    assert r.render("go.tmpl", STORE).text == "5432\n"
+    assert r.render("go.tmpl", STORE).text == "5432\n"
+    assert parsed == ["go.tmpl"]  # deciding the syntax parsed it; loading it parsed nothing

@@ -90,6 +90,18 @@ def test_a_template_neither_syntax_reads_reports_both_errors(
     assert "(read as Jinja; as a Go template: 1:" in result.stdout
 
 
+def test_a_go_template_may_define_one_named_template(make_confdir, run_confd, tmp_path) -> None:
+    # Go confd renders this "main x": the file's own template is named after the file, so a
+    # {{define "template"}} beside it is no redefinition (detection once parsed it as "template").
+    confdir = make_confdir(
+        templates={"t.tmpl": '{{define "template"}}x{{end}}main {{template "template"}}\n'},
+        resources={"t.toml": resource("t", tmp_path / "t.conf")},
+    )
+    result = run_confd("-onetime", "-backend", "env", "-confdir", str(confdir))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "t.conf").read_text() == "main x\n"
+
+
 def test_strict_and_no_dest_check(make_confdir, run_confd, tmp_path) -> None:
     confdir = make_confdir(templates={"a.tmpl": "x\n"},
                            resources={"a.toml": resource("a", Path("/nonexistent/dir/a.conf"),

@@ -239,10 +239,11 @@ class Renderer:
         else:
             from confd.template.golang.syntax import detect_syntax
 
-            detection = detect_syntax(source, FUNCTION_NAMES,
+            detection = detect_syntax(source,
+                                      lambda text: self._go_error(text, src, path, stamp),
                                       lambda text: self._jinja_error(text, src, path))
             if detection.syntax is None:
-                raise self._neither(path, source)
+                raise self._neither(path, source, src)
             found = Syntax(detection.syntax, detection.reason)
             if self.cache is not None:
                 self.cache.remember_syntax(self._env, source, FUNCTION_NAMES, *found)
@@ -265,22 +266,32 @@ class Renderer:
             problems.append(f"{path}:{line}: unknown function or variable {name!r}")
         return problems
 
-    def _neither(self, path: str, source: str) -> TemplateError:
+    def _neither(self, path: str, source: str, src: str) -> TemplateError:
         """A template neither syntax reads: the Jinja error first (file:line), then Go's."""
-        from confd.template.golang.errors import GoSyntaxError
-        from confd.template.golang.parser import parse
-
-        try:
-            parse(source, path, FUNCTION_NAMES)
-            go = ""
-        except GoSyntaxError as exc:
-            go = f"{exc.line}:{exc.column}: {exc.message}"
+        go = self._go_error(source, src, path) or ""
         try:
             self._env.compile(source)
         except TemplateSyntaxError as exc:
             return TemplateError(
                 f"{path}:{exc.lineno}: {exc.message} (read as Jinja; as a Go template: {go})")
         return TemplateError(f"{path}: {go}")
+
+    def _go_error(self, source: str, src: str, path: str,
+                  stamp: tuple[int, int] | None = None) -> str | None:
+        """Why `source` does not parse as a Go template (None when it does). With the file's
+        `stamp`, the template parsed to tell is kept: loading it then parses nothing."""
+        from confd.template.golang.errors import GoSyntaxError
+        from confd.template.golang.template import GoTemplate
+
+        try:
+            template = GoTemplate.parse(source, src, FUNCTION_NAMES, where=path)
+        except GoSyntaxError as exc:
+            return exc.short
+        if stamp is not None:
+            self._go[src] = (stamp, template)
+            if self.cache is not None:
+                self.cache.remember_go(self._env, source, FUNCTION_NAMES, template.dumps())
+        return None
 
     def _jinja_error(self, source: str, name: str | None = None,
                      filename: str | None = None) -> str | None:

@@ -28,6 +28,11 @@ class GoSyntaxError(TemplateError):
         self.column = column
         self.message = message
 
+    @property
+    def short(self) -> str:
+        """`line:column: message`, for a message that names the file already."""
+        return f"{self.line}:{self.column}: {self.message}"
+
 
 class GoExecError(TemplateError):
     """A Go template failed while rendering; `function` names the function that failed."""

@@ -15,11 +15,8 @@ functions fail to parse as Jinja; Jinja's `{{ getv("/x") }}` and filters fail as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from typing import NamedTuple
-
-from confd.template.golang.errors import GoSyntaxError
-from confd.template.golang.parser import parse
 
 __all__ = ["Detection", "detect_syntax"]
 
@@ -32,22 +29,20 @@ class Detection(NamedTuple):
 
 
 def detect_syntax(
-    source: str, function_names: Container[str], jinja_error: Callable[[str], str | None]
+    source: str,
+    go_error: Callable[[str], str | None],
+    jinja_error: Callable[[str], str | None],
 ) -> Detection:
-    """Decide the syntax of `source`; `jinja_error` compiles it as Jinja, returning the error
-    message (or None when it compiles)."""
+    """Decide the syntax of `source`; `go_error` parses it as a Go template and `jinja_error`
+    compiles it as Jinja, each returning the error message (or None when it is accepted)."""
     if "{%" in source or "{#" in source:
         return Detection("jinja", "it uses {% or {#")
-    try:
-        parse(source, "template", function_names)
-        go_error = None
-    except GoSyntaxError as exc:
-        go_error = f"{exc.line}:{exc.column}: {exc.message}"
+    go = go_error(source)
     jinja = jinja_error(source)
-    if go_error is None and jinja is None:
+    if go is None and jinja is None:
         return Detection("go", "it parses as both; read as Go, as Go confd reads it")
-    if go_error is None:
+    if go is None:
         return Detection("go", f"it parses as Go, not as Jinja ({jinja})")
     if jinja is None:
-        return Detection("jinja", f"it parses as Jinja, not as Go ({go_error})")
-    return Detection(None, f"it parses neither as Go ({go_error}) nor as Jinja ({jinja})")
+        return Detection("jinja", f"it parses as Jinja, not as Go ({go})")
+    return Detection(None, f"it parses neither as Go ({go}) nor as Jinja ({jinja})")
