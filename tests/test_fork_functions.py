@@ -36,6 +36,8 @@ CASES: list[tuple[str, tuple[Any, ...], Any]] = [
     # Go's strconv.Quote
     ("quote", ('a"b\\c\n\x01\x7f é \u00a0 \u200b \U0001F600',),
      '"a\\"b\\\\c\\n\\x01\\x7f é \\u00a0 \\u200b \U0001F600"'),
+    # a byte that is not UTF-8 (an environment value Python decoded with surrogateescape)
+    ("quote", ("a\udcffb",), '"a\\xffb"'),
     ("squote", ("",), "''"),
     ("indent", (2, ""), ""),
     ("indent", (2, "a\n\nb\n"), "  a\n  \n  b\n  "),

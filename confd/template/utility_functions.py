@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["UTILITY_FUNCTIONS", "GO_SIGNATURES", "go_quote", "is_empty", "load_json"]
+__all__ = ["UTILITY_FUNCTIONS", "GO_SIGNATURES", "is_empty", "load_json"]
 
 MAX_REPEAT = 10_000_000  # characters `repeat` may produce (Go would try to allocate any size)
 
@@ -141,36 +141,10 @@ def nindent(spaces: int, text: str) -> str:
     return "\n" + indent(spaces, text)
 
 
-_SHORT_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-                  "\v": "\\v", "\\": "\\\\", '"': '\\"'}
-
-
-def go_quote(text: str) -> str:
-    """`text` in double quotes with Go's escapes (`strconv.Quote`): printable characters
-    stay, others become `\\n`, `\\x01`, `\\u00a0`, `\\U0001f600`."""
-    out = ['"']
-    for char in text:
-        escaped = _SHORT_ESCAPES.get(char)
-        if escaped is not None:
-            out.append(escaped)
-        elif char.isprintable():
-            out.append(char)
-        else:
-            code = ord(char)
-            if code < 0x20 or code == 0x7F:
-                out.append(f"\\x{code:02x}")
-            elif 0xD800 <= code <= 0xDFFF:  # not a valid rune: Go writes U+FFFD
-                out.append("\ufffd")
-            elif code < 0x10000:
-                out.append(f"\\u{code:04x}")
-            else:
-                out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
-
-
 def quote(text: str) -> str:
     """`text` in double quotes, escaped as Go's `%q`: `hello` -> `"hello"`."""
+    from confd.template.golang.strconv import quote as go_quote
+
     return go_quote(_str("argument", text))
 
 
