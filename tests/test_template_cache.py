@@ -22,12 +22,13 @@ STORE = KVStore({"/app/host": "db.local", "/app/port": "5432"})
 
 @pytest.fixture
 def compiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The template names Jinja compiled in this process, in order."""
+    """The template files Jinja compiled in this process, in order (a template whose shape
+    was compiled before compiles nothing: `confd.template.shapes`)."""
     seen: list[str] = []
     original = Environment.compile
 
     def counting(self, source, name=None, filename=None, *args, **kwargs):
-        seen.append(name)
+        seen.append(os.path.basename(filename) if filename else name)
         return original(self, source, name, filename, *args, **kwargs)
 
     monkeypatch.setattr(Environment, "compile", counting)

@@ -6,7 +6,9 @@ code with `marshal` takes microseconds. `CompiledTemplates` is the environment's
 `BytecodeCache`: code is keyed by the template's bytes and everything that shapes the generated
 code (confd's and Jinja's versions, the Python build, the environment's options), so templates
 with the same content share one compile whatever their file names, and an edited template, an
-upgrade or a different environment never reuses stale code.
+upgrade or a different environment never reuses stale code. A template missing from the cache
+whose shape (everything but its text and string literals) compiled before takes that code with
+its own literals (`confd.template.shapes`), in this process and in the compile workers.
 
 On disk, each compiled template is one file `<dir>/templates/<key>.jbc` (a Go template:
 `<key>.gtc`, `GoTemplate.dumps`), written atomically (and

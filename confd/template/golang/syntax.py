@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["Detection", "detect_syntax"]
+__all__ = ["Detection", "detect_syntax", "evident_syntax"]
 
 
 class Detection(NamedTuple):
@@ -28,6 +28,13 @@ class Detection(NamedTuple):
     reason: str
 
 
+def evident_syntax(source: str) -> Detection | None:
+    """The syntax `source` shows at a glance (rule 1), or None when deciding means parsing."""
+    if "{%" in source or "{#" in source:
+        return Detection("jinja", "it uses {% or {#")
+    return None
+
+
 def detect_syntax(
     source: str,
     go_error: Callable[[str], str | None],
@@ -35,8 +42,9 @@ def detect_syntax(
 ) -> Detection:
     """Decide the syntax of `source`; `go_error` parses it as a Go template and `jinja_error`
     compiles it as Jinja, each returning the error message (or None when it is accepted)."""
-    if "{%" in source or "{#" in source:
-        return Detection("jinja", "it uses {% or {#")
+    evident = evident_syntax(source)
+    if evident is not None:
+        return evident
     go = go_error(source)
     jinja = jinja_error(source)
     if go is None and jinja is None:

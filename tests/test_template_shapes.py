@@ -1,0 +1,169 @@
+"""Templates that differ only in their text and string literals share one compile
+(`confd.template.shapes`), and render exactly what compiling each alone renders."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2 import Environment
+from jinja2.sandbox import SandboxedEnvironment
+
+from confd.errors import TemplateError
+from confd.template.renderer import Renderer
+from confd.template.store import KVPair, KVStore
+
+# S marks a string literal, T text between tags; each is filled with its own value
+SKELETONS = [
+    "T{{ getv(S) }}T{{ getv(S, S) }}T",
+    "{% for kv in gets(S) %}T{{ kv.key }}T{{ kv.value }}\n{% endfor %}",
+    "{{ S|upper }}T",  # folded by the compiler: compiled alone
+    "{% if S %}T{% else %}T{% endif %}",  # a constant test
+    "{{ S ~ S }}T",
+    "{{ (S ~ S)|lower }}T",  # folded, and the marks would survive it: must not be shared
+    "{{ (getv(S) ~ S)|lower }}",
+    "{{ getv(S) ~ S }}",
+    "{{ getv(S)|replace(S, S) }}",
+    "{% set x = S %}{{ x }}T{{ x|length }}",
+    "{{ S in getv(S) }}{{ getv(S) == S }}",
+    "{{ (S, S)|join(S) }}",
+    "{% macro m(a=S) %}T{{ a }}{% endmacro %}{{ m() }}{{ m(S) }}",
+    "{{ S if getv(S) else S }}",
+    "{{ {S: S}[S]|default(S) }}",
+    '{{ "%s:%s"|format(getv(S), S) }}{{ S|format(S) }}',
+    "{{ getv(S)[0:2] }}T{{ getv(S)[S]|default(S) }}",
+    "{%- if getv(S) -%}  T  {%- endif %}T",
+    "{% raw %}T{% endraw %}{{ getv(S) }}",
+    "T\nT\n{{ getv(S) }}\nT",
+    "{{ S }}{{ getv(S) }}",  # a printed constant goes through finalize
+]
+TEXT = st.text(alphabet="abc XYZ019 _-.:,;!?()[]'\"\\\n\t/", max_size=12)
+STRING = st.text(alphabet="abc XYZ019 _-.:,;%s!?()[]{}/", max_size=8)
+
+
+def _getv(key: str, default: str | None = None) -> str:
+    return f"v:{key}" if key.startswith("a") else (default if default is not None else "")
+
+
+def _gets(pattern: str) -> list[KVPair]:
+    return [KVPair(f"{pattern}/1", "one"), KVPair(f"{pattern}/2", "two")]
+
+
+CONTEXT = {"getv": _getv, "gets": _gets}
+
+
+def fill(skeleton: str, texts: list[str], strings: list[str]) -> str:
+    """`skeleton` with each T and S replaced, in order, by the next text or string literal."""
+    t, s = iter(texts), iter(strings)
+    return "".join(next(t) if c == "T" else repr(next(s)) if c == "S" else c for c in skeleton)
+
+
+def outcome(environment: Environment, code: Any) -> str:
+    template = environment.template_class.from_code(environment, code,
+                                                    environment.make_globals(None))
+    try:
+        return "ok " + template.render(CONTEXT)
+    except Exception as exc:  # noqa: BLE001 - the same error either way is what counts
+        return f"{type(exc).__name__} {exc}"
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory: pytest.TempPathFactory) -> Environment:
+    """confd's environment, kept across examples so later ones reuse shapes."""
+    return Renderer(tmp_path_factory.mktemp("templates"), "jinja")._env
+
+
+@pytest.mark.parametrize("skeleton", SKELETONS)
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_a_shared_compile_renders_what_compiling_alone_renders(
+    environment: Environment, skeleton: str, data: st.DataObject
+) -> None:
+    for n in range(3):  # several templates of the shape: the second and third reuse it
+        texts = data.draw(st.lists(TEXT, min_size=skeleton.count("T"),
+                                   max_size=skeleton.count("T")))
+        strings = data.draw(st.lists(STRING, min_size=skeleton.count("S"),
+                                     max_size=skeleton.count("S")))
+        source = fill(skeleton, texts, strings)
+        name = f"t{n}.tmpl"
+        alone = SandboxedEnvironment.compile(environment, source, name, f"/x/{name}")
+        shared = environment.compile(source, name, f"/x/{name}")
+        assert outcome(environment, shared) == outcome(environment, alone), source
+        assert shared.co_filename == f"/x/{name}"
+
+
+@pytest.fixture
+def jinja_compiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The template files Jinja compiled (generated Python for), in order."""
+    seen: list[str] = []
+    original = Environment.compile
+
+    def counting(self, source, name=None, filename=None, *args, **kwargs):
+        seen.append(os.path.basename(filename) if filename else name)
+        return original(self, source, name, filename, *args, **kwargs)
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    yield seen
+
+
+STORE = KVStore({f"/svc/{i}/{k}": f"{k}-{i}" for i in range(30) for k in ("host", "port")})
+
+
+def generated(folder: Path, count: int) -> None:
+    """`count` templates as a generator writes them: one shape, a name and keys apart."""
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        (folder / f"svc{i}.tmpl").write_text(
+            f"# service {i}\nserver {{{{ getv(\"/svc/{i}/host\") }}}}:"
+            f"{{{{ getv(\"/svc/{i}/port\") }}}}\n"
+            f"{{% for kv in gets(\"/svc/{i}/*\") %}}{{{{ kv.key }}}}={{{{ kv.value }}}}\n"
+            "{% endfor %}")
+
+
+def test_templates_of_one_shape_compile_once(tmp_path: Path, jinja_compiles) -> None:
+    generated(tmp_path / "templates", 30)
+    renderer = Renderer(tmp_path / "templates", "auto")
+    for i in range(30):
+        text = renderer.render(f"svc{i}.tmpl", STORE).text
+        assert text == (f"# service {i}\nserver host-{i}:port-{i}\n"
+                        f"/svc/{i}/host=host-{i}\n/svc/{i}/port=port-{i}\n")
+    assert len(jinja_compiles) == 1  # the shape, compiled for the first template
+
+
+def test_an_error_names_the_file_and_line_of_its_own_template(
+    tmp_path: Path, jinja_compiles
+) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "a.tmpl").write_text('one\ntwo {{ getv("/svc/1/host") }}\n')
+    (folder / "b.tmpl").write_text('uno\ndos {{ getv("/missing") }}\n')
+    renderer = Renderer(folder, "jinja")
+    assert renderer.render("a.tmpl", STORE).text == "one\ntwo host-1\n"
+    with pytest.raises(TemplateError, match=r"b\.tmpl:2: .*/missing") as failed:
+        renderer.render("b.tmpl", STORE)
+    assert "a.tmpl" not in str(failed.value)
+    assert len(jinja_compiles) == 1
+
+
+def test_what_the_compiler_computes_is_never_shared(tmp_path: Path, jinja_compiles) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "a.tmpl").write_text('{{ "abc"|upper }} {% if "" %}yes{% else %}no{% endif %}\n')
+    (folder / "b.tmpl").write_text('{{ "xyz"|upper }} {% if "x" %}yes{% else %}no{% endif %}\n')
+    renderer = Renderer(folder, "jinja")
+    assert renderer.render("a.tmpl", STORE).text == "ABC no\n"
+    assert renderer.render("b.tmpl", STORE).text == "XYZ yes\n"
+    assert jinja_compiles == ["a.tmpl", "b.tmpl"]
+
+
+def test_a_syntax_error_is_reported_as_jinja_reports_it(tmp_path: Path) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "bad.tmpl").write_text('fine\n{{ getv("/x") }\n')
+    with pytest.raises(TemplateError, match=r"bad\.tmpl:2: "):
+        Renderer(folder, "jinja").render("bad.tmpl", STORE)
