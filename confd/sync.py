@@ -135,14 +135,6 @@ def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -286,12 +278,12 @@ def sync_file(
     """
     dest = target.dest
     directory = dest.parent
-    if not directory.is_dir():
-        raise SyncError(f"cannot write {dest}: directory {directory} does not exist")
     try:
         dest_stat: os.stat_result | None = dest.stat()
     except FileNotFoundError:
         dest_stat = None
+    except NotADirectoryError:
+        raise SyncError(f"cannot write {dest}: directory {directory} does not exist") from None
     except OSError as exc:
         raise SyncError(f"cannot stat {dest}: {exc.strerror}") from None
     if dest_stat is not None and stat.S_ISDIR(dest_stat.st_mode):
@@ -303,6 +295,8 @@ def sync_file(
 
     try:
         fd, stage_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=directory)
+    except (FileNotFoundError, NotADirectoryError):
+        raise SyncError(f"cannot write {dest}: directory {directory} does not exist") from None
     except OSError as exc:
         raise SyncError(f"cannot create a stage file for {dest} in {directory}: "
                         f"{exc.strerror}") from None
@@ -310,15 +304,16 @@ def sync_file(
     renamed = False
     try:
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fchmod(handle.fileno(), mode)
-                if _can_chown(os.fstat(handle.fileno()), uid, gid):
-                    os.fchown(handle.fileno(), uid, gid)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)
+            staged = os.fstat(fd)
+            if (staged.st_uid, staged.st_gid) != (uid, gid) and _can_chown(staged, uid, gid):
+                os.fchown(fd, uid, gid)
+                staged = os.fstat(fd)
         except OSError as exc:
             raise SyncError(f"cannot write stage file {stage} for {dest}: {exc.strerror}") from None
-        staged = stage.stat()
         uid, gid = staged.st_uid, staged.st_gid  # what we could really give it
 
         log.debug("Comparing candidate config to %s", dest)
@@ -339,9 +334,12 @@ def sync_file(
         log.debug("Overwriting target config %s", dest)
         try:
             # fsync only a stage that will replace dest: an unchanged render costs no disk flush.
-            _fsync_file(stage)
+            os.fsync(fd)
         except OSError as exc:
             raise SyncError(f"cannot write stage file {stage} for {dest}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+            fd = -1
         try:
             os.rename(stage, dest)
             renamed = True
@@ -363,6 +361,8 @@ def sync_file(
         log.info("Target config %s has been updated", dest, extra=fields)
         return Status.CHANGED
     finally:
+        if fd >= 0:
+            os.close(fd)
         if not renamed:
             if options.keep_stage_file:
                 log.info("Keeping staged file: %s", stage)

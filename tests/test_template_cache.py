@@ -288,3 +288,75 @@ def test_a_go_template_found_under_auto_is_parsed_once(
     assert r.render("go.tmpl", STORE).text == "5432\n"
     assert r.render("go.tmpl", STORE).text == "5432\n"
     assert parsed == ["go.tmpl"]  # deciding the syntax parsed it; loading it parsed nothing
+
+
+def _many(folder: Path, count: int, start: int = 0) -> dict[str, str]:
+    """`count` templates, each its own shape (the number is outside any string literal)."""
+    files = {f"p{i}.tmpl": f'{{{{ {i} }}}} {{{{ getv("/app/host") }}}}\n'
+             for i in range(start, start + count)}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return files
+
+
+def _pass(r: Renderer, files: dict[str, str]) -> None:
+    with r.batch((name, None) for name in sorted(files)):
+        for name in sorted(files):
+            number = name[1:].split(".")[0]
+            assert r.render(name, STORE).text == f"{number} db.local\n"
+
+
+def test_a_batch_keeps_what_it_compiled_in_one_pack(tmp_path: Path, compiles,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 10_000)  # compiled here
+    files = _many(tmp_path / "templates", 20)
+    _pass(renderer(tmp_path / "templates", tmp_path / "cache"), files)
+    assert len(compiles) == 20
+    stored = tmp_path / "cache" / "templates"
+    assert [p.suffix for p in stored.iterdir()] == [".jbp"]  # one file, not 20
+    compiles.clear()
+    _pass(renderer(tmp_path / "templates", tmp_path / "cache"), files)  # a restart
+    assert compiles == []
+    # an edit: that template alone is compiled again, the rest still come from the pack
+    (tmp_path / "templates" / "p3.tmpl").write_text('{{ 3 }} {{ getv("/app/host") }} \n')
+    again = renderer(tmp_path / "templates", tmp_path / "cache")
+    with again.batch((name, None) for name in sorted(files)):
+        assert again.render("p3.tmpl", STORE).text == "3 db.local \n"
+        assert again.render("p4.tmpl", STORE).text == "4 db.local\n"
+    assert compiles == ["p3.tmpl"]
+    assert len(list(stored.glob("*.jbc"))) == 1  # a batch's few compiles: a file each
+
+
+def test_a_damaged_pack_is_compiled_again(tmp_path: Path, compiles,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 10_000)
+    files = _many(tmp_path / "templates", 20)
+    _pass(renderer(tmp_path / "templates", tmp_path / "cache"), files)
+    [pack] = (tmp_path / "cache" / "templates").glob("*.jbp")
+    pack.write_bytes(pack.read_bytes()[:-100])  # cut short, as by a full disk
+    compiles.clear()
+    _pass(renderer(tmp_path / "templates", tmp_path / "cache"), files)
+    assert len(compiles) == 20
+
+
+def test_packs_past_the_limit_are_removed_least_recently_used_first(
+    tmp_path: Path, compiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 10_000)
+    monkeypatch.setattr(cache_module, "MAX_PACKS", 2)
+    stored = tmp_path / "cache" / "templates"
+    first = _many(tmp_path / "one" / "templates", 20)
+    _pass(renderer(tmp_path / "one" / "templates", tmp_path / "cache"), first)
+    [kept] = stored.glob("*.jbp")
+    os.utime(kept, (1, 1))  # old: it would go first, unless a run uses it
+    for n in (1, 2):
+        files = _many(tmp_path / f"other{n}" / "templates", 20, start=100 * n)
+        _pass(renderer(tmp_path / f"other{n}" / "templates", tmp_path / "cache"), files)
+        if n == 1:  # the first confdir runs again between the two: its pack is used now
+            _pass(renderer(tmp_path / "one" / "templates", tmp_path / "cache"), first)
+    packs = sorted(stored.glob("*.jbp"))
+    assert len(packs) == 2 and kept in packs
+    compiles.clear()
+    _pass(renderer(tmp_path / "one" / "templates", tmp_path / "cache"), first)
+    assert compiles == []

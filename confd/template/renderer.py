@@ -179,11 +179,15 @@ class Renderer:
         this project's test disk once the batch's syncs are creating files). A template edited
         meanwhile is read again by the next batch."""
         self._stamps, self._pinned = {}, {}
+        if self.cache is not None:
+            self.cache.begin_batch()  # what it compiles is written once, at its end
         try:
             self.prepare(templates)
             yield
         finally:
             self._stamps = self._pinned = None
+            if self.cache is not None:
+                self.cache.end_batch()
 
     def prepare(self, templates: Iterable[tuple[str, str | None]]) -> None:
         """Ready the (src, syntax) templates of a batch before it renders: when many are
@@ -195,16 +199,20 @@ class Renderer:
         maybe_jinja = [src for src, syntax in wanted if (syntax or self.syntax) != "go"]
         self.cache.compile_ahead(self._env, maybe_jinja,
                                  partial(jinja_environment, self.templates_dir, self.syntax))
-        for src, syntax in wanted:
-            if self.cache.compiling(src):
-                continue  # loaded when rendered, as its worker finishes
-            try:
-                if self.syntax_of(src, syntax).name == "go":
-                    self._load_go(src)
-                else:
-                    self._load(src)
-            except TemplateError:
-                continue  # reported when its resource renders
+        self.cache.begin_batch()
+        try:
+            for src, syntax in wanted:
+                if self.cache.compiling(src):
+                    continue  # loaded when rendered, as its worker finishes
+                try:
+                    if self.syntax_of(src, syntax).name == "go":
+                        self._load_go(src)
+                    else:
+                        self._load(src)
+                except TemplateError:
+                    continue  # reported when its resource renders
+        finally:
+            self.cache.end_batch()
 
     def check(self, src: str, syntax: str | None = None) -> Syntax:
         """Load and compile `src` without rendering; returns the syntax it was read as.
