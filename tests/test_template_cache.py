@@ -166,7 +166,8 @@ def test_many_missing_templates_are_compiled_by_workers(
     monkeypatch.setattr(cache_module, "CHUNK", 2)
     if len(os.sched_getaffinity(0)) < 2:
         pytest.fail("this test needs 2 cores to start compile workers")
-    files = {f"t{i}.tmpl": f'{i}: {{{{ getv("/app/host") }}}}\n' for i in range(6)}
+    # {# #}: Jinja at a glance (only such templates go to the workers under auto)
+    files = {f"t{i}.tmpl": f'{{# t #}}{i}: {{{{ getv("/app/host") }}}}\n' for i in range(6)}
     files["bad.tmpl"] = "{% if %}\n"
     folder = templates(tmp_path, files)
     r = renderer(folder, tmp_path / "cache")
@@ -181,16 +182,31 @@ def test_many_missing_templates_are_compiled_by_workers(
     assert len(list((tmp_path / "cache" / "templates").glob("*.jbc"))) == 6
 
 
+def test_go_templates_under_auto_are_not_sent_to_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 4)
+    monkeypatch.setattr(cache_module, "PRELOAD_MIN", 4)
+    files = {f"g{i}.tmpl": f'{i}: {{{{getv "/app/host"}}}}\n' for i in range(8)}
+    folder = templates(tmp_path, files)
+    r = renderer(folder, None)
+    r.prepare((name, None) for name in sorted(files))
+    assert r.cache._pending == {}  # a worker would only fail to compile them as Jinja
+    assert r.render("g7.tmpl", STORE).text == "7: db.local\n"
+    assert r.syntax_of("g7.tmpl").name == "go"
+
+
 def test_closing_drops_jobs_no_worker_started(
     tmp_path: Path, compiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 4)
     monkeypatch.setattr(cache_module, "PRELOAD_MIN", 4)
     monkeypatch.setattr(cache_module, "CHUNK", 1)
-    files = {f"t{i}.tmpl": f'{i}: {{{{ getv("/app/host") }}}}\n' for i in range(40)}
+    files = {f"t{i}.tmpl": f'{{# t #}}{i}: {{{{ getv("/app/host") }}}}\n' for i in range(40)}
     folder = templates(tmp_path, files)
     r = renderer(folder, None)
     r.prepare((name, None) for name in sorted(files))
+    assert r.cache._pending  # jobs were handed to the workers
     r.cache.close()  # the daemon stops in the middle of a cold first pass
     assert r.cache._pending == {}
     assert r.render("t39.tmpl", STORE).text == "39: db.local\n"  # compiled here if need be

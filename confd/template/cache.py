@@ -496,23 +496,26 @@ class CompiledTemplates(BytecodeCache):
             return name in self._compiling
 
     def compile_ahead(self, environment: Environment, names: Iterable[str],
-                      factory: Callable[[], Environment]) -> None:
+                      factory: Callable[[], Environment],
+                      jinja: Callable[[str, str], bool] | None = None) -> None:
         """Start worker processes on the templates of `names` neither in memory nor on disk,
         when there are enough of them to pay for the workers (and more than one core).
 
         `factory` builds an environment equal to `environment` in a worker (it is pickled: a
-        module-level callable). Workers write the disk cache; `get_bucket` waits for the code
-        of a template still being compiled. A template that does not compile as Jinja there
-        (a Go template under `auto`, a syntax error) is left out, and anything failing leaves
-        the compile to this process.
+        module-level callable); `jinja(name, source)` says whether a template is worth sending
+        (a Go template is parsed here, by this process). `get_bucket` waits for the code of a
+        template still being compiled; `end_batch` writes what the workers compiled. A template
+        that does not compile as Jinja there (a syntax error) is left out, and anything failing
+        leaves the compile to this process.
         """
         names = list(dict.fromkeys(names))
         self.load_packs()
         if environment.loader is not None:
-            self._start_workers(environment, names, factory)
+            self._start_workers(environment, names, factory, jinja)
 
     def _start_workers(self, environment: Environment, names: list[str],
-                       factory: Callable[[], Environment]) -> None:
+                       factory: Callable[[], Environment],
+                       jinja: Callable[[str, str], bool] | None) -> None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else (os.cpu_count() or 1)
         if len(names) < PARALLEL_COMPILE_MIN or cpus < 2 \
@@ -521,9 +524,9 @@ class CompiledTemplates(BytecodeCache):
         # A sample first: when most templates are compiled already (a restart), looking at
         # every source and cache file would cost more than the few compiles left.
         sample = names[:: max(1, len(names) // SAMPLE)]
-        if len(self._missing(environment, sample)) * 2 < len(sample):
+        if len(self._missing(environment, sample, jinja)) * 2 < len(sample):
             return
-        missing = self._missing(environment, names)
+        missing = self._missing(environment, names, jinja)
         if len(missing) < PARALLEL_COMPILE_MIN:
             return
         workers = min(cpus, -(-len(missing) // CHUNK))
@@ -532,16 +535,19 @@ class CompiledTemplates(BytecodeCache):
         except Exception as exc:  # noqa: BLE001 - no processes here (frozen build, limits)
             log.debug("cannot start compile workers (%s); compiling here", exc)
 
-    def _missing(self, environment: Environment,
-                 names: list[str]) -> list[tuple[str, str, str, str]]:
+    def _missing(self, environment: Environment, names: list[str],
+                 jinja: Callable[[str, str], bool] | None = None,
+                 ) -> list[tuple[str, str, str, str]]:
         """(name, filename, source, key) of each of `names` neither in memory, being
-        compiled, nor on disk."""
+        compiled, nor on disk (and, with `jinja`, that it accepts)."""
         assert environment.loader is not None
         missing = []
         for name in names:
             try:
                 source, filename, _ = environment.loader.get_source(environment, name)
             except Exception:  # noqa: BLE001 - the render reports a missing or bad template
+                continue
+            if jinja is not None and not jinja(name, source):
                 continue
             key = self.key(environment, source)
             with self._lock:

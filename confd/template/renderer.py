@@ -196,9 +196,11 @@ class Renderer:
         wanted = list(dict.fromkeys(templates))
         if self.cache is None or not self.cache.loads_ahead(len(wanted)):
             return
-        maybe_jinja = [src for src, syntax in wanted if (syntax or self.syntax) != "go"]
-        self.cache.compile_ahead(self._env, maybe_jinja,
-                                 partial(jinja_environment, self.templates_dir, self.syntax))
+        chosen = {src: syntax or self.syntax for src, syntax in wanted}
+        self.cache.compile_ahead(
+            self._env, [src for src, syntax in chosen.items() if syntax != "go"],
+            partial(jinja_environment, self.templates_dir, self.syntax),
+            lambda src, source: chosen[src] == "jinja" or _evidently_jinja(source))
         self.cache.begin_batch()
         try:
             for src, syntax in wanted:
@@ -475,6 +477,14 @@ class Renderer:
         if isinstance(exc, TemplateSyntaxError):  # an included template failed to parse
             return f"{exc.filename}:{exc.lineno}: {exc.message}"
         return f"{where}: {type(exc).__name__}: {exc}"
+
+
+def _evidently_jinja(source: str) -> bool:
+    """Whether `auto` reads `source` as Jinja at a glance: only then is it worth a compile
+    worker's time (the others are parsed as Go here, and most are Go)."""
+    from confd.template.golang.syntax import evident_syntax
+
+    return evident_syntax(source) is not None
 
 
 def jinja_environment(templates_dir: Path, syntax: str = "auto") -> Any:
