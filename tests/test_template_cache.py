@@ -182,18 +182,33 @@ def test_many_missing_templates_are_compiled_by_workers(
     assert len(list((tmp_path / "cache" / "templates").glob("*.jbc"))) == 6
 
 
-def test_go_templates_under_auto_are_not_sent_to_the_workers(
+def test_go_templates_under_auto_are_decided_and_compiled_by_the_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from confd.template.golang.template import GoTemplate
+
     monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 4)
     monkeypatch.setattr(cache_module, "PRELOAD_MIN", 4)
+    monkeypatch.setattr(cache_module, "CHUNK", 2)
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.fail("this test needs 2 cores to start compile workers")
+    parsed: list[str] = []  # Go templates parsed in this process (workers are others)
+    parse = GoTemplate.parse.__func__
+
+    def counted(cls, source, name, *args, **kwargs):
+        parsed.append(name)
+        return parse(cls, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(GoTemplate, "parse", classmethod(counted))
     files = {f"g{i}.tmpl": f'{i}: {{{{getv "/app/host"}}}}\n' for i in range(8)}
     folder = templates(tmp_path, files)
-    r = renderer(folder, None)
-    r.prepare((name, None) for name in sorted(files))
-    assert r.cache._pending == {}  # a worker would only fail to compile them as Jinja
-    assert r.render("g7.tmpl", STORE).text == "7: db.local\n"
-    assert r.syntax_of("g7.tmpl").name == "go"
+    for _ in range(2):  # a cold run, then a restart on the cache it wrote
+        r = renderer(folder, tmp_path / "cache")
+        with r.batch((name, None) for name in sorted(files)):
+            for i in range(8):
+                assert r.render(f"g{i}.tmpl", STORE).text == f"{i}: db.local\n"
+                assert r.syntax_of(f"g{i}.tmpl").name == "go"
+    assert parsed == []
 
 
 def test_closing_drops_jobs_no_worker_started(

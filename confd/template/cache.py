@@ -24,8 +24,10 @@ hold code this process runs. Defaults: systemd's `$CACHE_DIRECTORY`, else
 `$XDG_CACHE_HOME/confd`, else `~/.cache/confd`; `--cache-dir off` turns it off.
 
 `compile_ahead` is called with the templates of a batch (a full pass): when many are missing from
-the cache and the machine has more than one core, worker processes (one per core) compile them,
-writing the cache as they go, while this process reads the store and renders what is ready.
+the cache and the machine has more than one core, worker processes (one per core) run a renderer
+like this process's on them (deciding the syntax under `auto`, compiling Jinja or Go) and hand
+back the cache entries that made, while this process reads the store and renders what is ready;
+the batch writes them when it ends.
 (Compiling the first few here while the workers start was slower in an A/B on 2 cores: 4.6 s
 against 4.2 s for issue #13's cold first render, three processes then sharing two cores.)
 """
@@ -43,7 +45,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from types import CodeType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from jinja2.bccache import Bucket, BytecodeCache
 
@@ -233,6 +235,17 @@ class _Directory:
                       exc.strerror)
 
 
+class Preparer(Protocol):
+    """What a compile worker runs: a renderer over the same templates, its cache in memory."""
+
+    cache: CompiledTemplates | None
+
+    @property
+    def environment(self) -> Environment: ...
+
+    def check(self, src: str, syntax: str | None = None) -> object: ...
+
+
 class CompiledTemplates(BytecodeCache):
     """Jinja's bytecode cache for one environment: in memory by content, and on disk."""
 
@@ -391,7 +404,6 @@ class CompiledTemplates(BytecodeCache):
         except Exception as exc:  # noqa: BLE001 - a broken worker: compile here instead
             log.debug("a compile worker failed (%s); compiling here", exc)
             done = []
-        codes = {key: _unmarshal(payload) for key, payload in done}
         with self._lock:
             for key, pending in list(self._pending.items()):
                 if pending is future:
@@ -399,8 +411,19 @@ class CompiledTemplates(BytecodeCache):
             for name, pending in list(self._compiling.items()):
                 if pending is future:
                     del self._compiling[name]
-            self._code.update((k, c) for k, c in codes.items() if c is not None)
-            self._unsaved.update((key + ".jbc", payload) for key, payload in done)
+            for entry, payload in done:
+                key, _, suffix = entry.rpartition(".")
+                if suffix == "jbc":
+                    code = _unmarshal(payload)
+                    if code is not None:
+                        self._code[key] = code
+                elif suffix == "gtc":
+                    self._go[key] = payload
+                elif suffix == "syntax":
+                    found = _syntax(payload)
+                    if found is not None:
+                        self._syntaxes[key] = found
+                self._unsaved[entry] = payload
             later = self._batches > 0
         if not later:
             self._save()
@@ -442,14 +465,11 @@ class CompiledTemplates(BytecodeCache):
         if found is not None:
             return found
         payload = self._get(key + ".syntax")
-        if payload is None:
-            return None
-        name, _, reason = payload.decode("utf-8", "replace").partition("\n")
-        if name not in ("go", "jinja"):
-            return None
-        with self._lock:
-            self._syntaxes[key] = (name, reason)
-        return name, reason
+        found = _syntax(payload) if payload is not None else None
+        if found is not None:
+            with self._lock:
+                self._syntaxes[key] = found
+        return found
 
     def remember_syntax(self, environment: Environment, source: str, names: Collection[str],
                         syntax: str, reason: str) -> None:
@@ -495,38 +515,47 @@ class CompiledTemplates(BytecodeCache):
         with self._lock:
             return name in self._compiling
 
-    def compile_ahead(self, environment: Environment, names: Iterable[str],
-                      factory: Callable[[], Environment],
-                      jinja: Callable[[str, str], bool] | None = None) -> None:
-        """Start worker processes on the templates of `names` neither in memory nor on disk,
-        when there are enough of them to pay for the workers (and more than one core).
+    def wait_for(self, name: str) -> None:
+        """Take what a worker found for template `name` (its syntax, its code), waiting for
+        the worker if need be; nothing when no worker has it."""
+        with self._lock:
+            future = self._compiling.get(name)
+        if future is not None:
+            self._collect(future)
 
-        `factory` builds an environment equal to `environment` in a worker (it is pickled: a
-        module-level callable); `jinja(name, source)` says whether a template is worth sending
-        (a Go template is parsed here, by this process). `get_bucket` waits for the code of a
-        template still being compiled; `end_batch` writes what the workers compiled. A template
-        that does not compile as Jinja there (a syntax error) is left out, and anything failing
-        leaves the compile to this process.
+    def compile_ahead(self, environment: Environment, templates: Iterable[str],
+                      factory: Callable[[], Preparer], names: Collection[str],
+                      syntax: Callable[[str, str], str]) -> None:
+        """Start worker processes on the `templates` (by name) neither in memory nor on disk,
+        when there are enough of them to pay for the workers (and more than one core);
+        `syntax(name, source)` is how each is read: jinja, go or auto (decided there).
+
+        A worker runs `factory()` (pickled: a module-level callable), a renderer over the same
+        templates with an in-memory cache, and `check`s each template there: the syntax
+        `auto` decides, the compiled Jinja or Go template. `names` are confd's function names
+        (they key Go templates). `wait_for` takes a template's results, `end_batch` writes
+        them. A template that fails there is left out: this process does it again and reports
+        the error.
         """
-        names = list(dict.fromkeys(names))
+        templates = list(dict.fromkeys(templates))
         self.load_packs()
         if environment.loader is not None:
-            self._start_workers(environment, names, factory, jinja)
+            self._start_workers(environment, templates, factory, names, syntax)
 
-    def _start_workers(self, environment: Environment, names: list[str],
-                       factory: Callable[[], Environment],
-                       jinja: Callable[[str, str], bool] | None) -> None:
+    def _start_workers(self, environment: Environment, templates: list[str],
+                       factory: Callable[[], Preparer], names: Collection[str],
+                       syntax: Callable[[str, str], str]) -> None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else (os.cpu_count() or 1)
-        if len(names) < PARALLEL_COMPILE_MIN or cpus < 2 \
+        if len(templates) < PARALLEL_COMPILE_MIN or cpus < 2 \
                 or getattr(sys, "frozen", False):  # a frozen confd cannot spawn a python
             return
         # A sample first: when most templates are compiled already (a restart), looking at
         # every source and cache file would cost more than the few compiles left.
-        sample = names[:: max(1, len(names) // SAMPLE)]
-        if len(self._missing(environment, sample, jinja)) * 2 < len(sample):
+        sample = templates[:: max(1, len(templates) // SAMPLE)]
+        if len(self._missing(environment, sample, names, syntax)) * 2 < len(sample):
             return
-        missing = self._missing(environment, names, jinja)
+        missing = self._missing(environment, templates, names, syntax)
         if len(missing) < PARALLEL_COMPILE_MIN:
             return
         workers = min(cpus, -(-len(missing) // CHUNK))
@@ -535,31 +564,36 @@ class CompiledTemplates(BytecodeCache):
         except Exception as exc:  # noqa: BLE001 - no processes here (frozen build, limits)
             log.debug("cannot start compile workers (%s); compiling here", exc)
 
-    def _missing(self, environment: Environment, names: list[str],
-                 jinja: Callable[[str, str], bool] | None = None,
-                 ) -> list[tuple[str, str, str, str]]:
-        """(name, filename, source, key) of each of `names` neither in memory, being
-        compiled, nor on disk (and, with `jinja`, that it accepts)."""
+    def _missing(self, environment: Environment, templates: list[str], names: Collection[str],
+                 syntax_of: Callable[[str, str], str]) -> list[tuple[str, str, str]]:
+        """(name, syntax, Jinja key) of each template whose compiled form (or, under `auto`,
+        whose syntax) is neither in memory, being compiled, nor on disk."""
         assert environment.loader is not None
         missing = []
-        for name in names:
+        for name in templates:
             try:
-                source, filename, _ = environment.loader.get_source(environment, name)
+                source, _, _ = environment.loader.get_source(environment, name)
             except Exception:  # noqa: BLE001 - the render reports a missing or bad template
                 continue
-            if jinja is not None and not jinja(name, source):
-                continue
+            syntax = syntax_of(name, source)
             key = self.key(environment, source)
+            if syntax == "jinja":
+                entry, memory = key + ".jbc", self._code
+            elif syntax == "go":
+                entry, memory = self._go_key(environment, source, names) + ".gtc", self._go
+            else:
+                entry, memory = self._syntax_key(environment, source, names) + ".syntax", \
+                    self._syntaxes
             with self._lock:
-                known = key in self._code or key in self._pending \
-                    or (self._packed is not None and key + ".jbc" in self._packed)
-            if known or (self.directory is not None and self.directory.path(key).exists()):
+                known = entry[: entry.rindex(".")] in memory or name in self._compiling \
+                    or (self._packed is not None and entry in self._packed)
+            if known or (self.directory is not None and self.directory.path(entry, "").exists()):
                 continue
-            missing.append((name, filename or name, source, key))
+            missing.append((name, syntax, key))
         return missing
 
-    def _submit(self, missing: list[tuple[str, str, str, str]], workers: int,
-                factory: Callable[[], Environment]) -> None:
+    def _submit(self, missing: list[tuple[str, str, str]], workers: int,
+                factory: Callable[[], Preparer]) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -570,14 +604,27 @@ class CompiledTemplates(BytecodeCache):
         try:
             for start in range(0, len(missing), CHUNK):
                 chunk = missing[start : start + CHUNK]
-                future = executor.submit(_compile, [(n, f, s, k) for n, f, s, k in chunk])
+                future = executor.submit(_prepare, [(n, syntax) for n, syntax, _ in chunk])
                 with self._lock:
-                    for name, _, _, key in chunk:
+                    for name, _, key in chunk:
                         self._pending[key] = future
                         self._compiling[name] = future
         finally:
             executor.shutdown(wait=False)  # workers exit once the jobs are done
         log.debug("compiling %d templates in %d worker processes", len(missing), workers)
+
+    def take(self) -> list[tuple[str, bytes]]:
+        """What was compiled since the last save, no longer to be saved (a worker's results:
+        the daemon saves them)."""
+        with self._lock:
+            taken, self._unsaved = list(self._unsaved.items()), {}
+        return taken
+
+
+def _syntax(payload: bytes) -> tuple[str, str] | None:
+    """A `.syntax` entry: (syntax, why), or None when it is not one."""
+    name, _, reason = payload.decode("utf-8", "replace").partition("\n")
+    return (name, reason) if name in ("go", "jinja") else None
 
 
 def _unmarshal(payload: bytes) -> CodeType | None:
@@ -590,32 +637,31 @@ def _unmarshal(payload: bytes) -> CodeType | None:
 
 # -- the worker side ------------------------------------------------------------------------
 
-_worker: Environment | None = None
+_worker: Preparer | None = None
 
 
-def _start_worker(factory: Callable[[], Environment], fingerprint: bytes | None) -> None:
-    """Build the worker's environment; Ctrl-C and SIGHUP are the daemon's business."""
+def _start_worker(factory: Callable[[], Preparer], fingerprint: bytes | None) -> None:
+    """Build the worker's renderer; Ctrl-C and SIGHUP are the daemon's business."""
     import signal
 
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    environment = factory()
-    if fingerprint is not None and environment_fingerprint(environment) != fingerprint:
+    preparer = factory()
+    if fingerprint is not None and environment_fingerprint(preparer.environment) != fingerprint:
         raise RuntimeError("the worker's template environment differs from confd's")
-    _worker = environment
+    _worker = preparer
 
 
-def _compile(items: list[tuple[str, str, str, str]]) -> list[tuple[str, bytes]]:
-    """Compile each (name, filename, source, key); a template that fails to compile is left
-    out (the daemon compiles it again and reports the error with its line)."""
-    environment = _worker
-    assert environment is not None
-    done = []
-    for name, filename, source, key in items:
+def _prepare(items: list[tuple[str, str]]) -> list[tuple[str, bytes]]:
+    """`check` each (name, syntax) and return the cache entries that made (syntax decided,
+    code compiled); a template that fails is left out (the daemon reports it)."""
+    preparer = _worker
+    assert preparer is not None and preparer.cache is not None
+    preparer.cache.begin_batch()  # keep the entries in memory, to hand back
+    for name, syntax in items:
         try:
-            code = environment.compile(source, name, filename)
+            preparer.check(name, syntax)
         except Exception:  # noqa: BLE001 - reported where it is rendered
             continue
-        done.append((key, marshal.dumps(code)))
-    return done
+    return preparer.cache.take()

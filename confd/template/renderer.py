@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from confd.template.golang.template import GoTemplate
     from confd.template.shapes import Shapes
 
-__all__ = ["FILTERS", "Rendered", "Renderer", "SYNTAXES", "jinja_environment"]
+__all__ = ["FILTERS", "Rendered", "Renderer", "SYNTAXES", "worker_renderer"]
 
 SYNTAXES = ("auto", "go", "jinja")
 
@@ -172,6 +172,11 @@ class Renderer:
         )
         self._env.filters.update(FILTERS)
 
+    @property
+    def environment(self) -> SandboxedEnvironment:
+        """The Jinja environment templates compile in."""
+        return self._env
+
     @contextlib.contextmanager
     def batch(self, templates: Iterable[tuple[str, str | None]]) -> Iterator[None]:
         """Render a batch of (src, syntax) templates: `prepare` them, and look at each file
@@ -198,9 +203,8 @@ class Renderer:
             return
         chosen = {src: syntax or self.syntax for src, syntax in wanted}
         self.cache.compile_ahead(
-            self._env, [src for src, syntax in chosen.items() if syntax != "go"],
-            partial(jinja_environment, self.templates_dir, self.syntax),
-            lambda src, source: chosen[src] == "jinja" or _evidently_jinja(source))
+            self._env, chosen, partial(worker_renderer, self.templates_dir, self.syntax),
+            FUNCTION_NAMES, lambda src, source: _syntax_at_a_glance(chosen[src], source))
         self.cache.begin_batch()
         try:
             for src, syntax in wanted:
@@ -266,6 +270,7 @@ class Renderer:
         wanted = syntax or self.syntax
         if wanted in ("go", "jinja"):
             return Syntax(wanted, "template_syntax says so")
+        self._from_worker(src)
         path = self._checked_path(src)
         stamp = self._stamp(path)
         cached = self._syntaxes.get((src, wanted))
@@ -368,6 +373,7 @@ class Renderer:
         cached = self._go.get(src)
         if cached is not None and cached[0] == stamp:
             return cached[1]
+        self._from_worker(src)
         source = self._source(src, path)
         template = None
         payload = self.cache.go_template(self._env, source, FUNCTION_NAMES) if self.cache else None
@@ -442,11 +448,17 @@ class Renderer:
             stamp = stamps[path] = _stamp(path)
         return stamp
 
+    def _from_worker(self, src: str) -> None:
+        """Take what a compile worker found for `src`, if one has it (`compile_ahead`)."""
+        if self.cache is not None and self.cache.compiling(src):
+            self.cache.wait_for(src)
+
     def _load(self, src: str) -> Template:
         pinned = self._pinned
         if pinned is not None and src in pinned:
             return pinned[src]
         self._checked_path(src)
+        self._from_worker(src)
         try:
             template = self._env.get_template(src)
             if pinned is not None:
@@ -479,17 +491,19 @@ class Renderer:
         return f"{where}: {type(exc).__name__}: {exc}"
 
 
-def _evidently_jinja(source: str) -> bool:
-    """Whether `auto` reads `source` as Jinja at a glance: only then is it worth a compile
-    worker's time (the others are parsed as Go here, and most are Go)."""
+def _syntax_at_a_glance(syntax: str, source: str) -> str:
+    """`syntax` (jinja, go, auto), with auto settled when the text shows Jinja (`{%`)."""
+    if syntax != "auto":
+        return syntax
     from confd.template.golang.syntax import evident_syntax
 
-    return evident_syntax(source) is not None
+    evident = evident_syntax(source)
+    return evident.syntax if evident is not None and evident.syntax else "auto"
 
 
-def jinja_environment(templates_dir: Path, syntax: str = "auto") -> Any:
-    """The Jinja environment a `Renderer` renders with (compile workers build theirs alike)."""
-    return Renderer(templates_dir, syntax)._env
+def worker_renderer(templates_dir: Path, syntax: str = "auto") -> Renderer:
+    """A renderer like this process's for a compile worker: its cache in memory only."""
+    return Renderer(templates_dir, syntax, cache=CompiledTemplates(None))
 
 
 def _printf(fmt: str, *args: Any) -> str:
