@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jinja2 import Environment
 
 from confd.errors import TemplateError
 from confd.template import cache as cache_module
@@ -18,21 +16,6 @@ from confd.template.renderer import Renderer
 from confd.template.store import KVStore
 
 STORE = KVStore({"/app/host": "db.local", "/app/port": "5432"})
-
-
-@pytest.fixture
-def compiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The template files Jinja compiled in this process, in order (a template whose shape
-    was compiled before compiles nothing: `confd.template.shapes`)."""
-    seen: list[str] = []
-    original = Environment.compile
-
-    def counting(self, source, name=None, filename=None, *args, **kwargs):
-        seen.append(os.path.basename(filename) if filename else name)
-        return original(self, source, name, filename, *args, **kwargs)
-
-    monkeypatch.setattr(Environment, "compile", counting)
-    yield seen
 
 
 def templates(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -158,14 +141,19 @@ def test_the_setting_names_the_directory_or_turns_it_off() -> None:
     assert cache_directory("", {"HOME": "/home/u"}) == Path("/home/u/.cache/confd")
 
 
-def test_many_missing_templates_are_compiled_by_workers(
-    tmp_path: Path, compiles, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compile workers from 4 missing templates up, 2 templates a job."""
     monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 4)
     monkeypatch.setattr(cache_module, "PRELOAD_MIN", 4)
     monkeypatch.setattr(cache_module, "CHUNK", 2)
     if len(os.sched_getaffinity(0)) < 2:
         pytest.fail("this test needs 2 cores to start compile workers")
+
+
+def test_many_missing_templates_are_compiled_by_workers(
+    tmp_path: Path, compiles, workers
+) -> None:
     # {# #}: Jinja at a glance (only such templates go to the workers under auto)
     files = {f"t{i}.tmpl": f'{{# t #}}{i}: {{{{ getv("/app/host") }}}}\n' for i in range(6)}
     files["bad.tmpl"] = "{% if %}\n"
@@ -183,15 +171,10 @@ def test_many_missing_templates_are_compiled_by_workers(
 
 
 def test_go_templates_under_auto_are_decided_and_compiled_by_the_workers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, workers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from confd.template.golang.template import GoTemplate
 
-    monkeypatch.setattr(cache_module, "PARALLEL_COMPILE_MIN", 4)
-    monkeypatch.setattr(cache_module, "PRELOAD_MIN", 4)
-    monkeypatch.setattr(cache_module, "CHUNK", 2)
-    if len(os.sched_getaffinity(0)) < 2:
-        pytest.fail("this test needs 2 cores to start compile workers")
     parsed: list[str] = []  # Go templates parsed in this process (workers are others)
     parse = GoTemplate.parse.__func__
 

@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,24 @@ def template_cache_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture
+def compiles(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The template files Jinja compiled in this process, in order (a template whose shape
+    compiled before compiles nothing: `confd.template.shapes`; workers are other processes)."""
+    from jinja2 import Environment
+
+    seen: list[str] = []
+    original = Environment.compile
+
+    def counting(self: Environment, source: Any, name: str | None = None,
+                 filename: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        seen.append(os.path.basename(filename) if filename else name)
+        return original(self, source, name, filename, *args, **kwargs)
+
+    monkeypatch.setattr(Environment, "compile", counting)
+    yield seen
 
 
 @pytest.fixture

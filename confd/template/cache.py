@@ -45,7 +45,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from types import CodeType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from jinja2.bccache import Bucket, BytecodeCache
 
@@ -61,6 +61,8 @@ __all__ = ["CompiledTemplates", "OFF", "cache_directory", "default_cache_dir",
            "environment_fingerprint"]
 
 log = get_logger("template")
+
+_T = TypeVar("_T")
 
 FORMAT = b"confd-jbc1\n"  # first line of every cache file; bump when the layout changes
 OFF = "off"  # the cache_dir setting that turns the on-disk cache off
@@ -313,12 +315,21 @@ class CompiledTemplates(BytecodeCache):
                 code = self._code.get(key)
             if code is not None:
                 return code
-        payload = self._get(key + ".jbc")
-        code = _unmarshal(payload) if payload is not None else None
-        if code is not None:
+        return self._remembered(self._code, key, ".jbc", _unmarshal)
+
+    def _remembered(self, memory: dict[str, _T], key: str, suffix: str,
+                    decode: Callable[[bytes], _T | None]) -> _T | None:
+        """`memory[key]`, else cache file `<key><suffix>` decoded (and kept in `memory`)."""
+        with self._lock:
+            found = memory.get(key)
+        if found is not None:
+            return found
+        payload = self._get(key + suffix)
+        found = decode(payload) if payload is not None else None
+        if found is not None:
             with self._lock:
-                self._code[key] = code
-        return code
+                memory[key] = found
+        return found
 
     # -- packs: a batch's compiled templates in one file ------------------------------------
 
@@ -460,16 +471,7 @@ class CompiledTemplates(BytecodeCache):
         """The syntax (and why) `auto` found for `source` before, in this run or an earlier
         one: deciding means parsing it as Go and compiling it as Jinja."""
         key = self._syntax_key(environment, source, names)
-        with self._lock:
-            found = self._syntaxes.get(key)
-        if found is not None:
-            return found
-        payload = self._get(key + ".syntax")
-        found = _syntax(payload) if payload is not None else None
-        if found is not None:
-            with self._lock:
-                self._syntaxes[key] = found
-        return found
+        return self._remembered(self._syntaxes, key, ".syntax", _syntax)
 
     def remember_syntax(self, environment: Environment, source: str, names: Collection[str],
                         syntax: str, reason: str) -> None:
@@ -487,9 +489,7 @@ class CompiledTemplates(BytecodeCache):
                     names: Collection[str]) -> bytes | None:
         """A Go template `remember_go` kept for `source` (`GoTemplate.dumps`), or None."""
         key = self._go_key(environment, source, names)
-        with self._lock:
-            found = self._go.get(key)
-        return found if found is not None else self._get(key + ".gtc")
+        return self._remembered(self._go, key, ".gtc", bytes)
 
     def remember_go(self, environment: Environment, source: str, names: Collection[str],
                     payload: bytes) -> None:
