@@ -330,8 +330,10 @@ def test_a_batch_keeps_what_it_compiled_in_one_pack(tmp_path: Path, compiles,
     stored = tmp_path / "cache" / "templates"
     assert [p.suffix for p in stored.iterdir()] == [".jbp"]  # one file, not 20
     compiles.clear()
-    _pass(renderer(tmp_path / "templates", tmp_path / "cache"), files)  # a restart
+    restarted = renderer(tmp_path / "templates", tmp_path / "cache")
+    _pass(restarted, files)  # a restart
     assert compiles == []
+    assert restarted.cache._packed == {}  # each entry handed out once: no bytes held after
     # an edit: that template alone is compiled again, the rest still come from the pack
     (tmp_path / "templates" / "p3.tmpl").write_text('{{ 3 }} {{ getv("/app/host") }} \n')
     again = renderer(tmp_path / "templates", tmp_path / "cache")

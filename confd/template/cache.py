@@ -354,8 +354,10 @@ class CompiledTemplates(BytecodeCache):
             self._save()
 
     def _from_pack(self, name: str) -> bytes | None:
+        """An entry of the packs read, handed out once: its caller keeps it decoded, and the
+        packs' bytes (megabytes for a big confdir) are not held for the daemon's life."""
         with self._lock:
-            found = self._packed.get(name) if self._packed is not None else None
+            found = self._packed.pop(name, None) if self._packed is not None else None
             if found is None:
                 return None
             self._used_packs.add(found[1])
