@@ -39,6 +39,7 @@ SKELETONS = [
     "{% raw %}T{% endraw %}{{ getv(S) }}",
     "T\nT\n{{ getv(S) }}\nT",
     "{{ S }}{{ getv(S) }}",  # a printed constant goes through finalize
+    "{{ getv(S S) }}T{{ getv(S, S S S) }}",  # adjacent strings: one literal of several tokens
 ]
 TEXT = st.text(alphabet="abc XYZ019 _-.:,;!?()[]'\"\\\n\t/", max_size=12)
 STRING = st.text(alphabet="abc XYZ019 _-.:,;%s!?()[]{}/", max_size=8)
