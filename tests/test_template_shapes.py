@@ -120,14 +120,20 @@ def test_templates_of_one_shape_compile_once(tmp_path: Path, compiles) -> None:
     assert len(compiles) == 1  # the shape, compiled for the first template
 
 
+def jinja_renderer(tmp_path: Path, files: dict[str, str]) -> Renderer:
+    """A Jinja renderer over a templates folder holding `files`."""
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return Renderer(folder, "jinja")
+
+
 def test_an_error_names_the_file_and_line_of_its_own_template(
     tmp_path: Path, compiles
 ) -> None:
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    (folder / "a.tmpl").write_text('one\ntwo {{ getv("/svc/1/host") }}\n')
-    (folder / "b.tmpl").write_text('uno\ndos {{ getv("/missing") }}\n')
-    renderer = Renderer(folder, "jinja")
+    renderer = jinja_renderer(tmp_path, {"a.tmpl": 'one\ntwo {{ getv("/svc/1/host") }}\n',
+                                         "b.tmpl": 'uno\ndos {{ getv("/missing") }}\n'})
     assert renderer.render("a.tmpl", STORE).text == "one\ntwo host-1\n"
     with pytest.raises(TemplateError, match=r"b\.tmpl:2: .*/missing") as failed:
         renderer.render("b.tmpl", STORE)
@@ -136,19 +142,15 @@ def test_an_error_names_the_file_and_line_of_its_own_template(
 
 
 def test_what_the_compiler_computes_is_never_shared(tmp_path: Path, compiles) -> None:
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    (folder / "a.tmpl").write_text('{{ "abc"|upper }} {% if "" %}yes{% else %}no{% endif %}\n')
-    (folder / "b.tmpl").write_text('{{ "xyz"|upper }} {% if "x" %}yes{% else %}no{% endif %}\n')
-    renderer = Renderer(folder, "jinja")
+    renderer = jinja_renderer(tmp_path, {
+        "a.tmpl": '{{ "abc"|upper }} {% if "" %}yes{% else %}no{% endif %}\n',
+        "b.tmpl": '{{ "xyz"|upper }} {% if "x" %}yes{% else %}no{% endif %}\n'})
     assert renderer.render("a.tmpl", STORE).text == "ABC no\n"
     assert renderer.render("b.tmpl", STORE).text == "XYZ yes\n"
     assert compiles == ["a.tmpl", "b.tmpl"]
 
 
 def test_a_syntax_error_is_reported_as_jinja_reports_it(tmp_path: Path) -> None:
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    (folder / "bad.tmpl").write_text('fine\n{{ getv("/x") }\n')
+    renderer = jinja_renderer(tmp_path, {"bad.tmpl": 'fine\n{{ getv("/x") }\n'})
     with pytest.raises(TemplateError, match=r"bad\.tmpl:2: "):
-        Renderer(folder, "jinja").render("bad.tmpl", STORE)
+        renderer.render("bad.tmpl", STORE)

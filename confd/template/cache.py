@@ -305,16 +305,9 @@ class CompiledTemplates(BytecodeCache):
     def _lookup(self, key: str) -> CodeType | None:
         """The code of `key`: in memory, from a compile worker (waiting for it), or on disk."""
         with self._lock:
-            code = self._code.get(key)
-            future = self._pending.get(key) if code is None else None
-        if code is not None:
-            return code
+            future = self._pending.get(key) if key not in self._code else None
         if future is not None:
             self._collect(future)
-            with self._lock:
-                code = self._code.get(key)
-            if code is not None:
-                return code
         return self._remembered(self._code, key, ".jbc", _unmarshal)
 
     def _remembered(self, memory: dict[str, _T], key: str, suffix: str,

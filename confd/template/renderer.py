@@ -279,12 +279,10 @@ class Renderer:
         source = self._source(src, path)
         from confd.template.golang.syntax import detect_syntax, evident_syntax
 
-        evident = evident_syntax(source)  # a glance: cheaper than any cache file
-        known = self.cache.syntax(self._env, source, FUNCTION_NAMES) \
-            if evident is None and self.cache is not None else None
-        if evident is not None:
-            found = Syntax(*evident)
-        elif known is not None:  # decided in an earlier run (confd.template.cache)
+        # a glance (cheaper than any cache file), else what an earlier run decided
+        known = evident_syntax(source) or (
+            self.cache.syntax(self._env, source, FUNCTION_NAMES) if self.cache else None)
+        if known is not None:
             found = Syntax(*known)
         else:
             detection = detect_syntax(source,

@@ -45,8 +45,9 @@ MAX_SHAPES = 4096  # a daemon whose templates are edited for months keeps no mor
 
 # (parent node type, field) where a string literal reaches the code unchanged (when nothing
 # around it folds): the positions whose literal may differ between templates of one shape
+# (a printed constant, under `nodes.Output`, is decided by `_Walk._shared`: finalize runs on it)
 _SHARED_FIELDS = {
-    (nodes.Output, "nodes"), (nodes.Call, "args"), (nodes.Keyword, "value"),
+    (nodes.Call, "args"), (nodes.Keyword, "value"),  # a keyword of a call, filter or test
     (nodes.Filter, "args"), (nodes.Test, "args"), (nodes.Getitem, "arg"),
     (nodes.Assign, "node"), (nodes.Concat, "nodes"), (nodes.Operand, "expr"),
     (nodes.Compare, "expr"),
@@ -111,8 +112,6 @@ class _Walk:
             return False
         if isinstance(parent, nodes.Output):
             return self.finalize_free  # a printed constant goes through finalize when compiled
-        if isinstance(parent, nodes.Keyword):
-            return True  # a keyword argument of a call, filter or test
         return (type(parent), field) in _SHARED_FIELDS
 
 
