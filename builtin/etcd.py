@@ -32,6 +32,8 @@ and the watch arrives as the first event. When the member carrying a watch fails
 move to another member and resume after the last event they delivered: no re-read, one warning
 line. When etcd has compacted that history, the watch yields once (the daemon re-reads
 everything) and resumes after that read. `watch_prefix` raises only when no member takes it.
+The watches on one member share one Watch stream (`_WatchStream`), as etcd's clients do: a
+stream each would hold two threads per prefix, each waking ten times a second while idle.
 After a read found no member answering, the watches probe the store and yield once when it
 answers again, so the daemon retries the renders that failed meanwhile even if nothing changes.
 
@@ -54,7 +56,8 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -349,38 +352,107 @@ class _Cluster:
 
 
 class _WatchStream:
-    """One gRPC Watch stream on one member, carrying the watchers of one `watch_prefix` call.
+    """One gRPC Watch stream on one member, shared by every watch riding on that member (as
+    etcd's own client shares one): a single stream and reader thread however many prefixes are
+    watched, where a stream each cost two threads waking ten times a second while idle.
 
-    A thread moves its replies (and its end, as an exception) into a queue, so the caller can
-    wait with a timeout and notice a stop.
+    etcd answers the creates of one stream in the order they were sent, so a "created" reply
+    belongs to the oldest create still waiting; the watch id it gives routes the replies after
+    it. A watch receives `(range, reply)` pairs, and `("", error)` when the stream ends, in its
+    own queue (`sink`), so it can wait with a timeout and notice a stop.
     """
 
-    def __init__(self, member: _Member, metadata: Any, creates: list[Any]) -> None:
+    def __init__(self, member: _Member, metadata: Any,
+                 on_end: Callable[[_WatchStream], None]) -> None:
         self.member = member
-        self.replies: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.metadata = metadata
+        self.ended = False  # set (under the lock) once no watch may join any more
+        self._on_end = on_end
+        self._lock = threading.Lock()
         self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        for request in creates:
-            self._requests.put(request)
+        self._sinks: set[queue.SimpleQueue[Any]] = set()
+        self._waiting: deque[tuple[queue.SimpleQueue[Any] | None, str]] = deque()
+        self._routes: dict[int, tuple[queue.SimpleQueue[Any], str]] = {}
         self._call = etcdrpc.WatchStub(member.channel).Watch(self._outgoing(), metadata=metadata)
         threading.Thread(
             target=self._pump, name=f"etcd-watch {member.name}", daemon=True
         ).start()
 
+    def join(self, sink: queue.SimpleQueue[Any], creates: list[tuple[str, Any]]) -> bool:
+        """Send `creates` (watched range, request) for the watch reading `sink`; False when the
+        stream has ended (the caller opens another)."""
+        with self._lock:
+            if self.ended:
+                return False
+            self._sinks.add(sink)
+            for key, request in creates:
+                self._waiting.append((sink, key))
+                self._requests.put(request)
+        return True
+
+    def leave(self, sink: queue.SimpleQueue[Any]) -> None:
+        """Cancel the watchers of `sink`; the stream closes when its last watch leaves."""
+        with self._lock:
+            if sink not in self._sinks:
+                return
+            self._sinks.discard(sink)
+            if self.ended:
+                return  # the stream is gone, and its watchers with it
+            for watch_id, (owner, _) in list(self._routes.items()):
+                if owner is sink:
+                    del self._routes[watch_id]
+                    self._cancel(watch_id)
+            # creates not answered yet: their watchers are cancelled when the answer comes
+            self._waiting = deque((None if s is sink else s, k) for s, k in self._waiting)
+            last = self.ended = not self._sinks
+        if last:
+            self._requests.put(None)
+            self._call.cancel()
+            self._on_end(self)
+
+    def _cancel(self, watch_id: int) -> None:
+        self._requests.put(etcdrpc.WatchRequest(
+            cancel_request=etcdrpc.WatchCancelRequest(watch_id=watch_id)))
+
     def _outgoing(self) -> Iterator[Any]:
         while (request := self._requests.get()) is not None:
             yield request
 
+    def _route(self, reply: Any) -> None:
+        with self._lock:
+            if reply.created and self._waiting:
+                sink, key = self._waiting.popleft()
+                if sink is None:  # its watch left before the answer came
+                    if not reply.canceled:
+                        self._cancel(reply.watch_id)
+                    return
+                if not reply.canceled:
+                    self._routes[reply.watch_id] = (sink, key)
+            else:
+                route = self._routes.get(reply.watch_id)
+                if route is None:
+                    return  # a watcher cancelled meanwhile
+                sink, key = route
+                if reply.canceled:
+                    del self._routes[reply.watch_id]
+        sink.put((key, reply))
+
     def _pump(self) -> None:
+        error: Exception
         try:
             for reply in self._call:
-                self.replies.put(reply)
-            self.replies.put(ConnectionError("the watch stream ended"))
+                self._route(reply)
+            error = ConnectionError("the watch stream ended")
         except grpc.RpcError as exc:
-            self.replies.put(exc)
-
-    def close(self) -> None:
-        self._requests.put(None)
-        self._call.cancel()
+            error = exc
+        with self._lock:
+            ended, self.ended = self.ended, True
+            sinks = list(self._sinks)
+        for sink in sinks:
+            sink.put(("", error))
+        if not ended:
+            self._requests.put(None)
+            self._on_end(self)
 
 
 class _Lost(Exception):
@@ -462,6 +534,7 @@ class EtcdDatabase(Database):
         self._lock = threading.Lock()
         self._cluster: _Cluster | None = None
         self._read_revisions: dict[str, int] = {}
+        self._streams: dict[tuple[str, Any], _WatchStream] = {}  # (member, metadata) ->
         self._closed = False
         # Read outages (no member answered a read) so far, whether one lasts, and when a watch
         # last probed for its end: the watches tell the daemon when the store answers again,
@@ -709,13 +782,13 @@ class EtcdDatabase(Database):
             opened = self._open_watch(cluster, watch, stop)
             if opened is None:
                 return
-            stream, first = opened
+            stream, sink, first = opened
             if lost is not None:
                 cluster.report_moved(lost[0], lost[1], stream.member, watch.what)
                 lost = None
             cluster.carries(stream.member)
             try:
-                yield from self._follow(cluster, stream, first, watch, stop)
+                yield from self._follow(cluster, stream, sink, first, watch, stop)
             except _Lost as exc:
                 cluster.failed(stream.member)
                 lost = (stream.member, str(exc))
@@ -727,22 +800,22 @@ class EtcdDatabase(Database):
                         f"its auth token is refused even just after authenticating"
                     ) from None
             finally:
-                stream.close()
+                stream.leave(sink)
 
     def _open_watch(
         self, cluster: _Cluster, watch: _Watch, stop: threading.Event
-    ) -> tuple[_WatchStream, Any] | None:
-        """A stream with the watchers of `watch` created from where they resume, on the first
-        member that answers (its first reply with it); None on a stop. Raises when no member
-        answers within the timeout."""
+    ) -> tuple[_WatchStream, queue.SimpleQueue[Any], Any] | None:
+        """The watchers of `watch`, created from where they resume on the stream of the first
+        member that answers: that stream, the queue their replies come in and the first of
+        them; None on a stop. Raises when no member answers within the timeout."""
         deadline = time.monotonic() + self._timeout
         errors: dict[str, str] = {}
         pause = _RETRY_PAUSE[0]
         creates = []
         for key in watch.watched:
             low, high = _key_range(key)
-            creates.append(etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
-                key=low, range_end=high, start_revision=watch.resume[key])))
+            creates.append((key, etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
+                key=low, range_end=high, start_revision=watch.resume[key]))))
         while time.monotonic() < deadline:
             for member in cluster.candidates():
                 if self._stopped(stop):
@@ -751,49 +824,69 @@ class EtcdDatabase(Database):
                     break
                 try:
                     metadata = self._metadata(member, max(deadline - time.monotonic(), 0.1))
-                    stream = _WatchStream(member, metadata, creates)
+                    sink: queue.SimpleQueue[Any] = queue.SimpleQueue()
+                    stream = self._watch_stream(member, metadata)
+                    while not stream.join(sink, creates):  # it ended just now
+                        stream = self._watch_stream(member, metadata)
                 except grpc.RpcError as exc:
                     errors[member.name] = _describe(exc, member)
                     cluster.failed(member)
                     continue
                 except ValueError:  # the channel was closed under us
                     return None
-                first = self._first_reply(stream, stop)
-                if isinstance(first, grpc.RpcError | ConnectionError | TimeoutError):
-                    stream.close()
+                first = self._first_reply(sink, stop)
+                if first is None:
+                    stream.leave(sink)
+                    return None
+                failure = first[1]
+                if isinstance(failure, grpc.RpcError | ConnectionError | TimeoutError):
+                    stream.leave(sink)
                     if self._stopped(stop):
                         return None
-                    if isinstance(first, grpc.RpcError):
-                        if first.code() == grpc.StatusCode.UNAUTHENTICATED:
+                    if isinstance(failure, grpc.RpcError):
+                        if failure.code() == grpc.StatusCode.UNAUTHENTICATED:
                             member.token = None
-                        elif first.code() not in _RETRY_CODES:
+                        elif failure.code() not in _RETRY_CODES:
                             raise DatabaseError(
                                 f"node {member.name}: cannot {watch.what}: "
-                                f"{first.details()}"
+                                f"{failure.details()}"
                             )
-                        errors[member.name] = _describe(first)
+                        errors[member.name] = _describe(failure)
                     else:
-                        errors[member.name] = str(first)
+                        errors[member.name] = str(failure)
                     cluster.failed(member)
                     continue
-                if first is None:
-                    stream.close()
-                    return None
-                return stream, first
+                return stream, sink, first
             time.sleep(pause)
             pause = min(pause * 2, _RETRY_PAUSE[1])
         causes = "; ".join(f"{name}: {error}" for name, error in errors.items())
         raise DatabaseError(f"cannot {watch.what}: no node answered ({causes})")
 
-    def _first_reply(self, stream: _WatchStream, stop: threading.Event) -> Any:
-        """The stream's first reply, an error, a TimeoutError, or None on a stop."""
+    def _watch_stream(self, member: _Member, metadata: Any) -> _WatchStream:
+        """The stream the watches on `member` with `metadata` (its auth token) share, opened
+        when there is none (a renewed token opens a new one; the old ends with its watches)."""
+        with self._lock:
+            stream = self._streams.get((member.name, metadata))
+            if stream is None or stream.ended:
+                stream = _WatchStream(member, metadata, self._stream_ended)
+                self._streams[(member.name, metadata)] = stream
+            return stream
+
+    def _stream_ended(self, stream: _WatchStream) -> None:
+        with self._lock:
+            if self._streams.get((stream.member.name, stream.metadata)) is stream:
+                del self._streams[(stream.member.name, stream.metadata)]
+
+    def _first_reply(self, sink: queue.SimpleQueue[Any], stop: threading.Event) -> Any:
+        """The first `(range, reply or error)` for a new watch, `("", TimeoutError)` when none
+        comes in time, or None on a stop."""
         deadline = time.monotonic() + min(_CREATE_AFTER, self._timeout)
         while not self._stopped(stop):
             left = deadline - time.monotonic()
             if left <= 0:
-                return TimeoutError(f"no answer to a new watch within {_CREATE_AFTER:g}s")
+                return "", TimeoutError(f"no answer to a new watch within {_CREATE_AFTER:g}s")
             try:
-                return stream.replies.get(timeout=min(left, 0.2))
+                return sink.get(timeout=min(left, 0.2))
             except queue.Empty:
                 continue
         return None
@@ -802,15 +895,15 @@ class EtcdDatabase(Database):
         self,
         cluster: _Cluster,
         stream: _WatchStream,
-        first: Any,
+        sink: queue.SimpleQueue[Any],
+        first: tuple[str, Any],
         watch: _Watch,
         stop: threading.Event,
     ) -> Iterator[Mapping[str, str | None] | None]:
-        """Yield the changes `stream` reports until a stop; raises `_Lost` when its member
-        fails, returns after a compaction (`watch.resume` then says where to start again)."""
-        pending = list(watch.watched)  # keys whose "created" reply has not come, in order
-        by_id: dict[int, str] = {}
-        reply = first
+        """Yield the changes `stream` reports for `watch` (into `sink`) until a stop; raises
+        `_Lost` when its member fails, returns after a compaction (`watch.resume` then says
+        where to start again)."""
+        key, reply = first
         while True:
             if isinstance(reply, grpc.RpcError | ConnectionError):
                 if self._stopped(stop):
@@ -830,9 +923,6 @@ class EtcdDatabase(Database):
                     yield None  # reads failed meanwhile: the daemon re-reads, retries renders
             else:
                 cluster.saw(reply.header)
-                if reply.created and pending:
-                    by_id[reply.watch_id] = pending.pop(0)
-                key = by_id.get(reply.watch_id, "")
                 if reply.compact_revision:
                     # The history asked for is gone: the daemon re-reads everything, and the
                     # watch starts again after that read (never before the compaction).
@@ -861,7 +951,7 @@ class EtcdDatabase(Database):
             if self._stopped(stop):
                 return
             try:
-                reply = stream.replies.get(timeout=0.2)
+                key, reply = sink.get(timeout=0.2)
             except queue.Empty:
                 reply = None
 
