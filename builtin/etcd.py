@@ -68,7 +68,14 @@ from pyetcd import etcdrpc
 from pyetcd.etcdrpc import kv_pb2
 from pyetcd.utils import prefix_range_end
 
-from plugin_sdk.database import Database, DatabaseError, Setting, backend_logger, select_prefix
+from plugin_sdk.database import (
+    Database,
+    DatabaseError,
+    Setting,
+    backend_logger,
+    select_prefix,
+    when_stopped,
+)
 from plugin_sdk.keys import normalize_keys, outermost_keys
 
 log = backend_logger("etcd")
@@ -83,6 +90,8 @@ _BEHIND_GRACE = 1.0  # s reads below the floor are retried before the store is t
 _RETRY_PAUSE = (0.025, 0.5)  # pause between rounds over every member: first, largest
 _PROBE_EVERY = 0.5  # s between reads asking whether a store that stopped answering is back
 _PROBE_TIMEOUT = 1.0
+_TICK = 0.2  # s between looks at a watch's stop flag (a plain Event), or probes in an outage
+_IDLE_TICK = 5.0  # s a watch waits for news when its stop and every outage wake it anyway
 # Answers a member gives for the cluster's state, not its own: the member itself is fine.
 _CLUSTER_WIDE = ("leader changed", "no leader", "request timed out", "too many requests")
 _RETRY_CODES = (
@@ -351,6 +360,9 @@ class _Cluster:
             log.debug("%s moved from %s to %s", what, lost.name, to.name)
 
 
+_WAKE = ("", None)  # put in a watch's queue: look at the stop flag and the store's state
+
+
 class _WatchStream:
     """One gRPC Watch stream on one member, shared by every watch riding on that member (as
     etcd's own client shares one): a single stream and reader thread however many prefixes are
@@ -409,6 +421,13 @@ class _WatchStream:
             self._requests.put(None)
             self._call.cancel()
             self._on_end(self)
+
+    def wake(self) -> None:
+        """Wake every watch on the stream (to look at the store's state)."""
+        with self._lock:
+            sinks = list(self._sinks)
+        for sink in sinks:
+            sink.put(_WAKE)
 
     def _cancel(self, watch_id: int) -> None:
         self._requests.put(etcdrpc.WatchRequest(
@@ -711,13 +730,22 @@ class EtcdDatabase(Database):
                 future.cancel()
                 errors.setdefault(member.name, "no answer")
         with self._lock:
-            if not self._down:
+            began = not self._down
+            if began:
                 self._down = True
                 self._outages += 1
+        if began:  # the watches look every _TICK while it lasts, and probe for its end
+            self._wake_watches()
         causes = "; ".join(f"{name}: {error}" for name, error in errors.items())
         if refused and len(refused) == len(cluster.members):
             raise DatabaseError(f"no node answered ({causes})")
         raise DatabaseError(f"no node answered within {timeout:g}s ({causes})")
+
+    def _wake_watches(self) -> None:
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.wake()
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
         wanted = normalize_keys(keys)
@@ -783,12 +811,14 @@ class EtcdDatabase(Database):
             if opened is None:
                 return
             stream, sink, first = opened
+            forget = when_stopped(stop, lambda sink=sink: sink.put(_WAKE))
             if lost is not None:
                 cluster.report_moved(lost[0], lost[1], stream.member, watch.what)
                 lost = None
             cluster.carries(stream.member)
             try:
-                yield from self._follow(cluster, stream, sink, first, watch, stop)
+                yield from self._follow(cluster, stream, sink, first, watch, stop,
+                                        _TICK if forget is None else _IDLE_TICK)
             except _Lost as exc:
                 cluster.failed(stream.member)
                 lost = (stream.member, str(exc))
@@ -801,6 +831,8 @@ class EtcdDatabase(Database):
                     ) from None
             finally:
                 stream.leave(sink)
+                if forget is not None:
+                    forget()
 
     def _open_watch(
         self, cluster: _Cluster, watch: _Watch, stop: threading.Event
@@ -886,9 +918,11 @@ class EtcdDatabase(Database):
             if left <= 0:
                 return "", TimeoutError(f"no answer to a new watch within {_CREATE_AFTER:g}s")
             try:
-                return sink.get(timeout=min(left, 0.2))
+                item = sink.get(timeout=min(left, _TICK))
             except queue.Empty:
                 continue
+            if item is not _WAKE:
+                return item
         return None
 
     def _follow(
@@ -899,10 +933,12 @@ class EtcdDatabase(Database):
         first: tuple[str, Any],
         watch: _Watch,
         stop: threading.Event,
+        tick: float,
     ) -> Iterator[Mapping[str, str | None] | None]:
         """Yield the changes `stream` reports for `watch` (into `sink`) until a stop; raises
         `_Lost` when its member fails, returns after a compaction (`watch.resume` then says
-        where to start again)."""
+        where to start again). Looks at the store's state every `tick` seconds, and every
+        `_TICK` while reads fail."""
         key, reply = first
         while True:
             if isinstance(reply, grpc.RpcError | ConnectionError):
@@ -951,7 +987,7 @@ class EtcdDatabase(Database):
             if self._stopped(stop):
                 return
             try:
-                key, reply = sink.get(timeout=0.2)
+                key, reply = sink.get(timeout=_TICK if self._down else tick)
             except queue.Empty:
                 reply = None
 

@@ -2,12 +2,18 @@
 prefixes cost etcd one stream (and confd one reader thread), not 20. Checked on a real etcd
 through its /metrics gauges: each change reaches the watch of its own prefix only, a stopped
 watch's watchers are cancelled on the server while the others go on, and the stream closes with
-its last watch."""
+its last watch.
+
+An idle watch blocks until news instead of looking at its stop flag five times a second: the
+daemon's `StopSignal` wakes it when set, and a read outage wakes it to probe for the outage's
+end. Both are checked against the idle wait (5 s), which a broken wake-up would sit out."""
 
 from __future__ import annotations
 
 import queue
+import signal
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -15,9 +21,10 @@ import grpc
 import pytest
 from pyetcd import etcdrpc
 
-from builtin.etcd import EtcdDatabase
+from builtin.etcd import _IDLE_TICK, EtcdDatabase
 from integration.harness import wait_for
 from integration.servers import EtcdServer
+from plugin_sdk.database import DatabaseError, StopSignal
 
 PREFIXES = [f"/shared{i}" for i in range(5)]
 
@@ -73,8 +80,8 @@ class _Watching:
 
     def __init__(self, database: EtcdDatabase, prefix: str) -> None:
         self.prefix = prefix
-        self.stop = threading.Event()
-        self.changes: queue.SimpleQueue[dict[str, str | None]] = queue.SimpleQueue()
+        self.stop = StopSignal()  # as the daemon's watches have
+        self.changes: queue.SimpleQueue[dict[str, str | None] | None] = queue.SimpleQueue()
         database.get_values([prefix])  # the watch starts after this read, as the daemon's does
         events = database.watch_prefix(prefix, [prefix], self.stop)
         self.thread = threading.Thread(target=self._follow, args=(events,), daemon=True)
@@ -82,15 +89,15 @@ class _Watching:
 
     def _follow(self, events: Iterator[object]) -> None:
         for item in events:
-            self.changes.put(dict(item))  # type: ignore[call-overload]
+            self.changes.put(None if item is None else dict(item))  # type: ignore[call-overload]
 
-    def next_change(self, timeout: float = 10.0) -> dict[str, str | None]:
+    def next_change(self, timeout: float = 10.0) -> dict[str, str | None] | None:
         return self.changes.get(timeout=timeout)
 
-    def end(self) -> None:
+    def end(self, within: float = 10.0) -> None:
         self.stop.set()
-        self.thread.join(10)
-        assert not self.thread.is_alive(), f"the watch on {self.prefix} did not stop"
+        self.thread.join(within)
+        assert not self.thread.is_alive(), f"the watch on {self.prefix} did not stop in {within}s"
 
 
 def test_watches_share_one_stream_and_each_gets_its_own_changes(
@@ -139,3 +146,42 @@ def test_a_watch_leaving_before_etcd_answers_leaves_no_watcher_behind(
     finally:
         staying.end()
     _expect(etcd, 0, 0, before, "the stream closed with its last watch")
+
+
+def test_a_stopped_watch_returns_at_once_not_after_its_idle_wait(
+    etcd: EtcdServer, database: EtcdDatabase
+) -> None:
+    before = _gauges(etcd)
+    watch = _Watching(database, "/stopping")
+    _expect(etcd, 1, 1, before, "the watch's watcher")
+    time.sleep(0.3)  # well into its idle wait
+    began = time.monotonic()
+    watch.end(within=_IDLE_TICK / 2)
+    assert time.monotonic() - began < 1.0
+
+
+def test_a_read_outage_wakes_idle_watches_to_probe_for_its_end(etcd: EtcdServer) -> None:
+    """A read that no member answers starts an outage; the watches, idle until then, look every
+    0.2 s and probe the store, and each yields None ("read everything again") once it answers,
+    long before their idle wait would have ended."""
+    database = EtcdDatabase()
+    database.configure({"nodes": etcd.url, "timeout": "0.5"})
+    before = _gauges(etcd)
+    watches = [_Watching(database, prefix) for prefix in ("/outage1", "/outage2")]
+    assert etcd.process is not None
+    try:
+        _expect(etcd, 1, 2, before, "both watchers")
+        began = time.monotonic()
+        etcd.process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(DatabaseError, match="no node answered"):
+                database.get_values(["/outage1"])
+        finally:
+            etcd.process.send_signal(signal.SIGCONT)
+        for watch in watches:
+            assert watch.next_change(timeout=_IDLE_TICK) is None
+        assert time.monotonic() - began < _IDLE_TICK - 1.0
+    finally:
+        for watch in watches:
+            watch.end()
+        database.close()

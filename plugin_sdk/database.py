@@ -18,11 +18,13 @@ __all__ = [
     "Database",
     "DatabaseError",
     "Setting",
+    "StopSignal",
     "WatchUnsupported",
     "backend_logger",
     "changed_values",
     "parse_settings",
     "select_prefix",
+    "when_stopped",
 ]
 
 
@@ -41,6 +43,52 @@ class DatabaseError(Exception):
 
 class WatchUnsupported(DatabaseError):
     """Raised by `watch_prefix` of a backend that can only be polled."""
+
+
+class StopSignal(threading.Event):
+    """The `stop` a watch is given, which can also wake a backend blocked on its own queue:
+    `when_stopped(stop, callback)` runs `callback` as it is set. A watch then waits for news
+    without waking every fraction of a second to look at the flag (20 idle watches polling
+    five times a second cost the daemon about 4 ms of CPU per second)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._guard = threading.Lock()
+        self._callbacks: dict[int, Callable[[], None]] = {}
+        self._count = 0
+
+    def set(self) -> None:
+        super().set()
+        with self._guard:
+            callbacks, self._callbacks = list(self._callbacks.values()), {}
+        for callback in callbacks:
+            callback()
+
+    def _add(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        with self._guard:
+            if self.is_set():
+                return None
+            self._count += 1
+            token = self._count
+            self._callbacks[token] = callback
+
+        def forget() -> None:
+            with self._guard:
+                self._callbacks.pop(token, None)
+
+        return forget
+
+
+def when_stopped(stop: threading.Event, callback: Callable[[], None]) -> Callable[[], None] | None:
+    """Have `callback` run when `stop` is set (at once if it is); returns what undoes that, or
+    None when `stop` is a plain `threading.Event`, which the backend must then poll."""
+    if not isinstance(stop, StopSignal):
+        return None
+    forget = stop._add(callback)
+    if forget is None:
+        callback()
+        return lambda: None
+    return forget
 
 
 class Setting(NamedTuple):
@@ -216,9 +264,11 @@ class Database(ABC):
         Each item is the collection of changed keys when the backend knows them, else
         None ("something under the prefix changed"). A backend whose events carry the new
         values may yield a mapping of changed key to value (None: deleted): the daemon then
-        compares them with what it rendered without reading the store. The iterator must return soon
-        (within about a second) after `stop` is set. Backends that can only be polled
-        raise `WatchUnsupported`, and the daemon polls them instead.
+        compares them with what it rendered without reading the store. The iterator must return
+        soon (within about a second) after `stop` is set: the daemon's is a `StopSignal`, whose
+        `when_stopped` wakes a blocked wait; another caller's may be a plain Event to poll.
+        Backends that can only be polled raise `WatchUnsupported`, and the daemon polls them
+        instead.
         """
         raise WatchUnsupported(f"backend {self.name!r} cannot watch; it is polled instead")
         yield None  # pragma: no cover - makes this a generator

@@ -26,7 +26,7 @@ from confd.backoff import Backoff
 from confd.config.resource import TemplateResource
 from confd.errors import ConfdError
 from confd.log import get_logger
-from plugin_sdk.database import Database, WatchUnsupported
+from plugin_sdk.database import Database, StopSignal, WatchUnsupported
 
 log = get_logger("watch")
 
@@ -192,7 +192,7 @@ class PrefixWatch(threading.Thread):
         self._on_resync = on_resync
         self.synced = threading.Event()  # set once the first full read was tried
         self._backoff = backoff or Backoff(initial=0.2, maximum=WATCH_BACKOFF_MAX)
-        self._stop_event = threading.Event()
+        self._stop_event = StopSignal()  # wakes the backend's wait when set
         self._lock = threading.Lock()  # renders observe from the render thread
         self._baseline = Baseline()
         self._seen = Coverage()  # the keys some read has covered: only there is a diff a change
