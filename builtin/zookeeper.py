@@ -55,11 +55,15 @@ from plugin_sdk.database import (
     Setting,
     changed_values,
     select_prefix,
+    when_stopped,
 )
 from plugin_sdk.keys import normalize_keys, outermost_keys
 
 _RESYNC = "resync"  # connected again: every watch was dropped, re-read and re-arm everything
 _SUSPENDED = "suspended"  # connection lost; kazoo is reconnecting
+_WAKE = "wake"  # the watch was stopped or the backend closed: look
+_TICK = 0.2  # s between looks at a stop flag that cannot wake (a plain Event), or while down
+_IDLE_TICK = 5.0  # s an idle watch waits when a stop and close() wake it anyway
 
 
 class _Disconnected(DatabaseError):
@@ -397,6 +401,8 @@ class ZooKeeperDatabase(Database):
         watcher = _Watcher(roots)
         with self._lock:
             self._watchers.append(watcher)  # before the first read: no event can slip by
+        forget = when_stopped(stop, lambda: watcher.events.put((_WAKE, "")))
+        idle = _TICK if forget is None else _IDLE_TICK
         try:
             tree = _Tree(roots)
             reported = baseline  # None: nothing read yet, the first full read is the baseline
@@ -417,7 +423,8 @@ class ZooKeeperDatabase(Database):
                         continue
                 else:
                     try:
-                        batch = [watcher.events.get(timeout=0.2)]
+                        batch = [watcher.events.get(
+                            timeout=idle if down_since is None else _TICK)]
                     except queue.Empty:
                         continue
                     while True:  # take what else is queued: one re-read and diff for a burst
@@ -425,12 +432,13 @@ class ZooKeeperDatabase(Database):
                             batch.append(watcher.events.get_nowait())
                         except queue.Empty:
                             break
+                    batch = [event for event in batch if event[0] != _WAKE]
                     for kind, _ in batch:
                         if kind == _SUSPENDED:
                             down_since, resync = down_since or time.monotonic(), True
                         elif kind == _RESYNC:
                             down_since, resync = None, True
-                    if resync or down_since is not None:
+                    if resync or down_since is not None or not batch:
                         continue
                     try:
                         self._apply(client, tree, batch)
@@ -451,6 +459,8 @@ class ZooKeeperDatabase(Database):
             with self._lock:
                 if watcher in self._watchers:
                     self._watchers.remove(watcher)
+            if forget is not None:
+                forget()
 
     def _apply(self, client: KazooClient, tree: _Tree, batch: list[tuple[str, str]]) -> None:
         """Re-read the znodes whose watches fired, parents first; a data change alone needs
@@ -469,6 +479,10 @@ class ZooKeeperDatabase(Database):
         with self._connecting:
             self._closed = True
             client, self._client = self._client, None
+        with self._lock:
+            watchers = list(self._watchers)
+        for watcher in watchers:  # they return at once
+            watcher.events.put((_WAKE, ""))
         if client is not None:
             client.remove_listener(self._on_state)
             try:

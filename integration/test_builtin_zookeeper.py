@@ -13,7 +13,7 @@ from kazoo.client import KazooClient
 
 from builtin.zookeeper import ZooKeeperDatabase
 from integration.servers import ZooKeeperServer, free_port, wait_serving
-from plugin_sdk.database import DatabaseError
+from plugin_sdk.database import DatabaseError, StopSignal
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,9 @@ def database(server: ZooKeeperServer) -> Iterator[ZooKeeperDatabase]:
 class Follower:
     """Runs a watch in a thread and folds what it yields into `state` (key -> value)."""
 
-    def __init__(self, db: ZooKeeperDatabase, keys: list[str], state: dict[str, str]) -> None:
-        self.stop = threading.Event()
+    def __init__(self, db: ZooKeeperDatabase, keys: list[str], state: dict[str, str],
+                 stop: threading.Event | None = None) -> None:
+        self.stop = StopSignal() if stop is None else stop  # the daemon's watches get one
         self.state = dict(state)
         self.items: queue.Queue[object] = queue.Queue()
         self.error: BaseException | None = None
@@ -86,8 +87,9 @@ class Follower:
                     self.state[key] = value
 
     def close(self) -> None:
+        """Stop the watch; it must return well before its idle wait (5 s) would end."""
         self.stop.set()
-        self.thread.join(3)
+        self.thread.join(2)
         assert not self.thread.is_alive(), "watch_prefix did not return after stop"
 
 
@@ -316,6 +318,15 @@ def test_close_ends_a_running_watch(zk, database) -> None:
     database.close()
     follower.thread.join(2)
     assert not follower.thread.is_alive()
+
+
+def test_a_watch_stopped_by_a_plain_event_looks_at_it_often(zk, database) -> None:
+    """A caller without a StopSignal (no wake-up) still sees its watch end soon after a stop."""
+    follower = Follower(database, ["/plain"], {}, stop=threading.Event())
+    time.sleep(0.3)
+    began = time.monotonic()
+    follower.close()
+    assert time.monotonic() - began < 1.0
 
 
 def test_watch_across_an_ensemble_survives_the_leader_going_down() -> None:
