@@ -41,6 +41,7 @@ from plugin_sdk.database import (
     backend_logger,
     changed_values,
     select_prefix,
+    when_stopped,
 )
 from plugin_sdk.keys import normalize_keys, outermost_keys
 
@@ -67,6 +68,8 @@ _UNSUPPORTED = {
 }
 _GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}  # strconv.ParseBool
 _GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+_TICK = 0.2  # s between looks at a stop flag that cannot wake the watch (a plain Event)
+_IDLE_TICK = 5.0  # s a watch waits for its query's answer between looks, when a stop wakes it
 
 
 def _env(name: str) -> str | None:
@@ -386,7 +389,7 @@ class ConsulDatabase(Database):
             index = max(1, min(r[0] for r in reads if r))
             baseline = restrict({k: v for r in reads if r for k, v in r[1].items()})
 
-        answers: queue.Queue[tuple[int, list[dict[str, Any]]] | BaseException] = queue.Queue()
+        answers: queue.Queue[Any] = queue.Queue()  # a query's answer or error; None: look
 
         def ask(at: int) -> None:
             try:
@@ -394,34 +397,43 @@ class ConsulDatabase(Database):
             except BaseException as exc:  # handed to the watching thread
                 answers.put(exc)
 
-        while not stop.is_set():
-            asked = time.monotonic()
-            threading.Thread(target=ask, args=(index,), name="consul-watch", daemon=True).start()
-            while True:
-                try:
-                    answer = answers.get(timeout=0.2)
-                    break
-                except queue.Empty:
+        forget = when_stopped(stop, lambda: answers.put(None))
+        tick = _TICK if forget is None else _IDLE_TICK
+        try:
+            while not stop.is_set():
+                asked = time.monotonic()
+                threading.Thread(target=ask, args=(index,), name="consul-watch",
+                                 daemon=True).start()
+                while True:
+                    try:
+                        answer = answers.get(timeout=tick)
+                    except queue.Empty:
+                        answer = None
                     if stop.is_set():
                         return  # the query thread ends by itself within `watch_wait`
-            if isinstance(answer, BaseException):
-                raise DatabaseError(f"{answer} (watching {prefix!r})") from None
-            new_index, entries = answer
-            if new_index < index:
-                new_index = 0  # the index went backwards (e.g. a restore): start over
-            elif new_index < 1:
-                new_index = 1
-            current = restrict(
-                {n: int(e.get("ModifyIndex", 0)) for n, e in self._entries(query, entries)}
-            )
-            if baseline is not None:
-                changed = set(changed_values(baseline, current))
-                if changed:
-                    yield changed
-            baseline = current
-            if new_index == index and time.monotonic() - asked < 1.0:
-                stop.wait(1.0)  # answered at once without news: do not hammer the agent
-            index = new_index
+                    if answer is not None:
+                        break
+                if isinstance(answer, BaseException):
+                    raise DatabaseError(f"{answer} (watching {prefix!r})") from None
+                new_index, entries = answer
+                if new_index < index:
+                    new_index = 0  # the index went backwards (e.g. a restore): start over
+                elif new_index < 1:
+                    new_index = 1
+                current = restrict(
+                    {n: int(e.get("ModifyIndex", 0)) for n, e in self._entries(query, entries)}
+                )
+                if baseline is not None:
+                    changed = set(changed_values(baseline, current))
+                    if changed:
+                        yield changed
+                baseline = current
+                if new_index == index and time.monotonic() - asked < 1.0:
+                    stop.wait(1.0)  # answered at once without news: do not hammer the agent
+                index = new_index
+        finally:
+            if forget is not None:
+                forget()
 
     def close(self) -> None:
         for _, client in getattr(self, "_clients", ()):

@@ -12,7 +12,7 @@ import pytest
 
 from integration.harness import KEYS
 from integration.stores import NATIVE_WATCH, POLLED, SERVERS, Store
-from plugin_sdk.database import Database, DatabaseError, WatchUnsupported
+from plugin_sdk.database import Database, DatabaseError, StopSignal, WatchUnsupported
 
 
 @pytest.fixture(params=NATIVE_WATCH)
@@ -93,10 +93,12 @@ def test_watch_ignores_keys_that_only_share_a_string_prefix(served) -> None:
         writer.join(10)
 
 
-def test_watch_returns_soon_after_stop(served) -> None:
+@pytest.mark.parametrize("signal", [threading.Event, StopSignal])
+def test_watch_returns_soon_after_stop(served, signal: type[threading.Event]) -> None:
+    """A plain Event is polled; the daemon's StopSignal wakes a backend that waits longer."""
     database, _ = served
     database.get_values(["/database"])
-    stop = threading.Event()
+    stop = signal()
     changes = database.watch_prefix("/database", ["/database"], stop)
     threading.Timer(0.3, stop.set).start()
     started = time.monotonic()
