@@ -25,7 +25,7 @@ from confd.backends.plugin.launch import LaunchOptions
 from confd.backends.plugin.process import PluginProcess
 from confd.config.settings import Settings
 from confd.errors import PluginError
-from plugin_sdk.database import DatabaseError
+from plugin_sdk.database import DatabaseError, StopSignal
 from plugin_sdk.mtls import encode_der, make_certificate
 from plugin_sdk.protocol import MAGIC_COOKIE_KEY, MAGIC_COOKIE_VALUE
 from testsupport.plugins import install
@@ -347,6 +347,35 @@ def test_killed_plugin_is_restarted_and_watch_resumes(opened, plugin_dir, store)
     stop.set()
     thread.join(3)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("signal", [threading.Event, StopSignal])
+def test_a_stopped_or_closed_watch_ends_and_only_a_plain_event_is_polled(
+    opened, plugin_dir, store, monkeypatch, signal: type[threading.Event]
+) -> None:
+    """The daemon's StopSignal cancels the plugin's watch stream itself, and close() ends it by
+    stopping the plugin; only a plain Event needs a thread looking at it five times a second."""
+    from confd.backends.plugin import client
+
+    pollers: list[object] = []
+    poll = client._cancel_when
+    monkeypatch.setattr(client, "_cancel_when", lambda *a: (pollers.append(a), poll(*a)))
+    database = _open(opened, plugin_dir, "jsonfile", {"path": str(store)})
+    threads = []
+    for end in ("stop", "close"):
+        stop = signal()
+        thread = threading.Thread(
+            target=lambda stop=stop: list(database.watch_prefix("/app", ["/app"], stop)),
+            daemon=True)
+        thread.start()
+        threads.append(thread)
+        time.sleep(0.3)
+        began = time.monotonic()
+        stop.set() if end == "stop" else database.close()
+        thread.join(3)
+        assert not thread.is_alive(), f"the watch did not end on {end}"
+        assert time.monotonic() - began < 1.0
+    assert len(pollers) == (2 if signal is threading.Event else 0)
 
 
 def test_get_values_survives_a_crash(opened, plugin_dir, store) -> None:

@@ -20,7 +20,7 @@ from confd.backends.plugin.describe import request_description
 from confd.backends.plugin.launch import LaunchOptions
 from confd.backends.plugin.process import PluginProcess
 from confd.errors import PluginError
-from plugin_sdk.database import Database, DatabaseError, WatchUnsupported
+from plugin_sdk.database import Database, DatabaseError, WatchUnsupported, when_stopped
 from plugin_sdk.description import Description, check_settings
 from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
 
@@ -241,10 +241,13 @@ class PluginDatabase(Database):
     def _stream(self, stub, request, stop: threading.Event) -> Iterator[Collection[str] | None]:
         call = stub.WatchPrefix(request)
         done = threading.Event()
-        canceller = threading.Thread(
-            target=_cancel_when, args=(call, stop, self._closed, done), daemon=True
-        )
-        canceller.start()
+        # close() ends the stream by stopping the plugin; a stop cancels it, woken by the
+        # daemon's StopSignal, or seen by a thread looking at a plain Event
+        forget = when_stopped(stop, call.cancel)
+        if forget is None:
+            threading.Thread(
+                target=_cancel_when, args=(call, stop, self._closed, done), daemon=True
+            ).start()
         try:
             for reply in call:
                 yield list(reply.keys) or None
@@ -260,6 +263,8 @@ class PluginDatabase(Database):
             raise self._error("WatchPrefix", exc) from None
         finally:
             done.set()
+            if forget is not None:
+                forget()
             call.cancel()
         if not (stop.is_set() or self._closed.is_set()):
             raise _Dead()  # the stream ended without being asked to: the plugin went away
