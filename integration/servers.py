@@ -193,6 +193,18 @@ class EtcdServer(_Server):
         except OSError:
             return False
 
+    def metrics(self, *names: str) -> tuple[float, ...]:
+        """The values of `names` on etcd's /metrics page now (plain http only), e.g.
+        `etcd_mvcc_range_total`: ranges served, those inside transactions included."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        found: dict[str, float] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in names:
+                found[name] = float(value)
+        return tuple(found[name] for name in names)
+
     def command(self) -> list[str]:
         peer = f"http://127.0.0.1:{self.peer_port}"
         cmd = [

@@ -14,7 +14,6 @@ import queue
 import signal
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import grpc
@@ -56,15 +55,9 @@ def _put(etcd: EtcdServer, key: str, value: str) -> None:
 
 def _gauges(etcd: EtcdServer) -> tuple[int, int]:
     """(watch streams, watchers) etcd serves now."""
-    with urllib.request.urlopen(f"{etcd.url}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    found = {}
-    for line in text.splitlines():
-        name, _, value = line.partition(" ")
-        if name in ("etcd_debugging_mvcc_watch_stream_total", "etcd_debugging_mvcc_watcher_total"):
-            found[name] = int(float(value))
-    return (found["etcd_debugging_mvcc_watch_stream_total"],
-            found["etcd_debugging_mvcc_watcher_total"])
+    streams, watchers = etcd.metrics("etcd_debugging_mvcc_watch_stream_total",
+                                     "etcd_debugging_mvcc_watcher_total")
+    return int(streams), int(watchers)
 
 
 def _expect(etcd: EtcdServer, streams: int, watchers: int, before: tuple[int, int],

@@ -76,8 +76,10 @@ class FakeRuntime:
     def render(self, resource: TemplateResource) -> Outcome:
         return self._render(resource)
 
-    def render_many(self, resources: Sequence[TemplateResource]) -> Iterator[Outcome]:
-        """One render after the other, each with its own read (the tests decide the reads)."""
+    def render_many(self, resources: Sequence[TemplateResource],
+                    copies: object = None) -> Iterator[Outcome]:
+        """One render after the other, each with its own read (the tests decide the reads, so
+        the watches' `copies` go unused)."""
         for resource in resources:
             yield self._render(resource)
 

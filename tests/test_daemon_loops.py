@@ -284,9 +284,9 @@ def test_the_first_pass_and_a_change_read_by_many_each_render_as_one_batch(runni
     batches: list[list[str]] = []
 
     class Recording(FakeRuntime):
-        def render_many(self, resources):
+        def render_many(self, resources, copies=None):
             batches.append([r.name for r in resources])
-            yield from super().render_many(resources)
+            yield from super().render_many(resources, copies)
 
     running(Daemon(lambda: Recording(db, lambda: targets, renders.render)))
     assert batches == [[f"r{i}" for i in range(5)]]  # the first pass

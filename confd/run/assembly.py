@@ -21,7 +21,7 @@ from confd.config.resource import TemplateResource, configured_resources
 from confd.config.settings import Settings
 from confd.errors import BackendError, ConfigError
 from confd.log import get_logger, setup_logging
-from confd.run.processor import Outcome, Processor, RetryPolicy, failure_summary
+from confd.run.processor import Copies, Outcome, Processor, RetryPolicy, failure_summary
 from confd.sync import SyncOptions
 from confd.template.cache import CompiledTemplates, cache_directory
 from confd.template.renderer import Renderer
@@ -182,10 +182,11 @@ class Runtime:
         """The name logs, metrics and watch groups use for the database `resource` reads."""
         return self.pool.label(self.database(resource))
 
-    def render_many(self, resources: Sequence[TemplateResource]) -> Iterator[Outcome]:
-        """Read, render and sync `resources` as one batch (one read per database), yielding
-        each outcome as it completes (never raises for a resource)."""
-        return self.processor.process_many(resources)
+    def render_many(self, resources: Sequence[TemplateResource],
+                    copies: Copies | None = None) -> Iterator[Outcome]:
+        """Read (or take from `copies`), render and sync `resources` as one batch (one read per
+        database), yielding each outcome as it completes (never raises for a resource)."""
+        return self.processor.process_many(resources, copies)
 
     def release_unused(self) -> None:
         """Close the pool's databases that none of these resources reads (after a reload)."""

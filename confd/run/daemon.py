@@ -24,7 +24,7 @@ from confd.errors import ConfdError
 from confd.log import get_logger
 from confd.observe.metrics import Metrics
 from confd.observe.systemd import Notifier
-from confd.run.processor import Outcome
+from confd.run.processor import Copies, Outcome
 from confd.run.schedule import Schedule
 from confd.run.watch import PrefixWatch, WatchGroups
 from confd.sync import Status
@@ -52,7 +52,8 @@ class Assembly(Protocol):
     def scan(self) -> None: ...
     def database(self, resource: TemplateResource) -> Database: ...
     def label(self, resource: TemplateResource) -> str: ...
-    def render_many(self, resources: Sequence[TemplateResource]) -> Iterator[Outcome]: ...
+    def render_many(self, resources: Sequence[TemplateResource],
+                    copies: Copies | None = None) -> Iterator[Outcome]: ...
     def release_unused(self) -> None: ...
     def close(self) -> None: ...
 
@@ -121,6 +122,9 @@ class Daemon:
         self.exit_code = 0
         self.runtime: Assembly | None = None
         self._states: dict[TemplateResource, _State] = {}
+        # Requested by a full pass, a retry or a doubted read: their next render reads the
+        # store. The rest, requested by watch events only, render from the watches' copies.
+        self._fresh: set[TemplateResource] = set()
         self._lock = threading.RLock()
         self._schedule = Schedule()
         self._pass = _Pass(self._lock)
@@ -276,6 +280,7 @@ class Daemon:
         with self._lock:
             for resource in set(self._states) - set(resources):
                 del self._states[resource]
+                self._fresh.discard(resource)
                 self._schedule.discard(resource)
             for resource in resources:
                 self._states.setdefault(resource, _State())
@@ -321,25 +326,33 @@ class Daemon:
         """Render every resource in `resources` now and wait for all; returns how many failed."""
         with self._lock:
             self._pass.begin(resources)
+            self._fresh.update(resources)
             self._schedule.request_many((resource, None, 0.0) for resource in resources)
             while self._pass.left and not self._stop_requested:
                 self._pass.done.wait(0.5)
             return self._pass.failed
 
-    def _changed(self, members: Sequence[TemplateResource], changed: set[str]) -> None:
-        """A watch saw `changed` keys: schedule the resources whose last render read one."""
+    def _changed(self, members: Sequence[TemplateResource], changed: set[str],
+                 known: bool = True) -> None:
+        """A watch saw `changed` keys: schedule the resources whose last render read one. When
+        the watch holds the new values (`known`: an event, a fresh read) they render from its
+        copy; when a render read other values than it held, they read the store again."""
         with self._lock:
-            self._request([r for r in members
-                           if (state := self._states.get(r)) is not None
-                           and state.depends_on(changed)])
+            due = [r for r in members
+                   if (state := self._states.get(r)) is not None and state.depends_on(changed)]
+            if not known:
+                self._fresh.update(due)
+            self._request(due)
 
     def _retry_failing(self, members: Sequence[TemplateResource]) -> None:
         """The backend answered a full read: render again the resources that failed (the
         backend may have been down for their last render)."""
         with self._lock:
-            self._request([r for r in members
-                           if (state := self._states.get(r)) is not None and state.failing
-                           and r not in self._pass.left])
+            due = [r for r in members
+                   if (state := self._states.get(r)) is not None and state.failing
+                   and r not in self._pass.left]
+            self._fresh.update(due)
+            self._request(due)
 
     def _request(self, resources: list[TemplateResource]) -> None:
         """Schedule `resources` together, each with its debounce and throttle (lock held)."""
@@ -362,18 +375,21 @@ class Daemon:
                 return
             with self._lock:
                 batch = [r for r in due if r in self._states]
+                fresh = not self._fresh.isdisjoint(batch)
+                self._fresh.difference_update(batch)
             if batch:
-                self._render_batch(batch)
+                self._render_batch(batch, fresh)
 
-    def _render_batch(self, batch: list[TemplateResource]) -> None:
-        """Render `batch`, record each outcome, then fold each distinct read into the watch
+    def _render_batch(self, batch: list[TemplateResource], fresh: bool = True) -> None:
+        """Render `batch` (reading the store when `fresh`, else from the watches' copies where
+        they hold the keys), record each outcome, then fold each distinct read into the watch
         baselines (after every outcome of the batch is recorded, so a change found there
         reaches the resources rendered before)."""
         runtime = self.runtime
         assert runtime is not None
         reads: dict[int, tuple[TemplateResource, Mapping[str, str]]] = {}
         left = {id(resource): resource for resource in batch}
-        outcomes = runtime.render_many(batch)
+        outcomes = runtime.render_many(batch, None if fresh else self._watches.copy_of)
         try:
             while left:
                 if self._stop_requested:

@@ -33,9 +33,20 @@ if TYPE_CHECKING:
     from confd.template.store import KVStore, Reads
     from plugin_sdk.database import Database
 
-__all__ = ["Status", "Outcome", "Processor", "DatabaseSource", "RetryPolicy", "failure_summary"]
+__all__ = ["Copied", "Copies", "Status", "Outcome", "Processor", "DatabaseSource",
+           "RetryPolicy", "failure_summary"]
 
 log = get_logger("processor")
+
+
+class Copied(dict[str, str]):
+    """Values a watch held (`WatchGroups.copy_of`), as `get_values` would have returned them,
+    without reading the store."""
+
+
+# What the watches hold of a database: `get_values(keys)` as of their last event, or None
+# when they cannot vouch for every key (the store is read then).
+Copies = Callable[["Database", Sequence[str]], "Copied | None"]
 
 # A batch syncs its destinations on threads from this many resources up: below it, threads cost
 # more than they save (starting 8 threads took ~7 ms of an 8-resource onetime run whose files
@@ -94,7 +105,7 @@ class _Staged(NamedTuple):
     resource: TemplateResource
     data: bytes
     reads: Reads
-    values: Mapping[str, str]
+    values: Mapping[str, str] | None  # None: the watches' copies, nothing to fold back
 
 
 class Processor:
@@ -118,8 +129,14 @@ class Processor:
         self._sleep = sleep
         self._down: set[Database] = set()  # failed every retry; read once until they answer
 
-    def read(self, database: Database, keys: Sequence[str]) -> dict[str, str]:
-        """`database.get_values(keys)`, retried by the policy; `BackendError` when it fails."""
+    def read(self, database: Database, keys: Sequence[str],
+             copies: Copies | None = None) -> dict[str, str]:
+        """`database.get_values(keys)`, retried by the policy; `BackendError` when it fails.
+        With `copies`, the values a watch holds for every key, when it does, without a read."""
+        if copies is not None:
+            held = copies(database, keys)
+            if held is not None:
+                return held
         retries = 0 if database in self._down else self.retry.retries
         backoff = None
         for attempt in range(retries + 1):
@@ -148,24 +165,28 @@ class Processor:
         """Render `resource` from fresh values and sync its destination; never raises."""
         return self._finish(self._render(resource, None))
 
-    def process_many(self, resources: Iterable[TemplateResource]) -> Iterator[Outcome]:
+    def process_many(self, resources: Iterable[TemplateResource],
+                     copies: Copies | None = None) -> Iterator[Outcome]:
         """Render and sync `resources` as one batch; yields each outcome as it completes (in
         order, but for destinations synced on threads). Never raises for a resource.
 
-        Every database is read once for the whole batch; templates are compiled ahead.
+        Every database is read once for the whole batch, or not at all where `copies` (the
+        watches' copies of the store, after a change they reported) holds the keys;
+        templates are compiled ahead.
         """
         batch = list(resources)
         if not batch:
             return
         with self.renderer.batch((r.src, r.syntax) for r in batch):
-            yield from self._batch(batch)
+            yield from self._batch(batch, copies)
 
-    def _batch(self, batch: list[TemplateResource]) -> Iterator[Outcome]:
-        shared = self._shared_reads(batch)
+    def _batch(self, batch: list[TemplateResource],
+               copies: Copies | None) -> Iterator[Outcome]:
+        shared = self._shared_reads(batch, copies)
         threaded = self._threaded(batch)
         if not threaded:
             for resource in batch:
-                yield self._finish(self._render(resource, shared.get(resource)))
+                yield self._finish(self._render(resource, shared.get(resource), copies))
             return
         from concurrent.futures import ThreadPoolExecutor
 
@@ -174,7 +195,7 @@ class Processor:
         executor = ThreadPoolExecutor(min(SYNC_THREADS, max(4, len(threaded) // 8)), "sync")
         try:
             for resource in batch:
-                staged = self._render(resource, shared.get(resource))
+                staged = self._render(resource, shared.get(resource), copies)
                 if isinstance(staged, _Staged) and resource in threaded:
                     pending.append(executor.submit(self._sync, staged, renamed_in))
                 else:
@@ -196,7 +217,7 @@ class Processor:
     # -- the steps -----------------------------------------------------------------------------
 
     def _shared_reads(
-        self, batch: Sequence[TemplateResource]
+        self, batch: Sequence[TemplateResource], copies: Copies | None = None
     ) -> dict[TemplateResource, SharedRead | Exception]:
         """One read per database for the resources of `batch` that share it; a resource on
         its own, or whose shared read failed, reads for itself (and reports its own error).
@@ -218,7 +239,8 @@ class Processor:
             if len(members) < 2:
                 continue
             try:
-                read = SharedRead.read(lambda keys, db=database: self.read(db, keys), members)
+                read = SharedRead.read(lambda keys, db=database: self.read(db, keys, copies),
+                                       members)
             except Exception as exc:  # noqa: BLE001 - each resource then reads and reports
                 log.debug("one read for %d resources failed (%s); each reads its own keys",
                           len(members), exc)
@@ -241,9 +263,12 @@ class Processor:
                     and not (commands and (r.check_cmd or r.reload_cmd))}
         return threaded if len(threaded) >= PARALLEL_SYNC_MIN else set()
 
-    def _render(self, resource: TemplateResource,
-                shared: SharedRead | Exception | None) -> _Staged | Outcome:
-        """Read (or take from `shared`) and render `resource`; a failure is its `Outcome`."""
+    def _render(self, resource: TemplateResource, shared: SharedRead | Exception | None,
+                copies: Copies | None = None) -> _Staged | Outcome:
+        """Read (or take from `shared`, or the watches' `copies`) and render `resource`; a
+        failure is its `Outcome`. Values that came from the watches' copies are left out of
+        it: the watches hold them already, and folding them back after newer events would
+        only make the watches doubt them."""
         from confd.template.store import KVStore
 
         reads = values = None
@@ -253,10 +278,19 @@ class Processor:
                 raise shared
             if shared is not None:
                 store, values = shared.for_resource(resource)
+                if isinstance(shared.values, Copied):
+                    values = None
             else:
                 database = self.databases.database(resource)
-                values = self.read(database, resource.backend_keys())
+                if copies is not None:
+                    from confd.run.shared_read import shareable
+
+                    if not shareable(resource):
+                        copies = None  # backend-specific patterns: only the store knows
+                values = self.read(database, resource.backend_keys(), copies)
                 store = KVStore(resource.to_store(values))
+                if isinstance(values, Copied):
+                    values = None
             rendered = self.renderer.render(resource.src, store, syntax=resource.syntax)
             reads = rendered.reads
             if resource.output_format:

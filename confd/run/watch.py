@@ -12,6 +12,11 @@ change made while the watch was down.
 Renders read the database too, and backends start their watch from the newest read of anyone, so
 a change seen first by a render would never come as an event. Hence every render's values are
 merged into the baseline as well (`observe`): any read that disagrees with it is a change.
+
+The baseline is a copy of the store under the watch's keys as of its last event, so the renders
+an event asks for take their values from it (`WatchGroups.copy_of`) instead of reading the store
+again. A render's read that disagrees with the baseline may be older than the store, so what it
+changed is rendered again from a fresh read (`on_doubt`), never from the copy.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from confd.backoff import Backoff
 from confd.config.resource import TemplateResource
 from confd.errors import ConfdError
 from confd.log import get_logger
+from confd.run.processor import Copied
 from plugin_sdk.database import Database, StopSignal, WatchUnsupported
 
 log = get_logger("watch")
@@ -178,6 +184,7 @@ class PrefixWatch(threading.Thread):
         poll_interval: float,
         backoff: Backoff | None = None,
         on_resync: ResyncCallback = lambda: None,
+        on_doubt: ChangeCallback | None = None,
     ) -> None:
         super().__init__(name=f"watch {backend}:{prefix or '/'}", daemon=True)
         self.database = database
@@ -187,7 +194,8 @@ class PrefixWatch(threading.Thread):
         self.poll_interval = poll_interval
         self.polling = False
         self.failing = False
-        self._on_change = on_change
+        self._on_change = on_change  # an event or a fresh read changed these keys
+        self._on_doubt = on_doubt or on_change  # a render read other values for these keys
         self._on_state = on_state
         self._on_resync = on_resync
         self.synced = threading.Event()  # set once the first full read was tried
@@ -261,7 +269,19 @@ class PrefixWatch(threading.Thread):
         if changed:
             log.debug("watch %s:%s: a render read %d key(s) differing from the watch's",
                       self.backend, self.prefix or "/", len(changed))
-            self._on_change(changed)
+            self._on_doubt(changed)  # that read may be older than the store: read it again
+
+    def copy(self, key: str) -> dict[str, str] | None:
+        """The values at or below `key` as this watch holds them (`get_values([key])` as of its
+        last event or read), or None when it cannot vouch for them: `key` is not one it
+        serves, or it is not following the store right now (starting, failing, polling)."""
+        if not self.keyset.covers(key):
+            return None
+        with self._lock:
+            if not self.synced.is_set() or self.failing or self.polling or self.stopping:
+                return None
+            values = self._baseline.values
+            return {name: values[name] for name in self._baseline.under(key)}
 
     def _merge(self, keys: Sequence[str], values: Mapping[str, str]) -> set[str]:
         """Fold a read of `keys` into the baseline; returns the keys it changed there.
@@ -361,13 +381,16 @@ class _Runtime(Protocol):
 
 
 GroupKey = tuple[str, str]  # (backend label, prefix)
-MembersCallback = Callable[[Sequence[TemplateResource], set[str]], None]
+# A group's resources and changed keys, and whether the watch's copy holds the new values
+# (an event or a fresh read) or only doubts them (a render read something else).
+MembersCallback = Callable[[Sequence[TemplateResource], set[str], bool], None]
 
 
 class WatchGroups:
     """The shared watches: one `PrefixWatch` per (backend, prefix), fanned out to the resources
-    under it. `on_change(members, keys)` gets a group's resources and the changed database
-    keys; `on_resync(members)` follows every good full read (to retry failing renders)."""
+    under it. `on_change(members, keys, known)` gets a group's resources, the changed database
+    keys and whether the watch's copy holds their new values (`copy_of` then serves renders);
+    `on_resync(members)` follows every good full read (to retry failing renders)."""
 
     def __init__(
         self,
@@ -454,10 +477,11 @@ class WatchGroups:
             backend,
             prefix,
             keys,
-            on_change=lambda changed: self._on_change(self.members(group), changed),
+            on_change=lambda changed: self._on_change(self.members(group), changed, True),
             on_state=self._on_state,
             poll_interval=interval,
             on_resync=lambda: self._on_resync(self.members(group)),
+            on_doubt=lambda changed: self._on_change(self.members(group), changed, False),
         )
         watch.retune(error_backoff)
         log.debug("watching %s:%s (%d keys)", backend, prefix or "/", len(keys))
@@ -480,6 +504,22 @@ class WatchGroups:
         keys = resource.backend_keys()
         for watch in watches:
             watch.observe(keys, values)
+
+    def copy_of(self, database: Database, keys: Sequence[str]) -> Copied | None:
+        """`database.get_values(keys)` as the watches on `database` hold it, without reading
+        the store; None unless a following watch holds every key (a render then reads)."""
+        with self._lock:
+            watches = [w for w in self._watches.values() if w.database is database]
+        values = Copied()
+        for key in keys:
+            for watch in watches:
+                held = watch.copy(key)
+                if held is not None:
+                    values.update(held)
+                    break
+            else:
+                return None
+        return values
 
     def stop_all(self) -> list[PrefixWatch]:
         """Ask every watch to stop; returns them (to join)."""
