@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 import pytest
@@ -93,13 +94,26 @@ class _Watching:
         assert not self.thread.is_alive(), f"the watch on {self.prefix} did not stop in {within}s"
 
 
+@contextmanager
+def watching(etcd: EtcdServer, database: EtcdDatabase,
+             *prefixes: str) -> Iterator[tuple[list[_Watching], tuple[int, int]]]:
+    """Watches of `prefixes` and etcd's gauges before them; ends them on the way out and
+    checks that their stream closed with the last."""
+    before = _gauges(etcd)
+    watches = [_Watching(database, prefix) for prefix in prefixes]
+    try:
+        _expect(etcd, 1, len(prefixes), before, f"{len(prefixes)} watcher(s) on one stream")
+        yield watches, before
+    finally:
+        for watch in watches:
+            watch.end()
+    _expect(etcd, 0, 0, before, "the stream closed with its last watch")
+
+
 def test_watches_share_one_stream_and_each_gets_its_own_changes(
     etcd: EtcdServer, database: EtcdDatabase
 ) -> None:
-    before = _gauges(etcd)
-    watches = [_Watching(database, prefix) for prefix in PREFIXES]
-    try:
-        _expect(etcd, 1, 5, before, "five watchers on one stream")
+    with watching(etcd, database, *PREFIXES) as (watches, before):
         for n, watch in enumerate(watches):
             _put(etcd, f"{watch.prefix}/k", f"v{n}")
         for n, watch in enumerate(watches):
@@ -111,21 +125,13 @@ def test_watches_share_one_stream_and_each_gets_its_own_changes(
         _expect(etcd, 1, 3, before, "the stopped watches' watchers cancelled, the stream kept")
         _put(etcd, f"{watches[4].prefix}/k", "after")
         assert watches[4].next_change() == {f"{watches[4].prefix}/k": "after"}
-    finally:
-        for watch in watches:
-            watch.end()
-    _expect(etcd, 0, 0, before, "the stream closed with its last watch")
 
 
 def test_a_watch_leaving_before_etcd_answers_leaves_no_watcher_behind(
     etcd: EtcdServer, database: EtcdDatabase
 ) -> None:
-    before = _gauges(etcd)
-    staying = _Watching(database, "/stays")
-    try:
-        _expect(etcd, 1, 1, before, "the staying watch's watcher")
-        cluster = database._connect()
-        member = cluster.members[0]
+    with watching(etcd, database, "/stays") as ([staying], before):
+        member = database._connect().members[0]
         for n in range(50):  # join and leave at once: most leave before their "created"
             sink: queue.SimpleQueue[object] = queue.SimpleQueue()
             stream = database._watch_stream(member, ())
@@ -136,21 +142,16 @@ def test_a_watch_leaving_before_etcd_answers_leaves_no_watcher_behind(
         _expect(etcd, 1, 1, before, "every brief watcher cancelled once etcd answered it")
         _put(etcd, "/stays/k", "still here")
         assert staying.next_change() == {"/stays/k": "still here"}
-    finally:
-        staying.end()
-    _expect(etcd, 0, 0, before, "the stream closed with its last watch")
 
 
 def test_a_stopped_watch_returns_at_once_not_after_its_idle_wait(
     etcd: EtcdServer, database: EtcdDatabase
 ) -> None:
-    before = _gauges(etcd)
-    watch = _Watching(database, "/stopping")
-    _expect(etcd, 1, 1, before, "the watch's watcher")
-    time.sleep(0.3)  # well into its idle wait
-    began = time.monotonic()
-    watch.end(within=_IDLE_TICK / 2)
-    assert time.monotonic() - began < 1.0
+    with watching(etcd, database, "/stopping") as ([watch], _):
+        time.sleep(0.3)  # well into its idle wait
+        began = time.monotonic()
+        watch.end(within=_IDLE_TICK / 2)
+        assert time.monotonic() - began < 1.0
 
 
 def test_a_read_outage_wakes_idle_watches_to_probe_for_its_end(etcd: EtcdServer) -> None:
@@ -159,22 +160,18 @@ def test_a_read_outage_wakes_idle_watches_to_probe_for_its_end(etcd: EtcdServer)
     long before their idle wait would have ended."""
     database = EtcdDatabase()
     database.configure({"nodes": etcd.url, "timeout": "0.5"})
-    before = _gauges(etcd)
-    watches = [_Watching(database, prefix) for prefix in ("/outage1", "/outage2")]
     assert etcd.process is not None
     try:
-        _expect(etcd, 1, 2, before, "both watchers")
-        began = time.monotonic()
-        etcd.process.send_signal(signal.SIGSTOP)
-        try:
-            with pytest.raises(DatabaseError, match="no node answered"):
-                database.get_values(["/outage1"])
-        finally:
-            etcd.process.send_signal(signal.SIGCONT)
-        for watch in watches:
-            assert watch.next_change(timeout=_IDLE_TICK) is None
-        assert time.monotonic() - began < _IDLE_TICK - 1.0
+        with watching(etcd, database, "/outage1", "/outage2") as (watches, _):
+            began = time.monotonic()
+            etcd.process.send_signal(signal.SIGSTOP)
+            try:
+                with pytest.raises(DatabaseError, match="no node answered"):
+                    database.get_values(["/outage1"])
+            finally:
+                etcd.process.send_signal(signal.SIGCONT)
+            for watch in watches:
+                assert watch.next_change(timeout=_IDLE_TICK) is None
+            assert time.monotonic() - began < _IDLE_TICK - 1.0
     finally:
-        for watch in watches:
-            watch.end()
         database.close()

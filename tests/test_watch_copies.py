@@ -7,8 +7,7 @@ follows the store, the keys are its own, and no render read other values than it
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from confd.config.resource import TemplateResource
@@ -19,15 +18,7 @@ from plugin_sdk.database import DatabaseError
 from tests.dict_database import DictDatabase
 from tests.fake_runtime import FakeRuntime, fake_resource, outcome
 from tests.test_processor import CountingDatabase, batch_of, processor_over
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.test_watch_baseline import wait_for
 
 
 class WatchedDict(DictDatabase):
