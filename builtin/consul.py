@@ -40,6 +40,7 @@ from plugin_sdk.database import (
     Setting,
     backend_logger,
     changed_values,
+    idle_wait,
     select_prefix,
     when_stopped,
 )
@@ -68,8 +69,6 @@ _UNSUPPORTED = {
 }
 _GO_TRUE = {"1", "t", "T", "TRUE", "true", "True"}  # strconv.ParseBool
 _GO_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
-_TICK = 0.2  # s between looks at a stop flag that cannot wake the watch (a plain Event)
-_IDLE_TICK = 5.0  # s a watch waits for its query's answer between looks, when a stop wakes it
 
 
 def _env(name: str) -> str | None:
@@ -398,7 +397,7 @@ class ConsulDatabase(Database):
                 answers.put(exc)
 
         forget = when_stopped(stop, lambda: answers.put(None))
-        tick = _TICK if forget is None else _IDLE_TICK
+        tick = idle_wait(stop)
         try:
             while not stop.is_set():
                 asked = time.monotonic()

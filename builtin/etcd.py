@@ -69,10 +69,12 @@ from pyetcd.etcdrpc import kv_pb2
 from pyetcd.utils import prefix_range_end
 
 from plugin_sdk.database import (
+    STOP_POLL,
     Database,
     DatabaseError,
     Setting,
     backend_logger,
+    idle_wait,
     select_prefix,
     when_stopped,
 )
@@ -90,8 +92,7 @@ _BEHIND_GRACE = 1.0  # s reads below the floor are retried before the store is t
 _RETRY_PAUSE = (0.025, 0.5)  # pause between rounds over every member: first, largest
 _PROBE_EVERY = 0.5  # s between reads asking whether a store that stopped answering is back
 _PROBE_TIMEOUT = 1.0
-_TICK = 0.2  # s between looks at a watch's stop flag (a plain Event), or probes in an outage
-_IDLE_TICK = 5.0  # s a watch waits for news when its stop and every outage wake it anyway
+_TICK = 0.2  # s between a watch's looks at the store while reads fail (probing for their end)
 # Answers a member gives for the cluster's state, not its own: the member itself is fine.
 _CLUSTER_WIDE = ("leader changed", "no leader", "request timed out", "too many requests")
 _RETRY_CODES = (
@@ -817,8 +818,7 @@ class EtcdDatabase(Database):
                 lost = None
             cluster.carries(stream.member)
             try:
-                yield from self._follow(cluster, stream, sink, first, watch, stop,
-                                        _TICK if forget is None else _IDLE_TICK)
+                yield from self._follow(cluster, stream, sink, first, watch, stop)
             except _Lost as exc:
                 cluster.failed(stream.member)
                 lost = (stream.member, str(exc))
@@ -918,7 +918,7 @@ class EtcdDatabase(Database):
             if left <= 0:
                 return "", TimeoutError(f"no answer to a new watch within {_CREATE_AFTER:g}s")
             try:
-                item = sink.get(timeout=min(left, _TICK))
+                item = sink.get(timeout=min(left, STOP_POLL))
             except queue.Empty:
                 continue
             if item is not _WAKE:
@@ -933,12 +933,12 @@ class EtcdDatabase(Database):
         first: tuple[str, Any],
         watch: _Watch,
         stop: threading.Event,
-        tick: float,
     ) -> Iterator[Mapping[str, str | None] | None]:
         """Yield the changes `stream` reports for `watch` (into `sink`) until a stop; raises
         `_Lost` when its member fails, returns after a compaction (`watch.resume` then says
-        where to start again). Looks at the store's state every `tick` seconds, and every
-        `_TICK` while reads fail."""
+        where to start again). Looks at the store's state every `idle_wait(stop)` seconds (a
+        stop and the start of a read outage wake it), and every `_TICK` while reads fail."""
+        tick = idle_wait(stop)
         key, reply = first
         while True:
             if isinstance(reply, grpc.RpcError | ConnectionError):

@@ -54,6 +54,7 @@ from plugin_sdk.database import (
     DatabaseError,
     Setting,
     changed_values,
+    idle_wait,
     select_prefix,
     when_stopped,
 )
@@ -62,8 +63,7 @@ from plugin_sdk.keys import normalize_keys, outermost_keys
 _RESYNC = "resync"  # connected again: every watch was dropped, re-read and re-arm everything
 _SUSPENDED = "suspended"  # connection lost; kazoo is reconnecting
 _WAKE = "wake"  # the watch was stopped or the backend closed: look
-_TICK = 0.2  # s between looks at a stop flag that cannot wake (a plain Event), or while down
-_IDLE_TICK = 5.0  # s an idle watch waits when a stop and close() wake it anyway
+_DOWN_TICK = 0.2  # s between looks at the reconnect's grace deadline while the connection is down
 
 
 class _Disconnected(DatabaseError):
@@ -402,7 +402,7 @@ class ZooKeeperDatabase(Database):
         with self._lock:
             self._watchers.append(watcher)  # before the first read: no event can slip by
         forget = when_stopped(stop, lambda: watcher.events.put((_WAKE, "")))
-        idle = _TICK if forget is None else _IDLE_TICK
+        idle = idle_wait(stop)  # a stop and close() wake the wait
         try:
             tree = _Tree(roots)
             reported = baseline  # None: nothing read yet, the first full read is the baseline
@@ -424,7 +424,7 @@ class ZooKeeperDatabase(Database):
                 else:
                     try:
                         batch = [watcher.events.get(
-                            timeout=idle if down_since is None else _TICK)]
+                            timeout=idle if down_since is None else _DOWN_TICK)]
                     except queue.Empty:
                         continue
                     while True:  # take what else is queued: one re-read and diff for a burst

@@ -21,10 +21,10 @@ import grpc
 import pytest
 from pyetcd import etcdrpc
 
-from builtin.etcd import _IDLE_TICK, EtcdDatabase
+from builtin.etcd import EtcdDatabase
 from integration.harness import wait_for
 from integration.servers import EtcdServer
-from plugin_sdk.database import DatabaseError, StopSignal
+from plugin_sdk.database import IDLE_WAIT, DatabaseError, StopSignal
 
 PREFIXES = [f"/shared{i}" for i in range(5)]
 
@@ -150,7 +150,7 @@ def test_a_stopped_watch_returns_at_once_not_after_its_idle_wait(
     with watching(etcd, database, "/stopping") as ([watch], _):
         time.sleep(0.3)  # well into its idle wait
         began = time.monotonic()
-        watch.end(within=_IDLE_TICK / 2)
+        watch.end(within=IDLE_WAIT / 2)
         assert time.monotonic() - began < 1.0
 
 
@@ -171,7 +171,7 @@ def test_a_read_outage_wakes_idle_watches_to_probe_for_its_end(etcd: EtcdServer)
             finally:
                 etcd.process.send_signal(signal.SIGCONT)
             for watch in watches:
-                assert watch.next_change(timeout=_IDLE_TICK) is None
-            assert time.monotonic() - began < _IDLE_TICK - 1.0
+                assert watch.next_change(timeout=IDLE_WAIT) is None
+            assert time.monotonic() - began < IDLE_WAIT - 1.0
     finally:
         database.close()

@@ -14,6 +14,8 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 __all__ = [
+    "IDLE_WAIT",
+    "STOP_POLL",
     "Change",
     "Database",
     "DatabaseError",
@@ -23,6 +25,7 @@ __all__ = [
     "backend_logger",
     "changed_values",
     "parse_settings",
+    "idle_wait",
     "select_prefix",
     "when_stopped",
 ]
@@ -77,6 +80,16 @@ class StopSignal(threading.Event):
                 self._callbacks.pop(token, None)
 
         return forget
+
+
+STOP_POLL = 0.2  # s between looks at a plain Event stop: a watch must return within a second
+IDLE_WAIT = 5.0  # s a watch woken by its StopSignal may wait for news between looks anyway
+
+
+def idle_wait(stop: threading.Event) -> float:
+    """How long a watch may wait for news before it looks at `stop` again: long for a
+    `StopSignal` (whose `when_stopped` wakes the wait), short for a plain Event."""
+    return IDLE_WAIT if isinstance(stop, StopSignal) else STOP_POLL
 
 
 def when_stopped(stop: threading.Event, callback: Callable[[], None]) -> Callable[[], None] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from plugin_sdk.database import StopSignal, when_stopped
+from plugin_sdk.database import IDLE_WAIT, STOP_POLL, StopSignal, idle_wait, when_stopped
 
 
 def test_a_callback_runs_when_the_signal_is_set_and_only_then() -> None:
@@ -50,3 +50,9 @@ def test_it_is_still_an_event_to_wait_on() -> None:
     stop = StopSignal()
     threading.Timer(0.05, stop.set).start()
     assert stop.wait(5)
+
+
+def test_a_watch_may_wait_long_only_when_its_stop_can_wake_it() -> None:
+    assert idle_wait(StopSignal()) == IDLE_WAIT
+    assert idle_wait(threading.Event()) == STOP_POLL
+    assert STOP_POLL * 5 <= 1.0 < IDLE_WAIT  # a plain Event is seen within the contract's second
