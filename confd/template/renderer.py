@@ -23,8 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateNotFound
+from jinja2 import BaseLoader, StrictUndefined, Template, TemplateNotFound
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
 from confd.errors import TemplateError
@@ -142,6 +143,17 @@ class Syntax(NamedTuple):
     reason: str
 
 
+class _Loader(BaseLoader):
+    """Jinja's loader for a renderer's templates directory: reads through the renderer, so a
+    source `syntax_of` just read is not read again and freshness is the batch's one stat."""
+
+    def __init__(self, renderer: Renderer) -> None:
+        self._renderer = renderer
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str, Callable[[], bool]]:
+        return self._renderer._jinja_source(template)
+
+
 class Renderer:
     """Loads templates from `templates_dir` and renders them with confd's function set.
 
@@ -160,8 +172,10 @@ class Renderer:
         # during a batch: each file looked at once, each Jinja template loaded once (`batch`)
         self._stamps: dict[str, tuple[int, int]] | None = None
         self._pinned: dict[str, Template] | None = None
+        # sources `syntax_of` read, until Jinja's loader takes them: a file is read once
+        self._read: dict[str, tuple[tuple[int, int], str]] = {}
         self._env = _Environment(
-            loader=FileSystemLoader(os.fspath(self.templates_dir)),
+            loader=_Loader(self),
             undefined=StrictUndefined,
             keep_trailing_newline=True,
             autoescape=False,
@@ -294,6 +308,8 @@ class Renderer:
             if self.cache is not None:
                 self.cache.remember_syntax(self._env, source, FUNCTION_NAMES, *found)
         self._syntaxes[(src, wanted)] = (stamp, found)
+        if found.name == "jinja":  # its compile (Jinja's loader) takes the source from here
+            self._read[os.path.normpath(path)] = (stamp, source)
         return found
 
     def unknown_names(self, src: str) -> list[str]:
@@ -361,6 +377,23 @@ class Renderer:
             raise TemplateError(f"{path}: template not found") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise TemplateError(f"{path}: cannot read template: {exc}") from exc
+
+    def _jinja_source(self, name: str) -> tuple[str, str, Callable[[], bool]]:
+        """What Jinja's loader returns for template `name`: its source (the one `syntax_of`
+        just read, when the file has not changed since), file name, and an up-to-date check
+        that uses the batch's one look at the file."""
+        path = os.path.normpath(os.path.join(os.fspath(self.templates_dir),
+                                             *split_template_path(name)))
+        stamp = self._stamp(path)
+        read = self._read.pop(path, None)
+        if read is not None and read[0] == stamp and stamp != (0, 0):
+            source = read[1]
+        else:
+            if not os.path.isfile(path):
+                raise TemplateNotFound(name)
+            with open(path, encoding="utf-8") as handle:
+                source = handle.read()
+        return source, path, lambda: self._stamp(path) == stamp
 
     def _load_go(self, src: str) -> GoTemplate:
         """The compiled Go template `src` (compiled again when the file changes)."""
