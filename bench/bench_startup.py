@@ -56,6 +56,7 @@ UNUSED = {
     "confd.run.daemon": "--watch loop",
     "confd.backends.plugin": "plugin host",
     "confd.observe.metrics": "--metrics-addr",
+    "confd.observe.endpoint": "--metrics-addr",
 }
 
 

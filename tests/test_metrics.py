@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from confd.errors import ConfigError
-from confd.observe.metrics import Metrics, MetricsServer, parse_address
+from confd.observe.endpoint import MetricsServer, parse_address
+from confd.observe.metrics import Metrics
 
 
 @pytest.fixture
