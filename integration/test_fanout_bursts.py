@@ -9,7 +9,8 @@ holds (which must change nothing). Each prefix also has a resource listing its g
 burst every file must show the store's values, and every file whose content did not change must
 still be the same file (confd replaces a file by renaming a new one over it, so a rewrite shows
 as another inode or modification time). The changes render from the watches' copies of the
-store: etcd serves no range request during the bursts.
+store: etcd serves no range request during the bursts, and at the start only one per prefix
+(the watches' baselines, which the first pass renders from).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ def test_bursts_of_puts_reach_every_file_and_rewrite_no_unchanged_one(
     confdir = write_confdir(tmp_path / "confdir", out, resources)
     listed = add_listings(confdir, out, sorted({r.prefix for r in resources}))
     metrics = f"127.0.0.1:{free_port()}"
+    [ranges_at_start] = etcd.server.metrics("etcd_mvcc_range_total")
     daemon = Daemon(tmp_path, ["--watch", "--confdir", str(confdir), "--metrics-addr", metrics,
                                "--cache-dir", str(tmp_path / "cache"),
                                "--backend", "etcd", "--node", etcd.server.url])
@@ -129,6 +131,8 @@ def test_bursts_of_puts_reach_every_file_and_rewrite_no_unchanged_one(
         wait_for(lambda: settled(data), "the first pass", daemon.log, timeout=60)
         time.sleep(0.5)  # the first pass's reads are done and counted
         [ranges_before] = etcd.server.metrics("etcd_mvcc_range_total")
+        assert ranges_before - ranges_at_start == 4, "the start should read each prefix " \
+            "once, for its watch; the first pass renders from the watches' copies"
         first = listings(out, listed)
         assert {text for _, text in first.values()} == {LISTED}
         for n in range(BURSTS):

@@ -131,7 +131,9 @@ class Recording(FakeRuntime):
         yield from super().render_many(resources, copies)
 
 
-def test_renders_read_the_store_unless_a_watch_event_alone_asked_for_them() -> None:
+def test_renders_read_the_store_unless_the_watches_just_read_it_or_saw_the_change() -> None:
+    """The first pass and renders after events take the watches' copies; a doubt and a reload
+    read the store."""
     db = WatchedDict({"/app/host": "h1"})
     target = fake_resource("r", "/app")
     told: list[dict[str, str]] = [{"/app/host": "h1"}]  # what the next render says it read
@@ -150,7 +152,7 @@ def test_renders_read_the_store_unless_a_watch_event_alone_asked_for_them() -> N
     try:
         wait_for(lambda: daemon.metrics.ready, "the first pass")
         batches = runtimes[0].batches
-        assert batches == [False]  # the first pass reads the store
+        assert batches == [True]  # the watches read the store just before the first pass
         db.set("/app/host", "h2")  # an event: the watch holds the new value
         wait_for(lambda: len(batches) == 2, "the render after the event")
         assert batches[1] is True
@@ -158,6 +160,9 @@ def test_renders_read_the_store_unless_a_watch_event_alone_asked_for_them() -> N
         db.set("/app/host", "h3")
         wait_for(lambda: len(batches) == 4, "the render the doubt asked for")
         assert batches[2:] == [True, False]  # the doubted keys are read from the store again
+        daemon.request_reload()
+        wait_for(lambda: len(runtimes) == 2 and runtimes[1].batches, "the pass of the reload")
+        assert runtimes[1].batches == [False]  # a reload re-reads the store, as asked
     finally:
         daemon.request_stop()
         thread.join(10)

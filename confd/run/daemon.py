@@ -291,7 +291,10 @@ class Daemon:
         self._watches.apply(runtime, watching=self.watch, baseline_timeout=self.baseline_timeout)
         if previous is not None and previous is not runtime:
             runtime.release_unused()  # databases only the old configuration read
-        return self._full_pass(resources)
+        # At start the watches have just read the store and follow it: the first pass takes
+        # the values from their copies (where they hold the keys) instead of reading it again.
+        # A reload or an interval pass reads the store: that is what the user asked for.
+        return self._full_pass(resources, fresh=previous is not None)
 
     def _reload(self) -> None:
         """SIGHUP: re-read confd.toml, conf.d and templates and apply every setting that can
@@ -322,11 +325,13 @@ class Daemon:
 
     # -- rendering -----------------------------------------------------------------------------
 
-    def _full_pass(self, resources: list[TemplateResource]) -> int:
-        """Render every resource in `resources` now and wait for all; returns how many failed."""
+    def _full_pass(self, resources: list[TemplateResource], fresh: bool = True) -> int:
+        """Render every resource in `resources` now and wait for all; returns how many failed.
+        `fresh`: read the store, rather than the watches' copies where they can vouch."""
         with self._lock:
             self._pass.begin(resources)
-            self._fresh.update(resources)
+            if fresh:
+                self._fresh.update(resources)
             self._schedule.request_many((resource, None, 0.0) for resource in resources)
             while self._pass.left and not self._stop_requested:
                 self._pass.done.wait(0.5)
