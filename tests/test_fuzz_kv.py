@@ -87,6 +87,14 @@ def test_fuzz_keys_with_dotdot_stay_under_the_root(key: str, prefix: str) -> Non
     assert seen.startswith("/") and ".." not in seen.split("/")
 
 
+@settings(max_examples=500, deadline=None)
+@given(key=_keys, prefix=st.one_of(_keys, st.sampled_from(["", "/", "/a", "/a/b", "/x."])))
+def test_fuzz_store_key_is_path_join_of_the_key_without_its_prefix(key: str,
+                                                                    prefix: str) -> None:
+    """store_key's shortcut for keys already clean gives what Go's path.Join would."""
+    assert store_key(key, prefix) == join_key(key.removeprefix(prefix))
+
+
 @settings(max_examples=200, deadline=None)
 @given(keys=st.lists(_keys, max_size=4), prefix=_keys, values=_stores)
 def test_fuzz_resource_rerooting_never_raises(
