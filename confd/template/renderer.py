@@ -172,6 +172,7 @@ class Renderer:
         # during a batch: each file looked at once, each Jinja template loaded once (`batch`)
         self._stamps: dict[str, tuple[int, int]] | None = None
         self._pinned: dict[str, Template] | None = None
+        self._chosen: dict[tuple[str, str], Syntax] | None = None  # syntax_of, in a batch
         # sources `syntax_of` read, until Jinja's loader takes them: a file is read once
         self._read: dict[str, tuple[tuple[int, int], str]] = {}
         self._env = _Environment(
@@ -197,14 +198,14 @@ class Renderer:
         once for the whole batch instead of at every render (a stat each, 0.2 ms apiece on
         this project's test disk once the batch's syncs are creating files). A template edited
         meanwhile is read again by the next batch."""
-        self._stamps, self._pinned = {}, {}
+        self._stamps, self._pinned, self._chosen = {}, {}, {}
         if self.cache is not None:
             self.cache.begin_batch()  # what it compiles is written once, at its end
         try:
             self.prepare(templates)
             yield
         finally:
-            self._stamps = self._pinned = None
+            self._stamps = self._pinned = self._chosen = None
             if self.cache is not None:
                 self.cache.end_batch()
 
@@ -284,11 +285,16 @@ class Renderer:
         wanted = syntax or self.syntax
         if wanted in ("go", "jinja"):
             return Syntax(wanted, "template_syntax says so")
+        chosen = self._chosen
+        if chosen is not None and (found := chosen.get((src, wanted))) is not None:
+            return found  # a batch looks at each file once: what it found stands till its end
         self._from_worker(src)
         path = self._checked_path(src)
         stamp = self._stamp(path)
         cached = self._syntaxes.get((src, wanted))
         if cached is not None and cached[0] == stamp:
+            if chosen is not None:
+                chosen[(src, wanted)] = cached[1]
             return cached[1]
         source = self._source(src, path)
         from confd.template.golang.syntax import detect_syntax, evident_syntax
@@ -308,6 +314,8 @@ class Renderer:
             if self.cache is not None:
                 self.cache.remember_syntax(self._env, source, FUNCTION_NAMES, *found)
         self._syntaxes[(src, wanted)] = (stamp, found)
+        if chosen is not None:
+            chosen[(src, wanted)] = found
         if found.name == "jinja":  # its compile (Jinja's loader) takes the source from here
             self._read[os.path.normpath(path)] = (stamp, source)
         return found
