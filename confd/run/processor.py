@@ -53,9 +53,12 @@ Copies = Callable[["Database", Sequence[str]], "Copied | None"]
 # were all up to date). What they share out is creating and flushing files (~1.2 ms per new file
 # on this project's test disk alone, ~0.5 ms each with 8 threads).
 PARALLEL_SYNC_MIN = 16
-# Up to this many threads, one per 8 destinations: most of a sync is waiting for the disk
-# (issue #13's 1,000 new files synced in ~1.4 s with 32 threads, ~1.6 s with 8, here).
-SYNC_THREADS = 32
+# Up to this many threads, one per 8 destinations. Files in one directory are created one at
+# a time by the kernel (the directory's lock), so more threads only spin on it, taking CPU from
+# the renders: issue #13's first pass of 1,000 new files took the same 440-510 ms with 8 as
+# with 32, at less CPU (it took ~1.5 s with 8 and 1.4 s with 32 before files were linked in
+# unnamed, `confd.sync`).
+SYNC_THREADS = 8
 
 
 class Outcome(NamedTuple):
