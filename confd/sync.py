@@ -5,11 +5,6 @@ difference run check_cmd on the stage file, rename it over the destination, fsyn
 directory, then run reload_cmd. The destination is never partly written. A destination that
 already holds the content, mode and owner wanted is left alone without staging anything
 (creating and removing a stage file costs more than the render on some filesystems).
-
-A destination that does not exist yet, with no check_cmd to show a stage file to, is staged in
-an unnamed file (Linux `O_TMPFILE`) that is then linked into place whole: one directory entry
-made instead of two (create, rename), which is most of what 1,000 new files cost the kernel.
-Where the filesystem or a missing /proc cannot do that, the named stage file is used.
 """
 
 from __future__ import annotations
@@ -23,7 +18,6 @@ import re
 import stat
 import sys
 import tempfile
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol
@@ -147,55 +141,6 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-# Unnamed stage files: None until tried, False once this system could not make or link one.
-_anonymous: bool | None = None
-_root_fd = -1  # "/", for linkat(2): it follows /proc/self/fd/N only given a directory fd
-_anonymous_lock = threading.Lock()
-
-
-def _anonymous_stage(directory: Path) -> int | None:
-    """An unnamed file in `directory` to stage in (linked into place by `_link_stage`), or None
-    where this system cannot make and link one: then a named stage file is used."""
-    global _anonymous, _root_fd
-    if _anonymous is None:
-        with _anonymous_lock:
-            if _anonymous is None:
-                usable = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
-                if usable:
-                    _root_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                _anonymous = usable
-    if not _anonymous:
-        return None
-    try:
-        return os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        if exc.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-            return None  # this filesystem (or an old kernel) has no O_TMPFILE: name a stage
-        raise
-
-
-def _stage(dest: Path, unnamed: bool) -> tuple[int, Path | None]:
-    """A stage file beside `dest`: unnamed when asked and possible (its path then None)."""
-    fd = _anonymous_stage(dest.parent) if unnamed else None
-    if fd is not None:
-        return fd, None
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
-    return fd, Path(name)
-
-
-def _link_stage(fd: int, dest: Path) -> None:
-    """Give the unnamed stage `fd` its name `dest` (FileExistsError when `dest` appeared)."""
-    os.link(f"/proc/self/fd/{fd}", dest, src_dir_fd=_root_fd, follow_symlinks=True)
-
-
-def _no_anonymous(exc: OSError) -> None:
-    """Linking an unnamed stage failed (no /proc access, a sandbox, a full disk): this process
-    names its stage files from now on; the sync at hand starts over with a named one."""
-    global _anonymous
-    _anonymous = False
-    log.debug("linking an unnamed stage file failed (%s); using named stage files", exc)
 
 
 def _can_chown(current: os.stat_result, uid: int, gid: int) -> bool:
@@ -348,16 +293,14 @@ def sync_file(
         log.debug("Target config %s in sync", dest)
         return Status.UNCHANGED
 
-    checked = bool(target.check_cmd) and not options.sync_only
     try:
-        fd, stage = _stage(dest, unnamed=dest_stat is None and not (
-            checked or options.noop or options.keep_stage_file))
+        fd, stage_name = tempfile.mkstemp(prefix=f".{dest.name}.", dir=directory)
     except (FileNotFoundError, NotADirectoryError):
         raise SyncError(f"cannot write {dest}: directory {directory} does not exist") from None
     except OSError as exc:
         raise SyncError(f"cannot create a stage file for {dest} in {directory}: "
                         f"{exc.strerror}") from None
-    shown = stage or f"{directory}/(unnamed)"  # how errors name the stage
+    stage = Path(stage_name)
     renamed = False
     try:
         try:
@@ -370,7 +313,7 @@ def sync_file(
                 os.fchown(fd, uid, gid)
                 staged = os.fstat(fd)
         except OSError as exc:
-            raise SyncError(f"cannot write stage file {shown} for {dest}: {exc.strerror}") from None
+            raise SyncError(f"cannot write stage file {stage} for {dest}: {exc.strerror}") from None
         uid, gid = staged.st_uid, staged.st_gid  # what we could really give it
 
         log.debug("Comparing candidate config to %s", dest)
@@ -385,7 +328,7 @@ def sync_file(
 
         fields = {"fields": {"dest": str(dest)}}
         log.info("Target config %s out of sync", dest, extra=fields)
-        if checked:
+        if target.check_cmd and not options.sync_only:
             command = render_command(target.check_cmd, src=str(stage), dest=str(dest))
             run_command(command, target.check_cmd_timeout, f"check_cmd for {dest}")
         log.debug("Overwriting target config %s", dest)
@@ -393,32 +336,21 @@ def sync_file(
             # fsync only a stage that will replace dest: an unchanged render costs no disk flush.
             os.fsync(fd)
         except OSError as exc:
-            raise SyncError(f"cannot write stage file {shown} for {dest}: {exc.strerror}") from None
-        if stage is None:
-            try:
-                _link_stage(fd, dest)
-            except OSError as exc:
-                os.close(fd)
-                fd = -1
-                if not isinstance(exc, FileExistsError):
-                    _no_anonymous(exc)
-                # dest appeared meanwhile, or linking failed: sync as if staging began now
-                return sync_file(data, target, options, out=out, renamed_in=renamed_in)
-            renamed = True
-        else:
+            raise SyncError(f"cannot write stage file {stage} for {dest}: {exc.strerror}") from None
+        finally:
             os.close(fd)
             fd = -1
+        try:
+            os.rename(stage, dest)
+            renamed = True
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise SyncError(f"cannot replace {dest}: {exc.strerror}") from None
+            log.debug("Rename failed - %s is likely a mount; writing in place", dest)
             try:
-                os.rename(stage, dest)
-                renamed = True
-            except OSError as exc:
-                if exc.errno != errno.EBUSY:
-                    raise SyncError(f"cannot replace {dest}: {exc.strerror}") from None
-                log.debug("Rename failed - %s is likely a mount; writing in place", dest)
-                try:
-                    _write_in_place(stage, dest, mode, uid, gid)
-                except OSError as exc2:
-                    raise SyncError(f"cannot write {dest} in place: {exc2.strerror}") from None
+                _write_in_place(stage, dest, mode, uid, gid)
+            except OSError as exc2:
+                raise SyncError(f"cannot write {dest} in place: {exc2.strerror}") from None
         if renamed_in is None:
             _fsync_dir(directory)
         else:
@@ -431,7 +363,7 @@ def sync_file(
     finally:
         if fd >= 0:
             os.close(fd)
-        if not renamed and stage is not None:
+        if not renamed:
             if options.keep_stage_file:
                 log.info("Keeping staged file: %s", stage)
             else:

@@ -6,13 +6,11 @@ import errno
 import io
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 
-from confd import sync
 from confd.errors import SyncError
 from confd.sync import Status, SyncOptions, render_command, sync_file
 
@@ -183,86 +181,6 @@ def test_busy_destination_is_written_in_place(
     assert dest.read_bytes() == b"new\n"
     assert dest.stat().st_ino == inode
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
-    assert stage_files(dest.parent) == []
-
-
-@pytest.fixture
-def unnamed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test finds out afresh whether unnamed stage files work (a fallback is sticky)."""
-    monkeypatch.setattr(sync, "_anonymous", None)
-
-
-def no_named_stages(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make creating a named stage file fail; returns the names asked for."""
-    asked: list[str] = []
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        asked.append(str(kwargs.get("prefix")))
-        raise OSError(errno.EACCES, "named stage refused by the test")
-
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
-    return asked
-
-
-@pytest.mark.usefixtures("unnamed")
-def test_a_new_file_appears_whole_without_a_named_stage(
-    dest: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A file that does not exist yet is staged unnamed and linked into place: no stage file
-    ever shows in its directory. Replacing it later needs (and uses) a named stage."""
-    asked = no_named_stages(monkeypatch)
-    assert sync_file(b"v1\n", Target(dest, mode=0o640)) is Status.CHANGED
-    assert (dest.read_bytes(), stat.S_IMODE(dest.stat().st_mode)) == (b"v1\n", 0o640)
-    assert os.listdir(dest.parent) == ["app.conf"] and asked == []
-    with pytest.raises(SyncError, match="cannot create a stage file .*named stage refused"):
-        sync_file(b"v2\n", Target(dest, mode=0o640))
-    assert asked == [".app.conf."] and dest.read_bytes() == b"v1\n"
-
-
-@pytest.mark.usefixtures("unnamed")
-@pytest.mark.parametrize("failing", ["O_TMPFILE", "link"])
-def test_without_unnamed_stage_files_a_named_one_is_used(
-    dest: Path, monkeypatch: pytest.MonkeyPatch, failing: str
-) -> None:
-    """A filesystem without O_TMPFILE, or a sandbox where /proc/self/fd cannot be linked from:
-    the new file is still written whole, through a named stage, and later ones too."""
-    real_open, real_link = os.open, os.link
-
-    def no_tmpfile(path: object, flags: int, *rest: object, **kw: object) -> int:
-        if failing == "O_TMPFILE" and flags & os.O_TMPFILE == os.O_TMPFILE:
-            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
-        return real_open(path, flags, *rest, **kw)
-
-    def no_link(*args: object, **kwargs: object) -> None:
-        if failing == "link":
-            raise PermissionError(errno.EPERM, "Operation not permitted")
-        real_link(*args, **kwargs)
-
-    monkeypatch.setattr(os, "open", no_tmpfile)
-    monkeypatch.setattr(os, "link", no_link)
-    assert sync_file(b"first\n", Target(dest)) is Status.CHANGED
-    other = dest.with_name("other.conf")
-    assert sync_file(b"second\n", Target(other)) is Status.CHANGED
-    assert (dest.read_bytes(), other.read_bytes()) == (b"first\n", b"second\n")
-    assert stage_files(dest.parent) == []
-
-
-@pytest.mark.usefixtures("unnamed")
-def test_a_destination_created_meanwhile_is_replaced_not_kept(
-    dest: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Someone creates the destination between the stage and its link: the link fails, and the
-    sync starts over against the file now there."""
-    real_link = os.link
-
-    def racing(*args: object, **kwargs: object) -> None:
-        if not dest.exists():
-            dest.write_bytes(b"someone else's\n")
-        real_link(*args, **kwargs)
-
-    monkeypatch.setattr(os, "link", racing)
-    assert sync_file(b"ours\n", Target(dest)) is Status.CHANGED
-    assert dest.read_bytes() == b"ours\n"
     assert stage_files(dest.parent) == []
 
 
