@@ -55,9 +55,8 @@ Copies = Callable[["Database", Sequence[str]], "Copied | None"]
 PARALLEL_SYNC_MIN = 16
 # Up to this many threads, one per 8 destinations. Files in one directory are created one at
 # a time by the kernel (the directory's lock), so more threads only spin on it, taking CPU from
-# the renders: issue #13's first pass of 1,000 new files took the same 440-510 ms with 8 as
-# with 32, at less CPU (it took ~1.5 s with 8 and 1.4 s with 32 before files were linked in
-# unnamed, `confd.sync`).
+# the renders: issue #13's first pass of 1,000 new files took the same time with 8 as with 32
+# (0.41-0.52 s either way beside a render thread), at less CPU.
 SYNC_THREADS = 8
 
 
