@@ -45,9 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common import CONFD, REPO, DirectoryEvents, emit, machine, summary, user_env
+from common import CONFD, REPO, emit, machine, summary, user_env
 
 from integration.servers import EtcdCluster, ServerError, terminate
+from testsupport.inotify import DirectoryEvents
 from testsupport.peer import go_confd
 
 KEY = "/failover/value"

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from common import (
     CONFD,
-    DirectoryEvents,
     EtcdWriter,
     emit,
     http_get,
@@ -30,6 +29,8 @@ from common import (
     user_env,
     wait_until,
 )
+
+from testsupport.inotify import DirectoryEvents
 
 TEMPLATE = """# resource {i}
 {{% for kv in gets("/r{i:04d}/*") %}}{{{{ kv.key }}}} = {{{{ kv.value }}}}

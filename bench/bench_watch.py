@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import CONFD, DirectoryEvents, emit, rss_kib, summary, user_env, wait_until
+from common import CONFD, emit, rss_kib, summary, user_env, wait_until
+
+from testsupport.inotify import DirectoryEvents
 
 KEY = "/bench/watch/value"
 Writer = Callable[[str, str], None]

@@ -13,6 +13,7 @@ import pytest
 
 from confd.errors import SyncError
 from confd.sync import Status, SyncOptions, render_command, sync_file
+from testsupport.inotify import IN_CLOSE_WRITE, IN_MOVED_TO, DirectoryEvents
 
 
 class Target(NamedTuple):
@@ -182,6 +183,21 @@ def test_busy_destination_is_written_in_place(
     assert dest.stat().st_ino == inode
     assert stat.S_IMODE(dest.stat().st_mode) == 0o600
     assert stage_files(dest.parent) == []
+
+
+def test_watchers_of_the_directory_see_each_file_renamed_into_place(dest: Path) -> None:
+    """As with Go confd, a new or changed file lands by a rename (inotify IN_MOVED_TO), and is
+    never written in place under its own name: tools that reload on `moved_to` see every one."""
+    events = DirectoryEvents(dest.parent, events=IN_MOVED_TO)
+    written = DirectoryEvents(dest.parent, events=IN_CLOSE_WRITE)
+    try:
+        for content in (b"new\n", b"changed\n"):
+            assert sync_file(content, Target(dest)) is Status.CHANGED
+            assert events.wait({dest.name}, 2.0) == dest.name, f"no rename for {content!r}"
+        assert written.wait({dest.name}, 0.2) is None
+    finally:
+        events.close()
+        written.close()
 
 
 def test_out_of_sync_is_logged_like_confd(dest: Path, confd_log: io.StringIO) -> None:
