@@ -4,8 +4,13 @@ prefixes, each reading its whole prefix (the workload is described in testsuppor
 For confd (Jinja templates) and, when `../shared/peer/confd-go` exists, Go confd (the same
 templates in Go syntax, `-watch -backend etcdv3`) on the same etcd, one after the other:
 
-- first full render: start to every one of the 1,000 files moved into place (inotify); confd
-  twice, with an empty compiled-template cache (cold) and again with the cache it left (warm);
+- first full render: start to every one of the 1,000 files moved into place (inotify). In each
+  of `--rounds` rounds, one after the other: confd with an empty compiled-template cache (cold),
+  confd again with the cache it left (warm), the same for confd on the Go templates, and Go
+  confd; the median of each is the figure, every run is listed beside it. Each start renders
+  into an empty folder: the files of the start before are moved aside, not deleted (on this
+  machine's ext4, creating files soon after deleting thousands costs the kernel several times
+  as much, which would tax whichever run came next);
 - a change read by one resource (one of its own keys) and by 50 (its prefix's shared key): the
   time from the put to every dependent file replaced with the new value, p50/p99;
 - CPU per change (the daemon's user + system time over the changes, settling included, divided
@@ -15,25 +20,25 @@ templates in Go syntax, `-watch -backend etcdv3`) on the same etcd, one after th
 - ratios ours / Go for each figure.
 
 Run: .venv/bin/python bench/bench_fanout.py [--resources 1000] [--prefixes 20] [--changes 20]
-     [--peer PATH|none]
+     [--rounds 3] [--peer PATH|none]
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from common import (
     CONFD,
     REPO,
-    DirectoryEvents,
     EtcdWriter,
     cpu_seconds,
     emit,
@@ -43,6 +48,7 @@ from common import (
 )
 
 from testsupport.fanout import Resource, expected, layout, values, write_confdir
+from testsupport.inotify import DirectoryEvents
 from testsupport.peer import go_confd
 
 PEER = go_confd() or REPO.parent / "shared" / "peer" / "confd-go"  # absent: no Go column
@@ -105,6 +111,45 @@ def first_render(daemon: Daemon, out: Path, resources: list[Resource],
     return took
 
 
+class Side(NamedTuple):
+    """One daemon under comparison: its name, how to start it (into an output folder, with a
+    compiled-template cache folder, or None: Go confd has none) and where it writes."""
+
+    name: str
+    make: Callable[[Path, Path | None], Daemon]
+    out: Path
+    cached: bool
+
+
+def aside(out: Path) -> None:
+    """Leave `out` empty for the next start: its files move to a sibling folder (deleted with
+    the work directory at the end), so no start pays for the deletions of another."""
+    n = 0
+    while out.with_name(f"{out.name}.{n}").exists():
+        n += 1
+    out.rename(out.with_name(f"{out.name}.{n}"))
+    out.mkdir()
+
+
+def first_renders(sides: Sequence[Side], root: Path, resources: list[Resource],
+                  data: dict[str, str], rounds: int) -> dict[str, dict[str, list[float]]]:
+    """Time every side's first render, round by round (cold then warm for confd); returns the
+    seconds of each run by side and kind. The last warm cache is left for the changes."""
+    runs: dict[str, dict[str, list[float]]] = {side.name: {} for side in sides}
+    for n in range(rounds):
+        for side in sides:
+            cache = root / f"cache-{side.name}-{n}" if side.cached else None
+            for kind in ("cold", "warm") if side.cached else ("first",):
+                daemon = side.make(side.out, cache)
+                try:
+                    took = first_render(daemon, side.out, resources, data)
+                finally:
+                    daemon.stop()
+                runs[side.name].setdefault(kind, []).append(round(took, 3))
+                aside(side.out)
+    return runs
+
+
 def changes(daemon: Daemon, etcd: EtcdWriter, out: Path, data: dict[str, str],
             picks: list[tuple[str, list[Resource]]], tag: str) -> dict[str, Any]:
     """Put each (key, dependents) of `picks` in turn; time until every dependent file holds the
@@ -154,24 +199,15 @@ def idle_cpu(daemon: Daemon, seconds: float = 3.0) -> float:
     return round((daemon.cpu() - before) * 1000 / seconds, 2)
 
 
-def measure(name: str, etcd: EtcdWriter, root: Path, resources: list[Resource],
-            data: dict[str, str], make: Callable[[Path], Daemon], args: argparse.Namespace, *,
-            warm_run: bool) -> dict[str, Any]:
-    """First render (cold, and warm for ours), then changes read by 1 and by 50 resources."""
-    out = root / f"out-{name}"
-    out.mkdir()
+def measure(side: Side, etcd: EtcdWriter, resources: list[Resource], data: dict[str, str],
+            cache: Path | None, args: argparse.Namespace) -> dict[str, Any]:
+    """One daemon after its first render (untimed here: `first_renders` times it): watchers,
+    RSS and idle CPU, then changes read by 1 and by 50 resources."""
     figures: dict[str, Any] = {}
     streams_before, watchers_before = etcd.watches()
-    daemon = make(out)
+    daemon = side.make(side.out, cache)
     try:
-        figures["first_render_s"] = round(first_render(daemon, out, resources, data), 2)
-        if warm_run:
-            daemon.stop()
-            figures["first_render_cold_s"] = figures.pop("first_render_s")
-            for f in out.iterdir():
-                f.unlink()
-            daemon = make(out)
-            figures["first_render_warm_s"] = round(first_render(daemon, out, resources, data), 2)
+        first_render(daemon, side.out, resources, data)
         time.sleep(1.0)
         streams, watchers = etcd.watches()
         figures["etcd_watch_streams"] = streams - streams_before
@@ -187,8 +223,9 @@ def measure(name: str, etcd: EtcdWriter, root: Path, resources: list[Resource],
         prefixes = sorted(by_prefix)
         fifty = [(f"{prefixes[n % len(prefixes)]}/shared", by_prefix[prefixes[n % len(prefixes)]])
                  for n in range(args.changes)]
-        figures["one_dependent"] = changes(daemon, etcd, out, data, one, f"{name}-one")
-        figures["fifty_dependents"] = changes(daemon, etcd, out, data, fifty, f"{name}-fifty")
+        figures["one_dependent"] = changes(daemon, etcd, side.out, data, one, f"{side.name}-one")
+        figures["fifty_dependents"] = changes(daemon, etcd, side.out, data, fifty,
+                                              f"{side.name}-fifty")
         figures["dependents_of_shared_key"] = len(fifty[0][1])
         memory = rss_kib(daemon.pid)
         figures["rss_mib"] = round(memory["rss"] / 1024, 1)
@@ -196,6 +233,17 @@ def measure(name: str, etcd: EtcdWriter, root: Path, resources: list[Resource],
     finally:
         daemon.stop()
     return figures
+
+
+def with_first_renders(figures: dict[str, Any], runs: dict[str, list[float]]) -> dict[str, Any]:
+    """`figures` headed by the first-render medians (`first_render_cold_s` and `_warm_s` for
+    confd, `first_render_s` for Go confd) and every run's time."""
+    names = {"cold": "first_render_cold_s", "warm": "first_render_warm_s",
+             "first": "first_render_s"}
+    head: dict[str, Any] = {names[kind]: round(statistics.median(times), 2)
+                            for kind, times in runs.items()}
+    head["first_render_runs_s"] = runs
+    return {**head, **figures}
 
 
 def ratios(ours: dict[str, Any], go: dict[str, Any]) -> dict[str, float | None]:
@@ -228,6 +276,7 @@ def main() -> None:
     parser.add_argument("--resources", type=int, default=1000)
     parser.add_argument("--prefixes", type=int, default=20)
     parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="first renders of each kind")
     parser.add_argument("--peer", default=str(PEER), help="Go confd binary, or 'none'")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
@@ -251,36 +300,41 @@ def main() -> None:
                 etcd.put_many(data.items())
                 results["etcd_load_s"] = round(time.perf_counter() - started, 2)
                 time.sleep(2.0)  # etcd's own work after the load is not the first render's
-                def confd(name: str, go: bool) -> Callable[[Path], Daemon]:
+                def confd(name: str, go: bool) -> Side:
                     """confd --watch on a confdir of its own (Go templates: Go confd's very
-                    confdir, as a Go confd user switching runs it), with its own cache."""
-                    confdir = write_confdir(root / name, root / f"out-{name}", resources, go=go)
+                    confdir, as a Go confd user switching runs it)."""
+                    out = root / f"out-{name}"
+                    confdir = write_confdir(root / name, out, resources, go=go)
 
-                    def start(out: Path) -> Daemon:
+                    def start(out: Path, cache: Path | None) -> Daemon:
                         cmd = [str(CONFD), "--watch", "--confdir", str(confdir), "--backend",
                                "etcd", "--node", etcd.url, "--log-level", "warning",
                                "--metrics-addr", f"127.0.0.1:{free_port()}"]
-                        env = user_env(CONFD_CACHE_DIR=str(root / f"cache-{name}"))
+                        env = user_env(CONFD_CACHE_DIR=str(cache))
                         return Daemon(cmd, env, root / f"{name}.log")
 
-                    return start
+                    out.mkdir()
+                    return Side(name, start, out, cached=True)
 
-                results["ours"] = measure("ours", etcd, root, resources, data,
-                                          confd("ours", go=False), args, warm_run=True)
-                results["ours_go_templates"] = measure("ours-go", etcd, root, resources, data,
-                                                       confd("ours-go", go=True), args,
-                                                       warm_run=True)
+                sides = [confd("ours", go=False), confd("ours-go", go=True)]
                 if peer is not None:
                     go_dir = write_confdir(root / "go", root / "out-go", resources, go=True)
 
-                    def go(out: Path) -> Daemon:
+                    def go(out: Path, cache: Path | None) -> Daemon:
                         cmd = [str(peer), "-watch", "-backend", "etcdv3", "-node", etcd.url,
                                "-confdir", str(go_dir), "-config-file",
                                str(go_dir / "confd.toml"), "-log-level", "warn"]
                         return Daemon(cmd, user_env(), root / "go.log")
 
-                    results["go"] = measure("go", etcd, root, resources, data, go, args,
-                                            warm_run=False)
+                    (root / "out-go").mkdir()
+                    sides.append(Side("go", go, root / "out-go", cached=False))
+                runs = first_renders(sides, root, resources, data, args.rounds)
+                keys = {"ours": "ours", "ours-go": "ours_go_templates", "go": "go"}
+                for side in sides:
+                    cache = root / f"cache-{side.name}-{args.rounds - 1}" if side.cached else None
+                    results[keys[side.name]] = with_first_renders(
+                        measure(side, etcd, resources, data, cache, args), runs[side.name])
+                if peer is not None:
                     results["ours_over_go"] = ratios(results["ours"], results["go"])
                     results["ours_go_templates_over_go"] = ratios(
                         results["ours_go_templates"], results["go"])

@@ -27,7 +27,7 @@ SUITE: dict[str, tuple[str, list[str], list[str]]] = {
     "scale": ("bench_scale.py", ["--changes", "30"], ["--changes", "10"]),
     "syntax": ("bench_syntax.py", ["--runs", "15"], ["--runs", "5"]),
     "failover": ("bench_failover.py", ["--runs", "13"], ["--runs", "2"]),
-    "fanout": ("bench_fanout.py", ["--changes", "20"], ["--changes", "5"]),
+    "fanout": ("bench_fanout.py", ["--changes", "20"], ["--changes", "5", "--rounds", "1"]),
 }
 
 
