@@ -274,6 +274,11 @@ class Database(ABC):
     ) -> Iterator[Change]:
         """Block, and yield once per change under `prefix`.
 
+        The daemon reads its baseline (`get_values` of `keys`) just before it calls this, and
+        renders from that baseline until told of a change: a change made after that read must
+        be reported, even one made before the watch was set up (the built-in backends start
+        from the revision, index or values of their last read of these keys).
+
         Each item is the collection of changed keys when the backend knows them, else
         None ("something under the prefix changed"). A backend whose events carry the new
         values may yield a mapping of changed key to value (None: deleted): the daemon then

@@ -11,7 +11,8 @@ served by `python -m plugin_sdk.testing`, or the plugin's command (an installed
 set `plugin`, implement `make_store(tmp_path)` returning a `Store` the suite can write to, and
 pytest runs every check: prefix semantics (`/app` holds `/app/x`, not `/application`), many
 keys, values with newlines and unicode, a watch that yields within a second of a change and
-stops within a second, bad settings refused as `DatabaseError`, no secret in errors or logs.
+stops within a second, a watch that reports a change made after the last read but before it
+started, bad settings refused as `DatabaseError`, no secret in errors or logs.
 Each `check_*` function is usable on its own and raises `ConformanceError` saying what is wrong.
 
 This module uses confd's host (`confd.backends.plugin`), the one part of `plugin_sdk` that
@@ -48,6 +49,7 @@ __all__ = [
     "check_prefix_semantics",
     "check_values",
     "check_watch",
+    "check_watch_from_the_last_read",
     "plugin_command",
     "run_plugin",
 ]
@@ -311,7 +313,7 @@ def check_watch(
         if seen_at - changed_at > within:
             raise _fail(f"the watch reported the change after {seen_at - changed_at:.2f} s "
                         f"(at most {within:g} s)")
-        _check_change(item)
+        _check_change(item, "/watch/a", "2", "/watch")
     finally:
         ended = follow.end(within + 5)
     if ended is None:
@@ -324,22 +326,49 @@ def check_watch(
     return "watched"
 
 
-def _check_change(item: object) -> None:
+def check_watch_from_the_last_read(
+    database: Database, store: Store, *, within: float = 1.0
+) -> None:
+    """A change made after `get_values` but before `watch_prefix` starts is reported: confd
+    reads a watch's baseline just before it watches, and renders from it until told of a
+    change. (A database that cannot watch passes: confd polls it.)"""
+    store.put({"/since/a": "1", "/since/b": "1"})
+    database.get_values(["/since"])
+    store.put({"/since/a": "2"})
+    follow = _Follow(database, "/since")
+    try:
+        event = follow.next(within + 5)
+        if event is None:
+            raise _fail(f"a change made after get_values and before watch_prefix started was "
+                        f"not reported within {within + 5:g} s: start the watch from the "
+                        f"last read's revision or values, not from the store as it is now")
+        kind, item, _ = event
+        if kind == "error" and isinstance(item, WatchUnsupported):
+            return
+        if kind != "change":
+            raise _fail(f"the watch {kind}ed instead of reporting a change: {item!r}")
+        _check_change(item, "/since/a", "2", "/since")
+    finally:
+        follow.end(within + 5)
+
+
+def _check_change(item: object, key: str, value: str, prefix: str) -> None:
+    """`item`, a watch's report of `key` changed to `value`, is well formed and names it."""
     if item is None:
         return
     if isinstance(item, Mapping):
-        if item.get("/watch/a", "2") != "2":
-            raise _fail(f"the watch reported /watch/a = {item['/watch/a']!r}, it is '2'")
+        if item.get(key, value) != value:
+            raise _fail(f"the watch reported {key} = {item[key]!r}, it is {value!r}")
         keys: Collection[str] = list(item)
     elif isinstance(item, Collection) and not isinstance(item, str):
         keys = list(item)
     else:
         raise _fail(f"the watch yielded {item!r}: expected None, keys or a key->value mapping")
-    if keys and "/watch/a" not in keys:
-        raise _fail(f"the watch named {sorted(keys)} for a change of /watch/a")
-    outside = sorted(k for k in keys if not select_prefix(k, "/watch"))
+    if keys and key not in keys:
+        raise _fail(f"the watch named {sorted(keys)} for a change of {key}")
+    outside = sorted(k for k in keys if not select_prefix(k, prefix))
     if outside:
-        raise _fail(f"the watch on /watch named keys outside it: {outside}")
+        raise _fail(f"the watch on {prefix} named keys outside it: {outside}")
 
 
 def check_bad_settings(
@@ -498,6 +527,10 @@ class DatabaseConformance:
                 check_watch(local, store, describe(cls), within=self.within)
             finally:
                 local.close()
+
+    def test_watch_reports_a_change_since_the_last_read(self, tmp_path: Path) -> None:
+        with self._open(tmp_path) as (database, store):
+            check_watch_from_the_last_read(database, store, within=self.within)
 
     def test_bad_settings_are_refused(self, tmp_path: Path) -> None:
         store = self.make_store(tmp_path)

@@ -20,6 +20,7 @@ from plugin_sdk.testing import (
     check_no_secret_in_errors,
     check_prefix_semantics,
     check_watch,
+    check_watch_from_the_last_read,
     run_plugin,
 )
 
@@ -64,16 +65,29 @@ class JsonDatabase(Database):
         self._load()
 
     def get_values(self, keys):
-        return {k: v for k, v in self._load().items() if any(select_prefix(k, r) for r in keys)}
+        values = {k: v for k, v in self._load().items() if any(select_prefix(k, r) for r in keys)}
+        reads = self.__dict__.setdefault("reads", {})  # key -> what the last read found
+        for key in keys:
+            reads[key] = {k: v for k, v in values.items() if select_prefix(k, key)}
+        return values
 
     def watch_prefix(self, prefix, keys, stop: threading.Event):
         def stamp():
             try:
-                return os.stat(self.options["path"]).st_mtime_ns
+                info = os.stat(self.options["path"])
+                return info.st_ino, info.st_mtime_ns
             except OSError:
                 return None
 
         seen = stamp()
+        roots = list(keys or [prefix])
+        known = [self.__dict__.get("reads", {}).get(k) for k in roots]
+        if all(r is not None for r in known):  # changed since the last read: report it now
+            before = {k: v for r in known for k, v in r.items()}
+            now = {k: v for k, v in self._load().items()
+                   if any(select_prefix(k, root) for root in roots)}
+            if now != before:
+                yield None
         while not stop.wait(0.02):
             if stamp() != seen:
                 seen = stamp()
@@ -96,6 +110,14 @@ class StopIgnoring(JsonDatabase):
             time.sleep(3.0)
             if stop.is_set():
                 return
+
+
+class WatchFromNow(JsonDatabase):
+    """Deliberately broken: its watch starts from the store as it is when the watch starts."""
+
+    def watch_prefix(self, prefix, keys, stop):
+        self.__dict__.pop("reads", None)
+        yield from super().watch_prefix(prefix, keys, stop)
 
 
 class SecretLeaking(JsonDatabase):
@@ -164,6 +186,16 @@ def test_kit_fails_a_watch_that_ignores_stop(tmp_path: Path) -> None:
     database.configure(dict(store.settings))
     with pytest.raises(ConformanceError, match=r"the watch returned \d\.\d\d s after stop"):
         check_watch(database, store)
+
+
+def test_kit_fails_a_watch_that_misses_a_change_made_since_the_last_read(
+    tmp_path: Path,
+) -> None:
+    store = JsonStore(tmp_path)
+    database = WatchFromNow()
+    database.configure(dict(store.settings))
+    with pytest.raises(ConformanceError, match="after get_values and before watch_prefix"):
+        check_watch_from_the_last_read(database, store)
 
 
 def test_kit_fails_a_plugin_that_shows_a_secret(tmp_path: Path) -> None:
