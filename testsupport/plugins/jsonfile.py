@@ -36,16 +36,29 @@ class JsonFileDatabase(Database):
 
     def get_values(self, keys):
         data = self._load()
-        return {k: v for k, v in data.items() if any(select_prefix(k, r) for r in keys)}
+        values = {k: v for k, v in data.items() if any(select_prefix(k, r) for r in keys)}
+        reads = self.__dict__.setdefault("reads", {})  # key -> what the last read found
+        for key in keys:
+            reads[key] = {k: v for k, v in values.items() if select_prefix(k, key)}
+        return values
 
     def watch_prefix(self, prefix, keys, stop: threading.Event):
         def stamp():
             try:
-                return os.stat(self.options["path"]).st_mtime_ns
+                info = os.stat(self.options["path"])
+                return info.st_ino, info.st_mtime_ns
             except OSError:
                 return None
 
         seen = stamp()
+        roots = list(keys or [prefix])
+        known = [self.__dict__.get("reads", {}).get(k) for k in roots]
+        if all(r is not None for r in known):  # changed since the last read: report it now
+            before = {k: v for r in known for k, v in r.items()}
+            now = {k: v for k, v in self._load().items()
+                   if any(select_prefix(k, root) for root in roots)}
+            if now != before:
+                yield None
         while not stop.wait(0.05):
             now = stamp()
             if now != seen:

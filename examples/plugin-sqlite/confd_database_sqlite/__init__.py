@@ -24,6 +24,10 @@ class SqliteDatabase(Database):
     )
     can_watch = True
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._reads: dict[str, dict[str, str]] = {}  # key -> its values at the last read
+
     def configure(self, config):
         super().configure(config)
         if not _TABLE_NAME.match(self.options["table"]):
@@ -55,7 +59,10 @@ class SqliteDatabase(Database):
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
         data = self._snapshot()
-        return {k: v for k, v in data.items() if any(select_prefix(k, r) for r in keys)}
+        values = {k: v for k, v in data.items() if any(select_prefix(k, r) for r in keys)}
+        for key in keys:  # what each key held: a watch reports any change made since
+            self._reads[key] = {k: v for k, v in values.items() if select_prefix(k, key)}
+        return values
 
     def watch_prefix(
         self, prefix: str, keys: Sequence[str], stop: threading.Event
@@ -63,7 +70,18 @@ class SqliteDatabase(Database):
         connection = self._connect()
         try:
             version = connection.execute("PRAGMA data_version").fetchone()[0]
-            before = self._under(self._snapshot(connection), prefix)
+            now = self._under(self._snapshot(connection), prefix)
+            # confd read its baseline just before it watches: start from that read, so a
+            # change made in between is reported (from the table as it is now, if never read)
+            roots = list(keys or [prefix])
+            known = [self._reads.get(k) for k in roots]
+            if all(r is not None for r in known):
+                read = {k: v for r in known if r for k, v in r.items()}
+                held = {k: v for k, v in now.items() if any(select_prefix(k, r) for r in roots)}
+                changed = sorted(k for k in read.keys() | held.keys() if read.get(k) != held.get(k))
+                if changed:
+                    yield changed
+            before = now
             while not stop.wait(POLL_SECONDS):
                 now_version = connection.execute("PRAGMA data_version").fetchone()[0]
                 if now_version == version:
