@@ -11,6 +11,7 @@ from typing import Any
 from plugin_sdk.database import (
     Database,
     DatabaseError,
+    LastReads,
     Setting,
     WatchUnsupported,
     backend_logger,
@@ -21,6 +22,7 @@ from plugin_sdk.database import (
 __all__ = [
     "Database",
     "DatabaseError",
+    "LastReads",
     "Setting",
     "WatchUnsupported",
     "backend_logger",

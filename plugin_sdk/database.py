@@ -10,7 +10,7 @@ import functools
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 __all__ = [
@@ -203,6 +203,36 @@ def changed_values(before: Mapping[str, _V], after: Mapping[str, _V]) -> dict[st
     return {
         k: after.get(k) for k in before.keys() | after.keys() if before.get(k) != after.get(k)
     }
+
+
+class LastReads:
+    """What each key held at the last `get_values`, for a watch to start from (the contract of
+    `Database.watch_prefix`: a change made since confd's last read must be reported).
+
+    `remember(keys, values)` in `get_values`; `changed_since(keys, current)` when a watch
+    starts: the keys whose values in `current` differ from that read, or None when one of
+    `keys` was never read (then the watch starts from the store as it is). Safe across threads.
+    """
+
+    def __init__(self) -> None:
+        self._reads: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, keys: Iterable[str], values: Mapping[str, str]) -> None:
+        for key in keys:
+            held = {k: v for k, v in values.items() if select_prefix(k, key)}
+            with self._lock:
+                self._reads[key] = held
+
+    def changed_since(self, keys: Sequence[str],
+                      current: Mapping[str, str]) -> list[str] | None:
+        with self._lock:
+            reads = [self._reads.get(key) for key in keys]
+        if not keys or any(read is None for read in reads):
+            return None
+        before = {k: v for read in reads if read for k, v in read.items()}
+        now = {k: v for k, v in current.items() if any(select_prefix(k, r) for r in keys)}
+        return sorted(changed_values(before, now))
 
 
 def _named(database: Database, exc: DatabaseError) -> DatabaseError:

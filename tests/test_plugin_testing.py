@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from plugin_sdk import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk import Database, DatabaseError, LastReads, Setting, select_prefix
 from plugin_sdk.testing import (
     ConformanceError,
     DatabaseConformance,
@@ -53,6 +53,10 @@ class JsonDatabase(Database):
     )
     can_watch = True
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = LastReads()
+
     def _load(self) -> dict[str, str]:
         try:
             return json.loads(Path(self.options["path"]).read_text())
@@ -66,9 +70,7 @@ class JsonDatabase(Database):
 
     def get_values(self, keys):
         values = {k: v for k, v in self._load().items() if any(select_prefix(k, r) for r in keys)}
-        reads = self.__dict__.setdefault("reads", {})  # key -> what the last read found
-        for key in keys:
-            reads[key] = {k: v for k, v in values.items() if select_prefix(k, key)}
+        self.reads.remember(keys, values)
         return values
 
     def watch_prefix(self, prefix, keys, stop: threading.Event):
@@ -80,14 +82,8 @@ class JsonDatabase(Database):
                 return None
 
         seen = stamp()
-        roots = list(keys or [prefix])
-        known = [self.__dict__.get("reads", {}).get(k) for k in roots]
-        if all(r is not None for r in known):  # changed since the last read: report it now
-            before = {k: v for r in known for k, v in r.items()}
-            now = {k: v for k, v in self._load().items()
-                   if any(select_prefix(k, root) for root in roots)}
-            if now != before:
-                yield None
+        if self.reads.changed_since(list(keys or [prefix]), self._load()):
+            yield None  # changed since confd's last read: report it at once
         while not stop.wait(0.02):
             if stamp() != seen:
                 seen = stamp()
@@ -116,7 +112,7 @@ class WatchFromNow(JsonDatabase):
     """Deliberately broken: its watch starts from the store as it is when the watch starts."""
 
     def watch_prefix(self, prefix, keys, stop):
-        self.__dict__.pop("reads", None)
+        self.reads = LastReads()  # forgets what was read: starts from the store as it is
         yield from super().watch_prefix(prefix, keys, stop)
 
 
@@ -208,3 +204,13 @@ def test_kit_fails_a_plugin_that_shows_a_secret(tmp_path: Path) -> None:
 
     with pytest.raises(ConformanceError, match="an error shows a secret setting's value"):
         check_no_secret_in_errors(start, store.settings, ["token"], [{"path": str(other)}])
+
+
+def test_last_reads_name_what_changed_since_the_read_under_the_keys_read() -> None:
+    reads = LastReads()
+    assert reads.changed_since(["/app"], {"/app/x": "1"}) is None  # never read: no baseline
+    reads.remember(["/app", "/db"], {"/app/x": "1", "/app/y": "1", "/db/h": "a"})
+    assert reads.changed_since(["/app"], {"/app/x": "1", "/app/y": "1", "/other": "9"}) == []
+    assert reads.changed_since(["/app"], {"/app/x": "2", "/app/z": "1"}) == [
+        "/app/x", "/app/y", "/app/z"]  # changed, gone, new; /db not asked
+    assert reads.changed_since(["/app", "/cache"], {"/app/x": "1"}) is None

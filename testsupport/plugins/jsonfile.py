@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 
-from plugin_sdk import Database, DatabaseError, Setting, select_prefix, serve
+from plugin_sdk import Database, DatabaseError, LastReads, Setting, select_prefix, serve
 
 log = logging.getLogger("jsonfile")
 
@@ -19,6 +19,10 @@ class JsonFileDatabase(Database):
     name = "jsonfile"
     settings = (Setting("path", required=True),)
     can_watch = True
+
+    def __init__(self):
+        super().__init__()
+        self.reads = LastReads()
 
     def configure(self, config):
         super().configure(config)
@@ -37,9 +41,7 @@ class JsonFileDatabase(Database):
     def get_values(self, keys):
         data = self._load()
         values = {k: v for k, v in data.items() if any(select_prefix(k, r) for r in keys)}
-        reads = self.__dict__.setdefault("reads", {})  # key -> what the last read found
-        for key in keys:
-            reads[key] = {k: v for k, v in values.items() if select_prefix(k, key)}
+        self.reads.remember(keys, values)
         return values
 
     def watch_prefix(self, prefix, keys, stop: threading.Event):
@@ -51,14 +53,8 @@ class JsonFileDatabase(Database):
                 return None
 
         seen = stamp()
-        roots = list(keys or [prefix])
-        known = [self.__dict__.get("reads", {}).get(k) for k in roots]
-        if all(r is not None for r in known):  # changed since the last read: report it now
-            before = {k: v for r in known for k, v in r.items()}
-            now = {k: v for k, v in self._load().items()
-                   if any(select_prefix(k, root) for root in roots)}
-            if now != before:
-                yield None
+        if self.reads.changed_since(list(keys or [prefix]), self._load()):
+            yield None  # changed since confd's last read: report it at once
         while not stop.wait(0.05):
             now = stamp()
             if now != seen:

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 
-from plugin_sdk import Database, DatabaseError, Setting, select_prefix
+from plugin_sdk import Database, DatabaseError, LastReads, Setting, select_prefix
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 POLL_SECONDS = 0.5
@@ -26,7 +26,7 @@ class SqliteDatabase(Database):
 
     def __init__(self) -> None:
         super().__init__()
-        self._reads: dict[str, dict[str, str]] = {}  # key -> its values at the last read
+        self._reads = LastReads()
 
     def configure(self, config):
         super().configure(config)
@@ -60,8 +60,7 @@ class SqliteDatabase(Database):
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
         data = self._snapshot()
         values = {k: v for k, v in data.items() if any(select_prefix(k, r) for r in keys)}
-        for key in keys:  # what each key held: a watch reports any change made since
-            self._reads[key] = {k: v for k, v in values.items() if select_prefix(k, key)}
+        self._reads.remember(keys, values)  # a watch reports any change made since
         return values
 
     def watch_prefix(
@@ -73,14 +72,9 @@ class SqliteDatabase(Database):
             now = self._under(self._snapshot(connection), prefix)
             # confd read its baseline just before it watches: start from that read, so a
             # change made in between is reported (from the table as it is now, if never read)
-            roots = list(keys or [prefix])
-            known = [self._reads.get(k) for k in roots]
-            if all(r is not None for r in known):
-                read = {k: v for r in known if r for k, v in r.items()}
-                held = {k: v for k, v in now.items() if any(select_prefix(k, r) for r in roots)}
-                changed = sorted(k for k in read.keys() | held.keys() if read.get(k) != held.get(k))
-                if changed:
-                    yield changed
+            changed = self._reads.changed_since(list(keys or [prefix]), now)
+            if changed:
+                yield changed
             before = now
             while not stop.wait(POLL_SECONDS):
                 now_version = connection.execute("PRAGMA data_version").fetchone()[0]
