@@ -53,11 +53,12 @@ Copies = Callable[["Database", Sequence[str]], "Copied | None"]
 # were all up to date). What they share out is creating and flushing files (~1.2 ms per new file
 # on this project's test disk alone, ~0.5 ms each with 8 threads).
 PARALLEL_SYNC_MIN = 16
-# Up to this many threads, one per 8 destinations. Files in one directory are created one at
-# a time by the kernel (the directory's lock), so more threads only spin on it, taking CPU from
-# the renders: issue #13's first pass of 1,000 new files took the same time with 8 as with 32
-# (0.41-0.52 s either way beside a render thread), at less CPU.
-SYNC_THREADS = 8
+# Up to this many threads, one per 8 destinations: most of a sync on a real disk is waiting for
+# its fsync, and concurrent fsyncs share the journal's commits. On this project's test machine
+# (a fast virtual disk) 8 threads did as well as 32 for issue #13's 1,000 new files (0.41-0.52 s
+# either way beside a render thread) at less CPU, the rest spinning on the directory's lock;
+# but where an fsync takes milliseconds, 8 threads would take four times as long.
+SYNC_THREADS = 32
 
 
 class Outcome(NamedTuple):
