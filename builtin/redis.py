@@ -46,6 +46,7 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 from plugin_sdk.database import (
     Database,
     DatabaseError,
+    LastReads,
     Setting,
     backend_logger,
     changed_values,
@@ -173,11 +174,11 @@ class RedisDatabase(Database):
             raise DatabaseError("setting 'db' must be 0 or more")
         self._sep: str = opts["separator"]
         self._password: str | None = self._choose_password()
-        self._lock = threading.Lock()  # guards _link, _lost and _reads
+        self._lock = threading.Lock()  # guards _link and _lost
         self._opening = threading.Lock()  # one thread at a time opens a new link
         self._link: _Link | None = None
         self._lost: _Link | None = None  # the master lost and not yet replaced (Sentinel)
-        self._reads: dict[str, dict[str, str]] = {}
+        self._reads = LastReads()  # what each key held: a watch starts from there
         if self._master_name:
             self._sentinel = Sentinel(
                 sentinels,
@@ -412,8 +413,7 @@ class RedisDatabase(Database):
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
         reads = self._read_all(keys)
-        with self._lock:
-            self._reads.update(reads)
+        self._reads.update(reads)
         values: dict[str, str] = {}
         for found in reads.values():
             values.update(found)
@@ -447,11 +447,7 @@ class RedisDatabase(Database):
         self, prefix: str, keys: Sequence[str], stop: threading.Event
     ) -> Iterator[Collection[str] | None]:
         watched = outermost_keys(keys or [prefix], every_wildcard=True)
-        with self._lock:
-            reads = [self._reads.get(k) for k in watched]
-        baseline: dict[str, str] | None = None
-        if all(r is not None for r in reads):
-            baseline = {k: v for r in reads if r for k, v in r.items()}
+        baseline = self._reads.held(watched)
         failover_until: float | None = None  # set while waiting for a new master
         while True:
             try:

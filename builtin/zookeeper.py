@@ -52,6 +52,7 @@ from kazoo.protocol.states import EventType, WatchedEvent
 from plugin_sdk.database import (
     Database,
     DatabaseError,
+    LastReads,
     Setting,
     changed_values,
     idle_wait,
@@ -149,12 +150,12 @@ class ZooKeeperDatabase(Database):
         self._hosts = ",".join(nodes)
         self._timeout: float = opts["timeout"]
         self._grace: float = opts["timeout"] + opts["session_timeout"]
-        self._lock = threading.Lock()  # the watcher list and reads; never held while waiting
+        self._lock = threading.Lock()  # the watcher list; never held while waiting
         self._connecting = threading.Lock()
         self._client: KazooClient | None = None
         self._live = threading.Event()  # set while connected
         self._watchers: list[_Watcher] = []
-        self._reads: dict[str, dict[str, str]] = {}
+        self._reads = LastReads()  # what each key held: a watch starts from there
         self._closed = False
 
     # --- connection ---------------------------------------------------------------------------
@@ -329,9 +330,7 @@ class ZooKeeperDatabase(Database):
         client = self._zk()
         tree = _Tree(wanted)
         self._walk(client, tree, wanted, watch=False)
-        reads = {k: {p: v for p, v in tree.values.items() if select_prefix(p, k)} for k in wanted}
-        with self._lock:
-            self._reads.update(reads)
+        self._reads.remember(wanted, tree.values)
         return dict(tree.values)
 
     # --- watch --------------------------------------------------------------------------------
@@ -392,11 +391,7 @@ class ZooKeeperDatabase(Database):
         self, prefix: str, keys: Sequence[str], stop: threading.Event
     ) -> Iterator[Collection[str] | None]:
         roots = outermost_keys(keys or [prefix], every_wildcard=True)
-        with self._lock:
-            reads = [self._reads.get(k) for k in roots]
-        baseline: dict[str, str] | None = None
-        if all(r is not None for r in reads):
-            baseline = {k: v for r in reads if r for k, v in r.items()}
+        baseline = self._reads.held(roots)
         client = self._zk()
         watcher = _Watcher(roots)
         with self._lock:

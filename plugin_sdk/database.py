@@ -209,9 +209,11 @@ class LastReads:
     """What each key held at the last `get_values`, for a watch to start from (the contract of
     `Database.watch_prefix`: a change made since confd's last read must be reported).
 
-    `remember(keys, values)` in `get_values`; `changed_since(keys, current)` when a watch
-    starts: the keys whose values in `current` differ from that read, or None when one of
-    `keys` was never read (then the watch starts from the store as it is). Safe across threads.
+    `remember(keys, values)` in `get_values` (or `update` with each key's values already
+    apart); when a watch starts, `held(keys)` is what those keys held then, and
+    `changed_since(keys, current)` the keys whose values in `current` differ from it. Both
+    are None when one of `keys` was never read (the watch starts from the store as it is).
+    Safe across threads.
     """
 
     def __init__(self) -> None:
@@ -219,18 +221,25 @@ class LastReads:
         self._lock = threading.Lock()
 
     def remember(self, keys: Iterable[str], values: Mapping[str, str]) -> None:
-        for key in keys:
-            held = {k: v for k, v in values.items() if select_prefix(k, key)}
-            with self._lock:
-                self._reads[key] = held
+        self.update({key: {k: v for k, v in values.items() if select_prefix(k, key)}
+                     for key in keys})
 
-    def changed_since(self, keys: Sequence[str],
-                      current: Mapping[str, str]) -> list[str] | None:
+    def update(self, reads: Mapping[str, dict[str, str]]) -> None:
+        with self._lock:
+            self._reads.update(reads)
+
+    def held(self, keys: Sequence[str]) -> dict[str, str] | None:
         with self._lock:
             reads = [self._reads.get(key) for key in keys]
         if not keys or any(read is None for read in reads):
             return None
-        before = {k: v for read in reads if read for k, v in read.items()}
+        return {k: v for read in reads if read for k, v in read.items()}
+
+    def changed_since(self, keys: Sequence[str],
+                      current: Mapping[str, str]) -> list[str] | None:
+        before = self.held(keys)
+        if before is None:
+            return None
         now = {k: v for k, v in current.items() if any(select_prefix(k, r) for r in keys)}
         return sorted(changed_values(before, now))
 
