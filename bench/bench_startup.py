@@ -52,6 +52,7 @@ UNUSED = {
     "http": "metrics endpoint",
     "email": "http/urllib responses",
     "difflib": "--noop diffs",
+    "locale": "click's gettext lookups of its --help and --version texts",
     "socket": "network",
     "confd.run.daemon": "--watch loop",
     "confd.backends.plugin": "plugin host",

@@ -273,3 +273,15 @@ def test_the_forks_backend_subcommand_spelling_runs(run_confd, app_confdir: Path
     result = run_confd("env", "--onetime", f"--confdir={app_confdir}", env={"APP_DB_HOST": "db9"})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "app.conf").read_text() == "host=db9\n"
+
+
+def test_help_lists_the_help_and_version_options_and_usage_errors_point_to_it(run_confd) -> None:
+    for flag in ("-h", "--help"):
+        result = run_confd(flag)
+        assert result.returncode == 0
+        assert "  --version  " in result.stdout and "Show the version and exit." in result.stdout
+        assert "  -h, --help  " in result.stdout
+        assert "Show this message and exit." in result.stdout
+    result = run_confd("--no-such-flag")
+    assert result.returncode == 2
+    assert "Try 'confd --help' for help." in result.stderr

@@ -136,11 +136,38 @@ class ConfdGroup(click.Group):
                 continue
         return sorted(names)
 
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        """click's `-h`/`--help`, with its help text given: click's own looks the text up with
+        gettext, which imports `locale` (~1.3 ms) on every start, `--onetime` too."""
+        names = self.get_help_option_names(ctx)
+        if not names or not self.add_help_option:
+            return None
+        if self._confd_help is None:  # one object: click orders eager options by identity
+            self._confd_help = click.Option(
+                names, is_flag=True, is_eager=True, expose_value=False, callback=_show_help,
+                help="Show this message and exit.")
+        return self._confd_help
+
+    _confd_help: click.Option | None = None
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None or cmd_name not in LAZY_COMMANDS:
             return command
         return lazy_command(cmd_name)
+
+
+def _show_help(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(ctx.get_help(), color=ctx.color)
+        ctx.exit()
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`--version`, as click's `version_option` prints it (which calls gettext at import)."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"confd, version {__version__}", color=ctx.color)
+        ctx.exit()
 
 
 def lazy_command(name: str) -> click.Command | None:
@@ -187,7 +214,8 @@ _FORK_MODES = ("check_config", "preflight", "validate", "mock_data", "fork_resou
 @click.group(cls=ConfdGroup, invoke_without_command=True, context_settings=CONTEXT_SETTINGS)
 @settings_options
 @fork_spellings
-@click.version_option(__version__, "--version", prog_name="confd")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_version, help="Show the version and exit.")
 @click.pass_context
 def cli(ctx: click.Context, backend_opts: tuple[str, ...], **flags: Any) -> None:
     """Render configuration files from a key/value store with templates.
