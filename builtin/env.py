@@ -45,13 +45,15 @@ class EnvDatabase(Database):
         self._environ = environ
 
     def get_values(self, keys: Sequence[str]) -> dict[str, str]:
-        environ = os.environ if self._environ is None else self._environ
+        # one copy: os.environ decodes a name and its value at every look, key after key
+        environ = dict(os.environ if self._environ is None else self._environ)
         values: dict[str, str] = {}
         for key in keys:
             requested = "/" + key.strip("/")
             wanted = key_to_variable(key)
+            below = wanted + "_"
             for name, value in environ.items():
-                if wanted and name != wanted and not name.startswith(wanted + "_"):
+                if wanted and name != wanted and not name.startswith(below):
                     continue
                 values[variable_to_key(name)] = value
                 if wanted:
