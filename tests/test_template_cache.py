@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from confd.cache_dir import cache_directory, default_cache_dir
 from confd.errors import TemplateError
 from confd.template import cache as cache_module
-from confd.template.cache import CompiledTemplates, cache_directory, default_cache_dir
+from confd.template.cache import CompiledTemplates
 from confd.template.renderer import Renderer
 from confd.template.store import KVStore
 

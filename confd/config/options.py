@@ -96,9 +96,9 @@ OPTIONS: tuple[Option, ...] = (
            "mode: keep going, or exit 1", choices=("best-effort", "fail-fast")),
     Option("metrics_addr", _S, "", "serve /metrics, /health and /ready there",
            metavar="HOST:PORT", restart=True),
-    Option("cache_dir", _S, "", "directory where compiled templates are kept across runs "
-           "[default: $CACHE_DIRECTORY (systemd), $XDG_CACHE_HOME/confd or ~/.cache/confd]; "
-           "'off' keeps them in memory only", metavar="DIR"),
+    Option("cache_dir", _S, "", "directory where compiled templates and parsed resource files "
+           "are kept across runs [default: $CACHE_DIRECTORY (systemd), $XDG_CACHE_HOME/confd or "
+           "~/.cache/confd]; 'off' keeps them in memory only", metavar="DIR"),
     Option("template_syntax", _S, "auto", "template language: auto (decided per template), go "
            "(Go text/template, as Go confd) or jinja", choices=("auto", "go", "jinja")),
     # -- what a render does -------------------------------------------------------------------

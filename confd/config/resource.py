@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from confd.cache_dir import cache_directory
+from confd.config.parsed import ParsedFiles, parse_toml
 from confd.config.settings import toml_value_to_str
 from confd.errors import ConfigError
 from confd.log import get_logger
@@ -278,22 +279,31 @@ def load_resource(
     path: Path, templates_dir: Path, *, prefix: str = "", strict: bool = False,
     check_cmd_timeout: float = DEFAULT_CHECK_TIMEOUT,
     reload_cmd_timeout: float = DEFAULT_RELOAD_TIMEOUT, templates_root: str | None = None,
+    parsed: ParsedFiles | None = None,
 ) -> TemplateResource:
     """Parse one resource file; `prefix` is the global one (it replaces the resource's), the
     timeouts the run's defaults for resources that set none, `templates_root` the real path of
-    `templates_dir` when the caller resolved it once for many files.
+    `templates_dir` when the caller resolved it once for many files, `parsed` the cache of
+    parsed files of a load of many.
 
     An unknown key is a warning, or with `strict` (`confd check --strict`) an error.
     """
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        if parsed is not None:
+            data = parsed.load(path)
+        else:
+            with path.open("rb") as handle:
+                data = parse_toml(handle.read())
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: invalid TOML: not UTF-8 (byte {exc.start}: {exc.object[exc.start:exc.end]!r})"
         ) from None
+    except ValueError as exc:
+        import tomllib
+
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            raise
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read resource file: {exc.strerror}") from None
     unknown = [f"unknown key {key!r}" for key in sorted(set(data) - _TOP_KEYS)]
@@ -336,11 +346,12 @@ def load_resource(
 def load_resources(
     confdir: Path, *, prefix: str = "", strict: bool = False,
     check_cmd_timeout: float = DEFAULT_CHECK_TIMEOUT,
-    reload_cmd_timeout: float = DEFAULT_RELOAD_TIMEOUT,
+    reload_cmd_timeout: float = DEFAULT_RELOAD_TIMEOUT, cache: Path | None = None,
 ) -> tuple[list[TemplateResource], list[ConfigError]]:
     """Every `*.toml` under `conf.d` (subfolders too, in Go's walk order: names sorted within
     each folder, depth first); bad files are returned as errors, the rest load. The timeouts
-    are the defaults of resources without their own (`--check-cmd-timeout`, ...).
+    are the defaults of resources without their own (`--check-cmd-timeout`, ...); `cache` the
+    on-disk cache (`confd.cache_dir`) that keeps the files' parse across runs (None: parse all).
 
     A missing confdir or conf.d is itself an error (raised): nothing to do is not success.
     """
@@ -353,26 +364,30 @@ def load_resources(
     errors: list[ConfigError] = []
     templates = confdir / "templates"
     root = os.path.realpath(templates)
+    parsed = ParsedFiles(cache, resources_dir)
     for path in resource_files(resources_dir):
         try:
             resources.append(load_resource(
                 path, templates, prefix=prefix, strict=strict,
                 check_cmd_timeout=check_cmd_timeout, reload_cmd_timeout=reload_cmd_timeout,
-                templates_root=root,
+                templates_root=root, parsed=parsed,
             ))
         except ConfigError as exc:
             errors.append(exc)
+    parsed.save()
     return resources, errors
 
 
 def configured_resources(
-    settings: Settings, *, strict: bool = False,
+    settings: Settings, *, strict: bool = False, environ: Mapping[str, str] | None = None,
 ) -> tuple[list[TemplateResource], list[ConfigError]]:
-    """`load_resources` as the settings say: their confdir, `--prefix` and command timeouts."""
+    """`load_resources` as the settings say: their confdir, `--prefix`, command timeouts and
+    cache directory (its default from `environ`)."""
     return load_resources(
         Path(settings.confdir), prefix=settings.prefix, strict=strict,
         check_cmd_timeout=settings.check_cmd_timeout,
         reload_cmd_timeout=settings.reload_cmd_timeout,
+        cache=cache_directory(settings.cache_dir, environ),
     )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING
 
 from confd.backends.pool import DatabasePool
+from confd.cache_dir import cache_directory
 from confd.config.options import BY_NAME
 from confd.config.resource import TemplateResource, configured_resources
 from confd.config.settings import Settings
@@ -23,7 +24,7 @@ from confd.errors import BackendError, ConfigError
 from confd.log import get_logger, setup_logging
 from confd.run.processor import Copies, Outcome, Processor, RetryPolicy, failure_summary
 from confd.sync import SyncOptions
-from confd.template.cache import CompiledTemplates, cache_directory
+from confd.template.cache import CompiledTemplates
 from confd.template.renderer import Renderer
 from plugin_sdk.database import Database
 
@@ -148,7 +149,7 @@ class Runtime:
         them now, while the daemon sets up its watches.
         """
         settings = self.settings
-        resources, errors = configured_resources(settings)
+        resources, errors = configured_resources(settings, environ=self._environ)
         for error in errors:
             log.error("%s", error)
         if not resources and not errors:

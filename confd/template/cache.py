@@ -17,11 +17,9 @@ parsing the template as Go and compiling it as Jinja). What a batch compiles is 
 ends: a few entries as files, many (PACK_MIN) as one pack `pack-<digest>.jbp` holding them all
 (creating a file costs ~0.5 ms of kernel time on this project's test disk: 1,000 templates
 cost half a second of it, their pack a few milliseconds). A run reads every pack at its first
-miss; past MAX_PACKS, writing one removes the packs no run used for longest. The
-directory is skipped (compiling in memory only) when it cannot be created or written (read-only
-containers), and refused when it is not owned by this user or is writable by others: the files
-hold code this process runs. Defaults: systemd's `$CACHE_DIRECTORY`, else
-`$XDG_CACHE_HOME/confd`, else `~/.cache/confd`; `--cache-dir off` turns it off.
+miss; past MAX_PACKS, writing one removes the packs no run used for longest. Where the
+directory is, and when it is skipped (compiling in memory only) or refused, is
+`confd.cache_dir`'s.
 
 `compile_ahead` is called with the templates of a batch (a full pass): when many are missing from
 the cache and the machine has more than one core, worker processes (one per core) run a renderer
@@ -38,11 +36,9 @@ import contextlib
 import hashlib
 import marshal
 import os
-import stat
 import sys
-import tempfile
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -50,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from jinja2.bccache import Bucket, BytecodeCache
 
 from confd import __version__
+from confd.cache_dir import CacheDirectory
 from confd.log import get_logger
 
 if TYPE_CHECKING:
@@ -57,15 +54,13 @@ if TYPE_CHECKING:
 
     from jinja2 import Environment
 
-__all__ = ["CompiledTemplates", "OFF", "cache_directory", "default_cache_dir",
-           "environment_fingerprint"]
+__all__ = ["CompiledTemplates", "environment_fingerprint"]
 
 log = get_logger("template")
 
 _T = TypeVar("_T")
 
 FORMAT = b"confd-jbc1\n"  # first line of every cache file; bump when the layout changes
-OFF = "off"  # the cache_dir setting that turns the on-disk cache off
 # A pass compiles in worker processes from this many missing templates up: a worker costs
 # ~0.15 s to start (an interpreter importing Jinja), a compile 2 to 6 ms.
 PARALLEL_COMPILE_MIN = 100
@@ -82,26 +77,6 @@ PRELOAD_MIN = 16
 PACK_MIN = 16
 MAX_PACKS = 8  # beyond this, the packs least recently used are removed when one is written
 PACK_SUFFIX = ".jbp"
-
-
-def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path | None:
-    """Where compiled templates go when `cache_dir` is not set (None: nowhere sensible)."""
-    env = os.environ if environ is None else environ
-    if env.get("CACHE_DIRECTORY"):  # systemd, for a unit with CacheDirectory=
-        return Path(env["CACHE_DIRECTORY"].split(":")[0])
-    if env.get("XDG_CACHE_HOME"):
-        return Path(env["XDG_CACHE_HOME"]) / "confd"
-    home = env.get("HOME")
-    if home and home != "/":
-        return Path(home) / ".cache" / "confd"
-    return None
-
-
-def cache_directory(setting: str, environ: Mapping[str, str] | None = None) -> Path | None:
-    """The directory the `cache_dir` setting names: its default when empty, None when off."""
-    if setting.strip().lower() == OFF:
-        return None
-    return Path(setting) if setting else default_cache_dir(environ)
 
 
 def _name(obj: Any) -> str:
@@ -140,54 +115,11 @@ def _with_filename(code: CodeType, filename: str) -> CodeType:
     return code.replace(co_filename=filename, co_consts=consts)
 
 
-class _Directory:
-    """The on-disk half: atomic writes, reads that refuse what this user did not write."""
+class _Directory(CacheDirectory):
+    """The on-disk half: one file per compiled template, and packs of many."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root / "templates"
-        self.readable = self._usable()
-        self.writable = self.readable
-
-    def _usable(self) -> bool:
-        try:
-            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            info = os.lstat(self.root)
-        except OSError as exc:
-            log.debug("compiled-template cache %s unavailable (%s); compiling in memory",
-                      self.root, exc.strerror)
-            return False
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() \
-                or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            log.warning("compiled-template cache %s is not a directory owned by this user and "
-                        "closed to others; not using it", self.root)
-            return False
-        return True
-
-    def path(self, key: str, suffix: str = ".jbc") -> Path:
-        return self.root / f"{key}{suffix}"
-
-    def load(self, key: str, suffix: str = ".jbc") -> bytes | None:
-        if not self.readable:
-            return None
-        try:
-            fd = os.open(self.path(key, suffix), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
-                return None
-            with os.fdopen(fd, "rb", closefd=False) as handle:
-                data = handle.read()
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        header, _, rest = data.partition(b"\n")
-        digest, _, payload = rest.partition(b"\n")
-        if header + b"\n" != FORMAT or digest != hashlib.sha1(payload).hexdigest().encode():
-            return None  # another format, or a file cut short
-        return payload
+        super().__init__(root, "templates", FORMAT, "compiled-template cache")
 
     def packs(self) -> list[str]:
         """The pack files here, most recently used first."""
@@ -217,24 +149,6 @@ class _Directory:
             for name in names:
                 with contextlib.suppress(OSError):
                     os.utime(self.root / name)
-
-    def store(self, key: str, payload: bytes, suffix: str = ".jbc") -> None:
-        if not self.writable:
-            return
-        data = FORMAT + hashlib.sha1(payload).hexdigest().encode() + b"\n" + payload
-        try:
-            fd, stage = tempfile.mkstemp(prefix=f".{key}.", dir=self.root)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                os.replace(stage, self.path(key, suffix))
-            except BaseException:
-                os.unlink(stage)
-                raise
-        except OSError as exc:
-            self.writable = False
-            log.debug("compiled-template cache %s not writable (%s); not writing it", self.root,
-                      exc.strerror)
 
 
 class Preparer(Protocol):
