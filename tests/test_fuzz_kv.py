@@ -95,6 +95,20 @@ def test_fuzz_store_key_is_path_join_of_the_key_without_its_prefix(key: str,
     assert store_key(key, prefix) == join_key(key.removeprefix(prefix))
 
 
+@settings(max_examples=500, deadline=None)
+@given(keys=st.lists(st.one_of(_keys, st.sampled_from(["", "/", "/a", "a/b", "/.x", "/x."])),
+                     max_size=4),
+       prefix=st.one_of(_keys, st.sampled_from(["", "/", "/a", "/a/", "a", "/x.", "//a"])))
+def test_fuzz_backend_keys_are_path_join_of_prefix_and_key(keys: list[str], prefix: str) -> None:
+    """backend_keys' shortcut for clean keys under a clean prefix gives what Go's path.Join
+    would, for any prefix a resource can be built with (load_resource cleans it; code may not)."""
+    resource = TemplateResource(
+        path=Path("r.toml"), src="kv.tmpl", src_path=Path("kv.tmpl"), dest=Path("/tmp/x"),
+        keys=tuple(keys), prefix=prefix,
+    )
+    assert resource.backend_keys() == [join_key(prefix, key) for key in keys]
+
+
 @settings(max_examples=200, deadline=None)
 @given(keys=st.lists(_keys, max_size=4), prefix=_keys, values=_stores)
 def test_fuzz_resource_rerooting_never_raises(
