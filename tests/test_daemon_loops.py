@@ -14,6 +14,7 @@ import pytest
 
 from confd.config.durations import Wait
 from confd.config.resource import TemplateResource
+from confd.errors import ConfdError
 from confd.run.daemon import FAIL_FAST, Daemon
 from confd.run.processor import Outcome
 from plugin_sdk.database import DatabaseError, select_prefix
@@ -296,3 +297,38 @@ def test_the_first_pass_and_a_change_read_by_many_each_render_as_one_batch(runni
     wait_for(lambda: all(renders.outputs[f"r{i}"].startswith("2,") for i in range(5)))
     time.sleep(0.2)
     assert batches[1:] == [["r3"], [f"r{i}" for i in range(5)]]
+
+
+def test_the_cycle_collector_is_off_for_the_first_pass_and_back_on_after_it(running):
+    """Start-up runs without the cycle collector (it would go over what start-up builds again
+    and again); whatever the start's outcome, a long-running daemon must get it back."""
+    import gc
+
+    db = MemoryDatabase({"/app/a": "1"})
+    renders = Renders(db)
+    collecting: dict[str, bool] = {}
+
+    def render(resource: TemplateResource) -> Outcome:
+        collecting.setdefault(resource.name, gc.isenabled())
+        return renders.render(resource)
+
+    targets = [renders.target("a", "/app", ["/app/a"])]
+    assert gc.isenabled()
+    running(Daemon(lambda: FakeRuntime(db, lambda: targets, render)))
+    assert collecting == {"a": False}
+    assert gc.isenabled()
+    db.set("/app/a", "11")
+    wait_for(lambda: renders.outputs.get("a") == "11")
+    assert gc.isenabled()
+
+    renders.fail.add("a")
+    daemon = renders.daemon([renders.target("a", "/app", ["/app/a"])], watch=True,
+                            interval=60, failure_mode=FAIL_FAST)
+    assert daemon.run(signals=False) == 1  # the first pass failed: start gave up
+    assert gc.isenabled()
+
+    def broken() -> FakeRuntime:
+        raise ConfdError("conf.d: cannot read")
+
+    assert Daemon(broken).run(signals=False) == 1
+    assert gc.isenabled()

@@ -12,6 +12,7 @@ mode) comes from the current runtime, so SIGHUP applies all of them.
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 import time
@@ -207,7 +208,22 @@ class Daemon:
         """Load the runtime, start watches and the worker, and render everything once.
 
         Returns False when loading failed, or when a render failed under fail-fast.
+
+        The cycle collector is off until the first pass ends: start-up builds what the process
+        keeps (modules, resources, compiled templates, clients), and collecting as it grew went
+        over the same objects again and again (1,000 resources: 190 collections, 90-140 ms of
+        a ~1.2 s start). One collection of the young generations then takes what start-up left.
         """
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._start()
+        finally:
+            if collecting:
+                gc.collect(1)  # start-up's garbage, once; what lives on goes to the oldest
+                gc.enable()
+
+    def _start(self) -> bool:
         self.notifier.status("loading configuration")
         try:
             runtime = self._load()
