@@ -125,6 +125,8 @@ def _click_option(option: Option) -> Callable[..., Any]:
 class ConfdGroup(click.Group):
     """A click group that also finds the lazily imported subcommands of `LAZY_COMMANDS`."""
 
+    _confd_help: click.Option | None = None  # the help option, made once (get_help_option)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx))
         for name, target in LAZY_COMMANDS.items():
@@ -148,8 +150,6 @@ class ConfdGroup(click.Group):
                 help="Show this message and exit.")
         return self._confd_help
 
-    _confd_help: click.Option | None = None
-
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None or cmd_name not in LAZY_COMMANDS:
@@ -158,6 +158,7 @@ class ConfdGroup(click.Group):
 
 
 def _show_help(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`-h`/`--help`: the help page on stdout, then exit (click's own help callback)."""
     if value and not ctx.resilient_parsing:
         click.echo(ctx.get_help(), color=ctx.color)
         ctx.exit()
