@@ -8,7 +8,11 @@ and cold (an empty cache directory each run), interleaved with the floor so both
 machine. `--wheel` measures confd installed from a wheel as well (a throwaway venv that borrows
 the dependencies of this one): an editable install pays its import finder on every start.
 
-Run: .venv/bin/python bench/bench_startup.py [--runs 15] [--wheel]
+`--instructions` also counts the instructions (valgrind's callgrind, `PYTHONHASHSEED=0`) of
+confd on the cases' confdir, warm, and of the floor: on a shared host the wall-time floor
+moves by half between runs minutes apart, the instruction count does not.
+
+Run: .venv/bin/python bench/bench_startup.py [--runs 15] [--wheel] [--instructions]
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -112,6 +117,34 @@ def versus_floor(python: str, confd: list[str], runs: int) -> dict[str, object]:
     return result
 
 
+def instructions(python: str, confd: list[str]) -> dict[str, object]:
+    """Instructions of confd on the cases' confdir (warm caches) and of the floor, counted
+    by callgrind; `skipped` says why when valgrind is not installed."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return {"skipped": "valgrind is not installed (apt-get install valgrind)"}
+    with tempfile.TemporaryDirectory(prefix="confd-bench-instructions-") as tmp:
+        work = Path(tmp)
+        env = cases_env(work / "cache")
+        env["PYTHONHASHSEED"] = "0"  # the same dict layouts, so the same instructions, each run
+        cmd = [*confd, "--onetime", "--backend", "env", "--confdir", str(CASES / "confdir"),
+               "--log-level", "warning"]
+        for _ in range(2):  # bytecode and both caches written
+            timed_run(cmd, cwd=work, env=env)
+
+        def count(argv: list[str]) -> int:
+            run = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                                  *argv], cwd=work, env=env, capture_output=True, text=True,
+                                 check=False)
+            found = re.search(r"Collected : (\d+)", run.stderr)
+            if run.returncode != 0 or found is None:
+                raise RuntimeError(f"callgrind of {argv[:3]} failed: {run.stderr[-500:]}")
+            return int(found.group(1))
+
+        ours, floor = count(cmd), count([python, "-c", "import jinja2, click"])
+    return {"confd": ours, "floor": floor, "over_floor": round(ours / floor, 3)}
+
+
 def wheel_venv(root: Path) -> Path:
     """A venv with confd installed from a wheel of this tree (`pip install --target`, which
     leaves this venv's editable install alone); its dependencies are this venv's, through a
@@ -141,6 +174,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--wheel", action="store_true",
                         help="also measure confd installed from a wheel")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions with callgrind (from the wheel with "
+                             "--wheel)")
     args = parser.parse_args()
     env = user_env(**ENV)
     with tempfile.TemporaryDirectory(prefix="confd-bench-") as tmp:
@@ -182,11 +218,16 @@ def main() -> None:
     }
     wall = summary(walls, 1)
     cases = {"editable": versus_floor(sys.executable, [str(CONFD)], args.runs)}
+    counted: dict[str, object] | None = None
+    if args.instructions and not args.wheel:
+        counted = {"install": "editable", **instructions(sys.executable, [str(CONFD)])}
     if args.wheel:
         root = Path(tempfile.mkdtemp(prefix="confd-bench-wheel-"))
         try:
             python = str(wheel_venv(root))
             cases["wheel"] = versus_floor(python, [python, "-c", ENTRY], args.runs)
+            if args.instructions:
+                counted = {"install": "wheel", **instructions(python, [python, "-c", ENTRY])}
         finally:
             shutil.rmtree(root, ignore_errors=True)
     emit("startup", {
@@ -199,6 +240,7 @@ def main() -> None:
         "floors_ms": floors,
         "confd_over_jinja2_click_ms": round(wall["p50"] - floors["import_jinja2_click"], 1),
         "cases_8_resources": cases,
+        **({"cases_8_resources_instructions": counted} if counted is not None else {}),
         "imports": {
             "modules": len(names),
             "unused_imported": unused,

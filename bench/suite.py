@@ -21,7 +21,8 @@ from common import REPO, machine
 BENCH = REPO / "bench"
 # name -> (script, arguments, arguments with --quick)
 SUITE: dict[str, tuple[str, list[str], list[str]]] = {
-    "startup": ("bench_startup.py", ["--runs", "15", "--wheel"], ["--runs", "10"]),
+    "startup": ("bench_startup.py", ["--runs", "15", "--wheel", "--instructions"],
+                ["--runs", "10"]),
     "plugin": ("bench_plugin.py", ["--spawns", "10", "--runs", "15"], ["--spawns", "5"]),
     "watch": ("bench_watch.py", ["--changes", "150"], ["--changes", "100"]),
     "scale": ("bench_scale.py", ["--changes", "30"], ["--changes", "10"]),
@@ -53,6 +54,8 @@ ROWS: list[tuple[str, str, tuple[str, ...], float | None, str]] = [
                                                       "warm_over_floor"), 1.15, "x"),
     ("startup", "wheel: 8 resources, cold / floor", ("cases_8_resources", "wheel",
                                                       "cold_over_floor"), None, "x"),
+    ("startup", "8 resources, warm: instructions / floor's", ("cases_8_resources_instructions",
+                                                              "over_floor"), None, "x"),
     ("watch", "etcd (data on disk) watch p50", ("stores", "etcd", "latency_ms", "p50"), 4, "ms"),
     ("watch", "etcd (data on disk) watch p99", ("stores", "etcd", "latency_ms", "p99"), 10, "ms"),
     ("watch", "etcd (data on disk) put round trip p50", ("stores", "etcd", "put_ms", "p50"), None,
