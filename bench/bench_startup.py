@@ -89,12 +89,17 @@ def cases_env(cache: Path) -> dict[str, str]:
     return user_env(**values, HOSTNAME="localhost", CONFD_CACHE_DIR=str(cache))
 
 
+def cases_command(confd: list[str]) -> list[str]:
+    """`confd` (how this install starts it) rendering the cases' confdir once, quietly."""
+    return [*confd, "--onetime", "--backend", "env", "--confdir", str(CASES / "confdir"),
+            "--log-level", "warning"]
+
+
 def versus_floor(python: str, confd: list[str], runs: int) -> dict[str, object]:
     """confd on the cases' confdir, warm and cold cache, each run next to a floor run."""
     with tempfile.TemporaryDirectory(prefix="confd-bench-cases-") as tmp:
         work = Path(tmp)
-        cmd = [*confd, "--onetime", "--backend", "env", "--confdir", str(CASES / "confdir"),
-               "--log-level", "warning"]
+        cmd = cases_command(confd)
         floor_cmd = [python, "-c", "import jinja2, click"]
         warm_env = cases_env(work / "cache")
         for _ in range(2):
@@ -127,8 +132,7 @@ def instructions(python: str, confd: list[str]) -> dict[str, object]:
         work = Path(tmp)
         env = cases_env(work / "cache")
         env["PYTHONHASHSEED"] = "0"  # the same dict layouts, so the same instructions, each run
-        cmd = [*confd, "--onetime", "--backend", "env", "--confdir", str(CASES / "confdir"),
-               "--log-level", "warning"]
+        cmd = cases_command(confd)
         for _ in range(2):  # bytecode and both caches written
             timed_run(cmd, cwd=work, env=env)
 
