@@ -256,28 +256,38 @@ class Renderer:
         functions: dict[str, Any] = {}
         includes = Includes(self._root,  # absolute: no getcwd per render (slow beside renames)
                             lambda name, data: self._render_included(name, data, functions))
+        try:
+            return Rendered(self._execute(src, store, extra, syntax, reads, functions, includes),
+                            reads)
+        finally:
+            # `include` renders with this very map, which holds it: a cycle (~47 objects a
+            # render) only the cycle collector could free. Emptied, it all goes at once.
+            functions.clear()
+
+    def _execute(self, src: str, store: KVStore, extra: Mapping[str, Any] | None,
+                 syntax: str | None, reads: Reads, functions: dict[str, Any],
+                 includes: Includes) -> str:
+        """The text of `src` rendered with `functions` (filled here) bound to `reads`."""
         if self.syntax_of(src, syntax).name == "go":
             from confd.template.golang.functions import go_functions
 
             template = self._load_go(src)
             functions.update(go_functions(store.view(reads), includes))
             try:
-                text = template.execute(functions)
+                return template.execute(functions)
             except TemplateError as exc:
                 raise TemplateError(self._redact(str(exc), src, store)) from exc
-            return Rendered(text, reads)
         jinja = self._load(src)
         context: dict[str, Any] = {"printf": _printf}
         context.update(extra or {})
         functions.update(template_functions(store.view(reads), includes))
         context.update(functions)
         try:
-            text = jinja.render(context)
+            return jinja.render(context)
         except TemplateError as exc:
             raise TemplateError(self._redact(str(exc), src, store)) from exc
         except Exception as exc:
             raise TemplateError(self._redact(self._describe(src, exc), src, store)) from exc
-        return Rendered(text, reads)
 
     def syntax_of(self, src: str, syntax: str | None = None) -> Syntax:
         """The syntax `src` is read as: the one asked for (resource, then run), or under
