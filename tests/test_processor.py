@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -262,3 +263,24 @@ def test_a_batch_flushes_each_directory_once(tmp_path: Path, monkeypatch) -> Non
     outcomes = processor_over(tmp_path, db).run_once(batch_of(tmp_path, 20))
     assert all(o.status is Status.CHANGED for o in outcomes)
     assert flushed == [tmp_path / "out"]
+
+
+def test_a_batch_makes_its_new_files_durable_with_one_flush(tmp_path: Path, monkeypatch) -> None:
+    """20 new files: one syncfs (where it reports failed writes, as on ext4 from Linux 5.8),
+    not 20 fsyncs; the directory then once."""
+    import confd.flush
+
+    syncfs: list[int] = []
+    fsynced: list[str] = []
+    real_syncfs, real_fsync = confd.flush._libc_syncfs(), os.fsync
+    monkeypatch.setattr(confd.flush, "_syncfs_reports_errors", lambda device: True)
+    monkeypatch.setattr(confd.flush, "_dirty_bytes", lambda: 0)
+    monkeypatch.setattr(confd.flush, "_libc_syncfs",
+                        lambda: lambda fd: (syncfs.append(fd), real_syncfs(fd))[1])
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsynced.append(os.readlink(f"/proc/self/fd/{fd}")),
+                                                 real_fsync(fd))[1])
+    db = CountingDatabase({"/app0/host": "a", "/app1/host": "b"})
+    outcomes = processor_over(tmp_path, db).run_once(batch_of(tmp_path, 20))
+    assert all(o.status is Status.CHANGED for o in outcomes)
+    assert len(syncfs) == 1 and fsynced == [str(tmp_path / "out")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"r{i:02d}" for i in range(20)]

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import pytest
 
 from confd.errors import SyncError
-from confd.sync import Status, SyncOptions, render_command, sync_file
+from confd.sync import Status, SyncOptions, render_command, sync_file, sync_files
 from testsupport.inotify import IN_CLOSE_WRITE, IN_MOVED_TO, DirectoryEvents
 
 
@@ -222,3 +222,84 @@ def test_out_of_sync_is_logged_like_confd(dest: Path, confd_log: io.StringIO) ->
 )
 def test_command_placeholders_are_shell_quoted(command: str, expected: str) -> None:
     assert render_command(command, src="/a b/.x.1", dest="/a b/x") == expected
+
+
+# -- many destinations at once: staged, flushed together, then renamed ------------------------
+
+
+def test_sync_files_lands_each_file_and_reports_each_in_order(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "same").write_bytes(b"same\n")
+    (out / "same").chmod(0o644)
+    (out / "old").write_bytes(b"old\n")
+    items = [
+        (b"new\n", Target(out / "new", mode=0o600)),
+        (b"same\n", Target(out / "same", mode=0o644)),
+        (b"x\n", Target(tmp_path / "nowhere" / "lost")),
+        (b"changed\n", Target(out / "old")),
+    ]
+    results = sync_files(items)
+    assert results[0] is Status.CHANGED and results[1] is Status.UNCHANGED
+    assert isinstance(results[2], SyncError) and "nowhere does not exist" in str(results[2])
+    assert results[3] is Status.CHANGED
+    assert (out / "new").read_bytes() == b"new\n"
+    assert stat.S_IMODE((out / "new").stat().st_mode) == 0o600
+    assert (out / "old").read_bytes() == b"changed\n"
+    assert stage_files(out) == []
+
+
+def test_sync_files_noop_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a").write_bytes(b"old\n")
+    shown = io.StringIO()
+    results = sync_files([(b"new\n", Target(out / "a")), (b"b\n", Target(out / "b"))],
+                         SyncOptions(noop=True), out=shown)
+    assert results == [Status.NOOP, Status.NOOP]
+    assert (out / "a").read_bytes() == b"old\n" and not (out / "b").exists()
+    assert "+new" in shown.getvalue() and stage_files(out) == []
+
+
+def test_sync_files_flushes_in_groups_below_the_open_file_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch keeps at most its limit of stage files open: a flush, then the renames, per
+    group (1,000 open stages would exhaust a default limit of 1,024 files)."""
+    import confd.flush
+    import confd.sync
+
+    groups: list[int] = []
+    real = confd.flush.flush
+    monkeypatch.setattr(confd.flush, "flush", lambda fds: (groups.append(len(fds)), real(fds))[1])
+    monkeypatch.setattr(confd.sync, "_open_stage_limit", lambda: 3)
+    items = [(f"{i}\n".encode(), Target(tmp_path / f"f{i}")) for i in range(8)]
+    assert sync_files(items) == [Status.CHANGED] * 8
+    assert groups == [3, 3, 2]
+    assert [(tmp_path / f"f{i}").read_text() for i in range(8)] == [f"{i}\n" for i in range(8)]
+
+
+def test_sync_files_a_stage_that_cannot_be_flushed_leaves_its_destination(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails on its way to the disk (EIO at fsync) is that file's error: its old
+    content stays and its stage goes; the others land."""
+    import confd.flush
+
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_bytes(b"old\n")
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").split("/")[-1].startswith(".b."):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(confd.flush, "_syncfs", lambda fd: False)  # as where it reports EIO
+    monkeypatch.setattr(confd.flush.os, "fsync", failing)
+    results = sync_files([(b"new\n", Target(tmp_path / n)) for n in ("a", "b", "c")])
+    assert results[0] is Status.CHANGED and results[2] is Status.CHANGED
+    assert isinstance(results[1], SyncError)
+    assert "cannot write stage file" in str(results[1]) and "Input/output error" in str(results[1])
+    assert [(tmp_path / n).read_bytes() for n in ("a", "b", "c")] == [b"new\n", b"old\n", b"new\n"]
+    assert stage_files(tmp_path) == []

@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, NamedTuple, Protocol
 
 from confd.config.resource import TemplateResource, store_key
 from confd.errors import BackendError, ConfdError
 from confd.log import get_logger
-from confd.sync import Status, SyncOptions, sync_directories, sync_file
+from confd.sync import Status, SyncOptions, sync_file, sync_files
 from plugin_sdk.database import DatabaseError
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future
-
     from confd.run.shared_read import SharedRead
     from confd.template.renderer import Renderer
     from confd.template.store import KVStore, Reads
@@ -48,17 +45,10 @@ class Copied(dict[str, str]):
 # when they cannot vouch for every key (the store is read then).
 Copies = Callable[["Database", Sequence[str]], "Copied | None"]
 
-# A batch syncs its destinations on threads from this many resources up: below it, threads cost
-# more than they save (starting 8 threads took ~7 ms of an 8-resource onetime run whose files
-# were all up to date). What they share out is creating and flushing files (~1.2 ms per new file
-# on this project's test disk alone, ~0.5 ms each with 8 threads).
-PARALLEL_SYNC_MIN = 16
-# Up to this many threads, one per 8 destinations: most of a sync on a real disk is waiting for
-# its fsync, and concurrent fsyncs share the journal's commits. On this project's test machine
-# (a fast virtual disk) 8 threads did as well as 32 for issue #13's 1,000 new files (0.41-0.52 s
-# either way beside a render thread) at less CPU, the rest spinning on the directory's lock;
-# but where an fsync takes milliseconds, 8 threads would take four times as long.
-SYNC_THREADS = 32
+# A batch syncs its destinations together (`sync_files`: one flush for all) from this many
+# resources up. Below it a file's own fsync costs less than what a group flush sets up (the
+# syncfs call is ~2.4 ms of imports, once).
+BATCH_SYNC_MIN = 16
 
 
 class Outcome(NamedTuple):
@@ -170,8 +160,9 @@ class Processor:
 
     def process_many(self, resources: Iterable[TemplateResource],
                      copies: Copies | None = None) -> Iterator[Outcome]:
-        """Render and sync `resources` as one batch; yields each outcome as it completes (in
-        order, but for destinations synced on threads). Never raises for a resource.
+        """Render and sync `resources` as one batch; yields each outcome as it completes: in
+        order, but for destinations synced together at the end (`sync_files`). Never raises
+        for a resource.
 
         Every database is read once for the whole batch, or not at all where `copies` (the
         watches' copies of the store, after a change they reported) holds the keys;
@@ -186,30 +177,22 @@ class Processor:
     def _batch(self, batch: list[TemplateResource],
                copies: Copies | None) -> Iterator[Outcome]:
         shared = self._shared_reads(batch, copies)
-        threaded = self._threaded(batch)
-        if not threaded:
-            for resource in batch:
-                yield self._finish(self._render(resource, shared.get(resource), copies))
+        together = self._together(batch)
+        staged: list[_Staged] = []
+        for resource in batch:
+            rendered = self._render(resource, shared.get(resource), copies)
+            if isinstance(rendered, _Staged) and resource in together:
+                staged.append(rendered)
+            else:
+                yield self._finish(rendered)
+        if not staged:
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        pending: list[Future[Outcome]] = []
-        renamed_in: set[Path] = set()  # flushed once each when the batch's syncs are done
-        executor = ThreadPoolExecutor(min(SYNC_THREADS, max(4, len(threaded) // 8)), "sync")
-        try:
-            for resource in batch:
-                staged = self._render(resource, shared.get(resource), copies)
-                if isinstance(staged, _Staged) and resource in threaded:
-                    pending.append(executor.submit(self._sync, staged, renamed_in))
-                else:
-                    yield self._finish(staged)
-                while pending and pending[0].done():
-                    yield pending.pop(0).result()
-            for future in pending:
-                yield future.result()
-        finally:
-            executor.shutdown(wait=True, cancel_futures=True)
-            sync_directories(renamed_in)
+        results = sync_files([(s.data, s.resource) for s in staged], self.options, out=self._out)
+        for done, result in zip(staged, results, strict=True):
+            if isinstance(result, Exception):
+                yield self._failed(done.resource, result, done.reads, done.values)
+            else:
+                yield Outcome(done.resource, result, None, done.reads, done.values)
 
     def run_once(self, resources: Iterable[TemplateResource]) -> list[Outcome]:
         """Process every resource given; the outcomes in the order of `resources`."""
@@ -252,19 +235,19 @@ class Processor:
                 shared[resource] = read
         return shared
 
-    def _threaded(self, batch: Sequence[TemplateResource]) -> set[TemplateResource]:
-        """The resources of `batch` whose sync may run on a thread: no command to run (those
-        stay in order on the caller's thread), a destination no other resource of the batch
+    def _together(self, batch: Sequence[TemplateResource]) -> set[TemplateResource]:
+        """The resources of `batch` to sync together once all are rendered: no command to run
+        (those sync in order as they render), a destination no other resource of the batch
         writes, and no --noop diff to print."""
-        if len(batch) < PARALLEL_SYNC_MIN or self.options.noop:
+        if len(batch) < BATCH_SYNC_MIN or self.options.noop:
             return set()
         commands = not self.options.sync_only
         dests: dict[object, int] = {}
         for resource in batch:
             dests[resource.dest] = dests.get(resource.dest, 0) + 1
-        threaded = {r for r in batch if dests[r.dest] == 1
+        together = {r for r in batch if dests[r.dest] == 1
                     and not (commands and (r.check_cmd or r.reload_cmd))}
-        return threaded if len(threaded) >= PARALLEL_SYNC_MIN else set()
+        return together if len(together) >= BATCH_SYNC_MIN else set()
 
     def _render(self, resource: TemplateResource, shared: SharedRead | Exception | None,
                 copies: Copies | None = None) -> _Staged | Outcome:
@@ -305,13 +288,11 @@ class Processor:
         except Exception as exc:  # noqa: BLE001 - one resource must not stop the others
             return self._failed(resource, exc, reads, values)
 
-    def _sync(self, staged: _Staged, renamed_in: set[Path] | None = None) -> Outcome:
-        """Bring the destination of `staged` in line (any thread); a failure is its Outcome.
-        With `renamed_in`, its directory is flushed later, once for the batch."""
+    def _sync(self, staged: _Staged) -> Outcome:
+        """Bring the destination of `staged` in line; a failure is its Outcome."""
         resource = staged.resource
         try:
-            status = sync_file(staged.data, resource, self.options, out=self._out,
-                               renamed_in=renamed_in)
+            status = sync_file(staged.data, resource, self.options, out=self._out)
         except Exception as exc:  # noqa: BLE001 - one resource must not stop the others
             return self._failed(resource, exc, staged.reads, staged.values)
         return Outcome(resource, status, None, staged.reads, staged.values)
