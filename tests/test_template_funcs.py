@@ -358,3 +358,14 @@ def test_srv_records_have_go_style_fields(dns_server: int, funcs: dict[str, Any]
     assert (record.Target, record.Port, record.Priority, record.Weight) == (
         record.target, record.port, record.priority, record.weight
     ) == ("ns.example.test.", 53, 0, 0)
+
+
+def test_every_template_function_is_known_as_confds_own() -> None:
+    """The renderer calls these without the sandbox's checks (`is_template_function`): each
+    function a template sees must be one, and nothing else may pass for one."""
+    from confd.template.functions import is_template_function, template_functions
+    from confd.template.store import KVStore
+
+    functions = template_functions(KVStore({}).view(None), include=lambda name, data=None: "")
+    assert functions and all(is_template_function(f) for f in functions.values())
+    assert not any(is_template_function(f) for f in (len, lambda: 1, str.format, "".join))

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from types import FunctionType
 from typing import Any, NamedTuple
 
 from confd.template.store import KeyNotFound, KVPair, KVView, clean_key
@@ -98,6 +99,15 @@ def _wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     call.__name__ = call.__qualname__ = name
     call.__doc__ = fn.__doc__
     return call
+
+
+_WRAPPED = _wrap("", len).__code__  # the code every `_wrap` closure shares
+
+
+def is_template_function(obj: Any) -> bool:
+    """Whether `obj` is one of confd's template functions (made by `_wrap`): safe to call from
+    a sandboxed template, and taking no Jinja context."""
+    return type(obj) is FunctionType and obj.__code__ is _WRAPPED
 
 
 # -- paths and strings ---------------------------------------------------------------------
