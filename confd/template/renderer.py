@@ -173,6 +173,7 @@ class Renderer:
     def __init__(self, templates_dir: Path, syntax: str = "auto",
                  cache: CompiledTemplates | None = None) -> None:
         self.templates_dir = Path(templates_dir)
+        self._dir = os.fspath(self.templates_dir)  # joined to names: a str, converted once
         self.syntax = syntax
         self.cache = cache  # Jinja's compiled code by content, on disk too
         self._root = os.path.normpath(os.path.abspath(self.templates_dir))
@@ -410,7 +411,7 @@ class Renderer:
         """What Jinja's loader returns for template `name`: its source (the one `syntax_of`
         just read, when the file has not changed since), file name, and an up-to-date check
         that uses the batch's one look at the file."""
-        path = os.path.normpath(os.path.join(os.fspath(self.templates_dir),
+        path = os.path.normpath(os.path.join(self._dir,
                                              *split_template_path(name)))
         stamp = self._stamp(path)
         read = self._read.pop(path, None)
@@ -496,7 +497,7 @@ class Renderer:
         return f"{where}{sep}{body}"
 
     def _path(self, src: str) -> str:
-        return os.path.join(os.fspath(self.templates_dir), src)
+        return os.path.join(self._dir, src)
 
     def _stamp(self, path: str) -> tuple[int, int]:
         stamps = self._stamps
