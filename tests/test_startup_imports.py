@@ -12,8 +12,9 @@ HEAVY = ("grpc", "yaml", "pyetcd", "consul", "redis", "kazoo", "hvac", "boto3", 
 # Light, but each a cost on every start that the env path does not need (see
 # docs/performance.md): they load only for the resource or template that uses them.
 ON_USE = ("base64", "dataclasses", "grp", "pwd", "decimal", "difflib", "confd.config.durations",
-          # sync threads and compile workers pay only for batches of 16 and 100 resources up
-          "concurrent.futures", "multiprocessing",
+          # a batch's group flush (syncfs through ctypes) and compile workers pay only for
+          # batches of 16 and 100 resources up
+          "concurrent.futures", "multiprocessing", "confd.flush", "ctypes",
           # click's gettext lookups import it, at import (version_option) and at every parse
           # (its help option); confd gives both texts itself
           "locale")
