@@ -2,9 +2,9 @@
 
 `Processor.process_many(resources)` is what every run loop uses: resources rendered together
 share one read per database (`confd.run.shared_read`), templates missing from the compiled cache
-are compiled ahead (in parallel when many), and destinations without commands are synced by a few
-threads, whose disk flushes the filesystem then joins, and each directory is flushed once per
-batch rather than once per file. `process` is one resource on its own read;
+are compiled ahead (in parallel when many), and the files of destinations without commands are
+staged, made durable together (`confd.sync.sync_files`: one syncfs where that is safe) and then
+renamed, each directory flushed once per batch. `process` is one resource on its own read;
 `run_once` is the onetime path. A failing resource is logged with its file and cause and never
 stops the others. A failed backend read is retried (`RetryPolicy`: the fork's
 --retry-max-attempts, --retry-base-delay, --retry-max-delay) before the render fails; a backend

@@ -68,8 +68,8 @@ CHUNK = 20  # templates per job sent to a worker
 SAMPLE = 50  # templates looked at before deciding whether a pass needs workers
 # A batch from this many templates up loads them all before it renders (`Renderer.prepare`):
 # reading a template and its compiled code (an open, two stats, a read each) took 0.3 to 0.7 ms
-# per template on this project's test disk while the batch's sync threads created files, ~20 us
-# before they start.
+# per template on this project's test disk while sync threads created files beside the renders
+# (as they did before `sync_files`), ~20 us before; loading first keeps a pass's reads together.
 PRELOAD_MIN = 16
 # A batch that compiled this many templates up keeps them in one pack file instead of one file
 # each: creating a file cost ~0.5 ms of kernel time on this project's test disk (1,000 templates:
