@@ -310,6 +310,8 @@ def sync_files(
     limit = _open_stage_limit()
 
     def settle() -> None:
+        if not staged:
+            return
         from confd.flush import flush
 
         failed = flush([stage.fd for _, stage in staged])
