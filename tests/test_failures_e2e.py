@@ -202,6 +202,28 @@ def test_full_disk_keeps_previous_file_and_frees_the_stage(
     assert dest.read_text() == "small again\n"
 
 
+def test_full_disk_in_a_batch_fails_only_the_file_that_does_not_fit(
+    site: Site, run_confd, small_fs
+) -> None:
+    """20 resources sync together (staged, flushed at once, then renamed): the one whose file
+    cannot fit fails alone, keeps its previous content and leaves no stage; the rest land.
+    (tmpfs gives each file a 4 KiB page at least: 20 files and their 20 stages fit in 256k.)"""
+    directory = small_fs("size=256k,mode=0755")
+    dests = [site.add(f"r{i:02d}", f'{{{{ getv("/app/v{i}") }}}}\n', dest=directory / f"r{i:02d}")
+             for i in range(20)]
+    site.set_values(**{f"v{i}": "one" for i in range(20)})
+    assert site.run(run_confd).returncode == 0
+    site.set_values(**{f"v{i}": "x" * 200_000 if i == 7 else "two" for i in range(20)})
+    result = site.run(run_confd)
+    output = no_traceback(result)
+    assert result.returncode == 1
+    assert f"{site.resource_path('r07')}: cannot write stage file" in output
+    assert "No space left on device" in output
+    assert [d.read_text() for d in dests] == ["one\n" if i == 7 else "two\n" for i in range(20)]
+    assert stage_files(directory) == []
+    assert "1 of 21 resources failed" in output
+
+
 # -- misbehaving plugins next to healthy resources --------------------------------------------
 
 
