@@ -7,11 +7,13 @@ daemon: the same class can be served in process or over the plugin protocol.
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "IDLE_WAIT",
@@ -169,21 +171,23 @@ def parse_settings(
     return values
 
 
-class _BackendLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """Prefixes each message with `backend 'NAME': `, as the backend's errors are."""
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        text = str(msg)
-        if not text.startswith(("backend ", "plugin ")):
-            msg = f"backend {self.extra['backend']!r}: {text}"  # type: ignore[index]
-        return msg, kwargs
-
-
 def backend_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg]
     """The logger of backend `name`: `confd.backends.NAME`, so its lines take confd's log
     format in process and reach the host as hclog JSON when served as a plugin; every
-    message names the backend."""
-    return _BackendLog(logging.getLogger(f"confd.backends.{name}"), {"backend": name})
+    message names the backend. (`logging` is imported here, by the backends that log, not
+    by every start: the env backend's never does.)"""
+    import logging
+
+    class BackendLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+        """Prefixes each message with `backend 'NAME': `, as the backend's errors are."""
+
+        def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+            text = str(msg)
+            if not text.startswith(("backend ", "plugin ")):
+                msg = f"backend {name!r}: {text}"
+            return msg, kwargs
+
+    return BackendLog(logging.getLogger(f"confd.backends.{name}"), {"backend": name})
 
 
 def select_prefix(key: str, requested: str) -> bool:

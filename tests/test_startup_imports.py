@@ -15,6 +15,8 @@ ON_USE = ("base64", "dataclasses", "grp", "pwd", "decimal", "difflib", "confd.co
           # a batch's group flush (syncfs through ctypes) and compile workers pay only for
           # batches of 16 and 100 resources up
           "concurrent.futures", "multiprocessing", "confd.flush", "ctypes",
+          # confd writes its own log lines until something else loads the logging package
+          "logging",
           # click's gettext lookups import it, at import (version_option) and at every parse
           # (its help option); confd gives both texts itself
           "locale")

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from confd.errors import BackendError
+from confd.log import attach
 from plugin_sdk.database import Database, DatabaseError
 
 BUILTINS: dict[str, str] = {
@@ -48,6 +49,7 @@ class Entry(NamedTuple):
         try:
             module = importlib.import_module(module_name)
             cls = getattr(module, attr)
+            attach()  # a backend that logs through the logging package finds confd's handler
         except ImportError as exc:
             raise BackendError(
                 f"backend {self.name!r}: cannot import {self.target} ({exc})"

@@ -421,7 +421,7 @@ def _main(argv: Sequence[str] | None) -> None:
 
 
 def logging_ready() -> bool:
-    """Whether confd's log handler is installed (else errors go to stderr bare)."""
-    import logging
+    """Whether confd's log output is set up (else errors go to stderr bare)."""
+    from confd.log import configured
 
-    return bool(logging.getLogger("confd").handlers)
+    return configured()

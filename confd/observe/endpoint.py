@@ -8,15 +8,15 @@ endpoint is on: http.server and what it imports cost ~30 ms of start-up.
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from confd.errors import ConfigError
+from confd.log import get_logger
 from confd.observe.metrics import Metrics
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def parse_address(text: str) -> tuple[str, int]:

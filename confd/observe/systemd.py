@@ -6,14 +6,15 @@ abstract socket names starting with `@`, and keeps the watchdog fed at half its 
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 
-log = logging.getLogger(__name__)
+from confd.log import get_logger
+
+log = get_logger(__name__)
 
 
 class Notifier:

@@ -9,7 +9,6 @@ list; an older plugin answers UNIMPLEMENTED and its `Configure` judges the setti
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -20,11 +19,12 @@ from confd.backends.plugin.describe import request_description
 from confd.backends.plugin.launch import LaunchOptions
 from confd.backends.plugin.process import PluginProcess
 from confd.errors import PluginError
+from confd.log import get_logger
 from plugin_sdk.database import Database, DatabaseError, WatchUnsupported, when_stopped
 from plugin_sdk.description import Description, check_settings
 from plugin_sdk.proto.confd_plugin import database_pb2, database_pb2_grpc
 
-log = logging.getLogger("confd.backends.plugin")
+log = get_logger("confd.backends.plugin")
 
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 5.0

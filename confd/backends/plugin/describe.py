@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from confd.log import get_logger
 from plugin_sdk.description import Description, SettingDescription
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from confd.backends.plugin.launch import LaunchOptions
 
-log = logging.getLogger("confd.backends.plugin")
+log = get_logger("confd.backends.plugin")
 
 _TIMEOUT = 10.0
 _VERSION = 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 import os
 import queue
 import shutil
@@ -27,6 +26,7 @@ from confd.backends.plugin.handshake import Handshake, parse_handshake
 from confd.backends.plugin.launch import LaunchOptions
 from confd.backends.plugin.stderr import relay
 from confd.errors import PluginError
+from confd.log import get_logger
 from plugin_sdk import protocol
 from plugin_sdk.mtls import (
     Certificate,
@@ -66,7 +66,7 @@ class PluginProcess:
         self.options = options
         self.name = options.name
         self.command = list(options.command)
-        self.log = logging.getLogger(f"confd.backends.plugin.{options.name}")
+        self.log = get_logger(f"confd.backends.plugin.{options.name}")
         self.handshake: Handshake | None = None
         self.channel: grpc.Channel | None = None
         self.stdio_supported: bool | None = None

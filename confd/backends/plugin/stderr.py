@@ -8,6 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from confd.log import Logger
 
 _LEVELS = {
     "trace": logging.DEBUG,
@@ -44,7 +48,7 @@ def classify(line: str) -> tuple[int, str]:
     return logging.DEBUG, text
 
 
-def relay(logger: logging.Logger, plugin: str, line: str) -> None:
+def relay(logger: Logger, plugin: str, line: str) -> None:
     """Log one stderr line of `plugin` at its level."""
     level, message = classify(line)
     if logger.isEnabledFor(level):
