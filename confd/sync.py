@@ -7,8 +7,6 @@ already holds the content, mode and owner wanted is left alone without staging a
 (creating and removing a stage file costs more than the render on some filesystems).
 """
 
-from __future__ import annotations
-
 import contextlib
 import enum
 import errno

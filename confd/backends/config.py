@@ -7,8 +7,6 @@ common flag the backend does not declare is left out (Go confd ignores `-scheme`
 env` too); `--backend-opt` and `[backends.NAME]` stay strict, so a misspelling is an error.
 """
 
-from __future__ import annotations
-
 from collections.abc import Collection, Mapping
 from typing import NamedTuple
 

@@ -4,8 +4,6 @@ Entries are import paths, loaded only when a backend is selected, so choosing
 `env` never imports an etcd, Consul, Redis or gRPC client.
 """
 
-from __future__ import annotations
-
 import importlib
 from collections.abc import Iterator, Mapping
 from typing import NamedTuple

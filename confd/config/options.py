@@ -8,8 +8,6 @@ it, the way `plugin_sdk.Setting` describes a backend's settings. The maintained 
 (abtreece/confd) timeout, retry and diff settings are here under its names and defaults.
 """
 
-from __future__ import annotations
-
 import os
 from typing import Any, NamedTuple
 

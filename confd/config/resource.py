@@ -6,8 +6,6 @@ owner/group names, command timeouts, a per-resource `[backend]` table, `wait`,
 the file (and key).
 """
 
-from __future__ import annotations
-
 import os
 import re
 import stat
@@ -113,7 +111,7 @@ class TemplateResource(NamedTuple):
     check_cmd_timeout: float = DEFAULT_CHECK_TIMEOUT
     reload_cmd_timeout: float = DEFAULT_RELOAD_TIMEOUT
     backend: BackendRef | None = None
-    wait: Wait | None = None
+    wait: "Wait | None" = None
     min_reload_interval: float = 0.0
     syntax: str | None = None
     output_format: str = ""  # json, yaml, yml, toml or xml: the output must parse as that
@@ -237,7 +235,7 @@ def _src(path: Path, templates_dir: Path, src: str, base: str | None = None) -> 
     return resolved
 
 
-def _wait(path: Path, raw: Any) -> Wait | None:
+def _wait(path: Path, raw: Any) -> "Wait | None":
     if raw is None:
         return None
     if not isinstance(raw, str):
@@ -389,7 +387,7 @@ def load_resources(
 
 
 def configured_resources(
-    settings: Settings, *, strict: bool = False, environ: Mapping[str, str] | None = None,
+    settings: "Settings", *, strict: bool = False, environ: Mapping[str, str] | None = None,
 ) -> tuple[list[TemplateResource], list[ConfigError]]:
     """`load_resources` as the settings say: their confdir, `--prefix`, command timeouts and
     cache directory (its default from `environ`)."""

@@ -7,8 +7,6 @@ semantics. Every function is wrapped so a failure surfaces as a `FunctionError` 
 function; messages never contain store values. Jinja and Go templates call the same map.
 """
 
-from __future__ import annotations
-
 import os
 import re
 from collections.abc import Callable, Iterable

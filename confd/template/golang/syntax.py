@@ -13,8 +13,6 @@ Go's `{{ getv "/x" }}`, `{{ .Key }}`, `{{ $x }}`, `{{/* c */}}` and pipelines in
 functions fail to parse as Jinja; Jinja's `{{ getv("/x") }}` and filters fail as Go.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import NamedTuple
 
