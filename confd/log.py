@@ -113,9 +113,14 @@ class Logger:
 
     def _log(self, level: int, msg: object, args: tuple[object, ...],
              kwargs: dict[str, Any]) -> None:
+        logger = self._logger
+        if logger is not None and _applied:  # through the package, set up: its level decides
+            if logger.isEnabledFor(level):
+                # stacklevel: the record names the caller of debug()/info()/..., not this module
+                logger.log(level, msg, *args, stacklevel=3, **kwargs)
+            return
         setup = _setup
         if setup is None or "logging" in sys.modules or kwargs.get("exc_info"):
-            # stacklevel: the record names the caller of debug()/info()/..., not this module
             self._stdlib().log(level, msg, *args, stacklevel=3, **kwargs)
             return
         if level < setup[0]:
