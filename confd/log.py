@@ -176,13 +176,14 @@ def attach() -> None:
     package is loaded (a no-op before). Whoever loads modules that log through the package
     itself (a backend's `backend_logger`) calls this after, so their records find it."""
     global _applied
-    setup = _setup
-    if _applied or setup is None or "logging" not in sys.modules:
+    if _applied or _setup is None or "logging" not in sys.modules:
         return
     import logging
 
-    with _lock:
-        levelno, fmt, stream = setup
+    with _lock:  # read again under the lock: a `setup_logging` meanwhile wins, not undone
+        if _applied or _setup is None:
+            return
+        levelno, fmt, stream = _setup
         logger = logging.getLogger(_ROOT)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)

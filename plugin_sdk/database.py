@@ -178,16 +178,24 @@ def backend_logger(name: str) -> logging.LoggerAdapter:  # type: ignore[type-arg
     by every start: the env backend's never does.)"""
     import logging
 
+    return _backend_log()(logging.getLogger(f"confd.backends.{name}"), {"backend": name})
+
+
+@functools.cache
+def _backend_log() -> type[logging.LoggerAdapter]:  # type: ignore[type-arg]
+    """The adapter class of `backend_logger`, made once the logging package is imported."""
+    import logging
+
     class BackendLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         """Prefixes each message with `backend 'NAME': `, as the backend's errors are."""
 
         def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
             text = str(msg)
             if not text.startswith(("backend ", "plugin ")):
-                msg = f"backend {name!r}: {text}"
+                msg = f"backend {self.extra['backend']!r}: {text}"  # type: ignore[index]
             return msg, kwargs
 
-    return BackendLog(logging.getLogger(f"confd.backends.{name}"), {"backend": name})
+    return BackendLog
 
 
 def select_prefix(key: str, requested: str) -> bool:

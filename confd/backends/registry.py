@@ -47,11 +47,11 @@ class Entry(NamedTuple):
         try:
             module = importlib.import_module(module_name)
             cls = getattr(module, attr)
-            attach()  # a backend that logs through the logging package finds confd's handler
         except ImportError as exc:
             raise BackendError(
                 f"backend {self.name!r}: cannot import {self.target} ({exc})"
             ) from exc
+        attach()  # a backend that logs through the logging package finds confd's handler
         if not (isinstance(cls, type) and issubclass(cls, Database)):
             raise BackendError(f"backend {self.name!r}: {self.target} is not a Database")
         return cls

@@ -21,7 +21,7 @@ from confd import __version__
 from confd.config.options import OPTIONS, Duration, Option
 from confd.config.settings import Settings, load_settings, log_options
 from confd.errors import ConfdError, ConfigError
-from confd.log import get_logger, setup_logging
+from confd.log import configured, get_logger, setup_logging
 
 __all__ = ["cli", "main", "normalize_argv", "settings_from_context", "CliState", "CONTEXT_SETTINGS"]
 
@@ -406,7 +406,7 @@ def _main(argv: Sequence[str] | None) -> None:
         status = cli.main(args, prog_name="confd", standalone_mode=False)
     except ConfdError as exc:
         log.error("%s", exc)
-        if not logging_ready():
+        if not configured():
             print(f"confd: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except click.ClickException as exc:
@@ -419,9 +419,3 @@ def _main(argv: Sequence[str] | None) -> None:
         sys.exit(130)
     sys.exit(status if isinstance(status, int) else 0)
 
-
-def logging_ready() -> bool:
-    """Whether confd's log output is set up (else errors go to stderr bare)."""
-    from confd.log import configured
-
-    return configured()
